@@ -47,7 +47,10 @@ def local_folder(name_or_path: str | os.PathLike) -> Path | None:
 
 
 def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
-    """A local folder as is, else a Hub repo id fetched with huggingface_hub (from the cache when offline)."""
+    """A local folder as is, else a Hub repo id fetched with huggingface_hub (from the cache when offline).
+
+    Only JSON configs and safetensors weights are fetched: nothing that would need unpickling.
+    """
     folder = local_folder(name_or_path)
     if folder is not None:
         return folder
@@ -55,7 +58,7 @@ def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None)
     if name.count("/") != 1 or name.startswith((".", "/")):
         raise CheckpointError(f"No folder {name!r}, and it is not a Hub repo id (owner/name) either.")
     try:
-        return Path(snapshot_download(name, revision=revision))
+        return Path(snapshot_download(name, revision=revision, allow_patterns=["*.json", "*.safetensors"]))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
         raise CheckpointError(
             f"Could not fetch {name!r} (revision {revision or 'main'}) from the Hugging Face Hub and it is "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .checkpoints import PROJECT_ROOT, CheckpointError, load_inverters, local_folder, read_config, resolve_folder
+from .checkpoints import PROJECT_ROOT, CheckpointError, load_inverters, read_config, resolve_folder
 from .detector import Detector
 from .inverters import InverterStack
 
@@ -93,17 +93,21 @@ def find_spec(name_or_folder: str) -> ModelSpec:
         ) from error
 
 
+def load_detector(name: str, revision: str | None, working_size: tuple[int, int], threshold: float = 0.7) -> Detector:
+    """A detector from a local folder or a Hub repo (safetensors only), named by `name` and `revision`."""
+    folder = resolve_folder(name, revision)
+    try:
+        detector = Detector.from_pretrained(str(folder), working_size=working_size, threshold=threshold)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{name!r} is not a loadable DETR (config.json + model.safetensors): {error}") from error
+    detector.name, detector.revision = name, revision
+    return detector
+
+
 def load_model(name_or_folder: str, device: str = "cpu") -> Model:
     """Load a detector and its inverters by registry name or checkpoint folder."""
     spec = find_spec(name_or_folder)
-    local = local_folder(spec.detector)
-    detector = Detector.from_pretrained(
-        str(local) if local else spec.detector,
-        revision=None if local else spec.revision,
-        working_size=spec.working_size,
-        threshold=spec.threshold,
-    )
-    detector.name, detector.revision = spec.detector, spec.revision
+    detector = load_detector(spec.detector, spec.revision, spec.working_size, spec.threshold)
     inverters = None
     if spec.inverters is not None:
         inverters, _ = load_inverters(spec.inverters, detector=detector, revision=spec.inverters_revision)

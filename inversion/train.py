@@ -1,0 +1,288 @@
+"""One trainer for the inverse modules, the objective as a parameter.
+
+    python -m inversion.train --model shapes --data data/shapes-train --out runs/shapes-inverters
+    accelerate launch --num_processes 8 -m inversion.train ...        (DDP on many GPUs)
+
+Read top to bottom: the config, then `train()` (setup, loop, validation, checkpoints).
+The detector is frozen and in eval mode; its targets are recomputed for every batch without
+gradients. Every inverse module has its own AdamW with warm-up and cosine decay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from .checkpoints import (
+    STATE_CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    load_training_state,
+    load_weights,
+    save_inverters,
+    save_training_state,
+)
+from .data import DatasetError, collate, open_dataset, split_dataset
+from .detector import Detector
+from .inverters import InverterConfig, InverterStack
+from .metrics import image_quality
+from .models import find_spec, load_detector
+from .objectives import EndToEndObjective, ModularObjective
+from .reconstruct import STAGE_SOURCES, input_image, reconstruct
+from .stages import STAGES, Source
+
+DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to OUT/train_config.json)."""
+
+    data: str
+    out: str = "runs/inverters"
+    model: str = "shapes"  # registry name or checkpoint folder: gives the detector and working size
+    detector: str | None = None  # overrides the model's detector (Hub id or folder)
+    revision: str | None = None
+    working_size: tuple[int, int] | None = None
+    data_split: str | None = None  # COCO split name, e.g. train2017
+    val_data: str | None = None  # a separate validation dataset; else a fixed part of `data`
+    val_split: str | None = None
+    val_fraction: float = 0.05
+    objective: str = "modular"  # or "end_to_end"
+    steps: int = 20_000
+    batch_size: int = 16
+    learning_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LEARNING_RATES))
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    val_every: int = 1000
+    val_images: int = 64
+    save_every: int = 1000
+    log_every: int = 50
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+    precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "no"
+    architecture: dict = field(default_factory=dict)  # InverterConfig overrides
+
+
+def detector_for(config: TrainConfig) -> Detector:
+    """The frozen detector the inverters are trained for: the model's, or --detector's."""
+    spec = find_spec(config.model)
+    name = config.detector or spec.detector
+    revision = config.revision if config.detector else spec.revision
+    return load_detector(name, revision, tuple(config.working_size or spec.working_size))
+
+
+def build_objective(config: TrainConfig, detector: Detector) -> ModularObjective | EndToEndObjective:
+    """The objective module holding the inverter stack(s) being trained."""
+    architecture = InverterConfig.for_detector(detector.config, detector.stride, **config.architecture)
+    if config.objective == "modular":
+        return ModularObjective(InverterStack(architecture))
+    if config.objective == "end_to_end":
+        return EndToEndObjective(architecture)
+    raise ValueError(f"Unknown objective {config.objective!r}: choose 'modular' or 'end_to_end'.")
+
+
+def build_optimizers(config: TrainConfig, objective) -> tuple[dict, dict]:
+    """One AdamW and one warm-up + cosine schedule per loss."""
+    optimizers, schedulers = {}, {}
+    for stage, parameters in objective.parameter_groups().items():
+        optimizers[stage] = torch.optim.AdamW(
+            parameters, lr=config.learning_rates[stage], weight_decay=config.weight_decay
+        )
+        schedulers[stage] = get_cosine_schedule_with_warmup(optimizers[stage], config.warmup_steps, config.steps)
+    return optimizers, schedulers
+
+
+@torch.no_grad()
+def validate(objective, detector: Detector, loader: DataLoader, max_images: int) -> dict:
+    """Chained reconstruction quality from every stage (MSE, PSNR, SSIM) and the local losses."""
+    objective.eval()
+    quality = {stage: {"mse": [], "psnr": [], "ssim": []} for stage in STAGES}
+    local = {stage: [] for stage in STAGES}
+    seen = 0
+    for images, _ in loader:
+        if seen >= max_images:
+            break
+        representations = detector.capture(images)
+        for stage, loss in objective(representations).items():
+            local[stage].append(float(loss))
+        for name, stack in objective.stacks().items():
+            sources = STAGE_SOURCES if not name else [Source(name.removeprefix("chain-"))]
+            for source, reconstructions in reconstruct(stack, representations, sources).items():
+                for index, image in enumerate(reconstructions):
+                    for metric, value in image_quality(image, input_image(representations, index)).items():
+                        quality[source.stage][metric].append(value)
+        seen += len(images)
+    objective.train()
+    mean = lambda values: sum(values) / max(1, len(values))  # noqa: E731
+    return {
+        "stages": {stage: {m: mean(v) for m, v in metrics.items()} for stage, metrics in quality.items()},
+        "local_loss": {stage: mean(values) for stage, values in local.items()},
+        "images": seen,
+    }
+
+
+def save(config: TrainConfig, objective, detector: Detector, optimizers, schedulers, step: int) -> None:
+    """Write the inverters (one folder per stack) and the training state into config.out."""
+    out = Path(config.out)
+    notes = {"objective": config.objective, "step": step, "train_config": asdict(config)}
+    for name, stack in objective.stacks().items():
+        save_inverters(stack, out / name, detector, notes)
+    save_training_state(out, step, optimizers, schedulers)
+
+
+def restore(config: TrainConfig, objective, optimizers, schedulers) -> int:
+    """Load the weights and training state written by `save`; return the step to continue from."""
+    out = Path(config.out)
+    if not (out / STATE_CONFIG_FILE).is_file():
+        raise CheckpointError(f"--resume: {out} has no {STATE_CONFIG_FILE} to continue from.")
+    for name, stack in objective.stacks().items():
+        load_weights(stack, out / name / WEIGHTS_FILE)
+    return load_training_state(out, optimizers, schedulers)
+
+
+def train(config: TrainConfig) -> dict:
+    """Train inverse modules as configured; return the last validation result."""
+    # -- setup ---------------------------------------------------------------------------------
+    precision = config.precision if config.precision != "auto" else ("bf16" if torch.cuda.is_available() else "no")
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.objective == "end_to_end")
+    accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp])
+    set_seed(config.seed)
+    if config.val_data:
+        train_set = open_dataset(config.data, config.data_split)
+        val_set = open_dataset(config.val_data, config.val_split)
+    else:
+        train_set, val_set = split_dataset(open_dataset(config.data, config.data_split), config.val_fraction, config.seed)
+    loader = DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size,
+        collate_fn=collate, num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
+    )
+    val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
+    detector = detector_for(config).to(accelerator.device)
+
+    objective = build_objective(config, detector).to(accelerator.device)
+    optimizers, schedulers = build_optimizers(config, objective)
+    start = restore(config, objective, optimizers, schedulers) if config.resume else 0
+    objective, loader, *prepared = accelerator.prepare(objective, loader, *optimizers.values())
+    optimizers = dict(zip(optimizers, prepared))
+    plain_objective = accelerator.unwrap_model(objective)
+
+    out = Path(config.out)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    log = (out / "metrics.jsonl").open("a") if accelerator.is_main_process else None
+
+    # -- loop ----------------------------------------------------------------------------------
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    progress = tqdm(range(start, config.steps), initial=start, total=config.steps,
+                    disable=not accelerator.is_main_process, desc=f"{config.objective} inverters")
+    result: dict = {}
+    started = time.time()
+    for step in progress:
+        images, _ = next(batches)
+        with accelerator.autocast():
+            representations = detector.capture(images)
+            losses = objective(representations)
+        accelerator.backward(sum(losses.values()))
+        for stage, optimizer in optimizers.items():
+            parameters = [p for group in optimizer.param_groups for p in group["params"]]
+            accelerator.clip_grad_norm_(parameters, config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedulers[stage].step()
+        done = step + 1
+        if log and (done % config.log_every == 0 or done == config.steps):
+            values = {stage: float(loss.detach()) for stage, loss in losses.items()}
+            progress.set_postfix({stage[:3]: f"{value:.3g}" for stage, value in values.items()})
+            lrs = {stage: schedulers[stage].get_last_lr()[0] for stage in schedulers}
+            rate = (done - start) * config.batch_size * accelerator.num_processes / (time.time() - started)
+            log.write(json.dumps({"step": done, "split": "train", "loss": values, "lr": lrs, "images_per_s": rate}) + "\n")
+            log.flush()
+        if done % config.val_every == 0 or done == config.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                result = validate(plain_objective, detector, val_loader, config.val_images)
+                log.write(json.dumps({"step": done, "split": "val", **result}) + "\n")
+                log.flush()
+        if done % config.save_every == 0 or done == config.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                save(config, plain_objective, detector, optimizers, schedulers, done)
+    if log:
+        log.close()
+    accelerator.end_training()
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    defaults = TrainConfig(data="")
+    parser = argparse.ArgumentParser(description="Train inverse modules for a DETR (modular by default).")
+    parser.add_argument("--data", required=True, help="COCO-format folder or folder of images")
+    parser.add_argument("--data-split", help="COCO split name inside --data, e.g. train2017")
+    parser.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
+    parser.add_argument("--val-split", help="COCO split name inside --val-data, e.g. val2017")
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    parser.add_argument("--out", default=defaults.out)
+    parser.add_argument("--model", default=defaults.model, help="model name in space_config.yaml (detector, working size)")
+    parser.add_argument("--detector", help="Hub id or folder of a DETR, overriding the model's")
+    parser.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+    parser.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
+    for name in ("steps", "batch_size", "warmup_steps", "val_every", "val_images", "save_every", "log_every",
+                 "workers", "seed"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    parser.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR",
+                        help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
+    parser.add_argument("--backbone-widths", type=int, nargs="+", help="inverse backbone channels per x2 step")
+    parser.add_argument("--prediction-input", choices=["onehot", "probabilities"])
+    parser.add_argument("--precision", choices=["auto", "bf16", "no"], default=defaults.precision)
+    parser.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+    args = parser.parse_args(argv)
+    rates = dict(DEFAULT_LEARNING_RATES)
+    for item in args.lr:
+        stage, _, value = item.partition("=")
+        if stage not in rates:
+            parser.error(f"--lr {item}: the stage must be one of {', '.join(STAGES)}")
+        rates[stage] = float(value)
+    architecture = {}
+    if args.backbone_widths:
+        architecture["backbone_widths"] = args.backbone_widths
+    if args.prediction_input:
+        architecture["prediction_input"] = args.prediction_input
+    fields = {k: v for k, v in vars(args).items() if k not in ("lr", "backbone_widths", "prediction_input")}
+    return TrainConfig(**fields, learning_rates=rates, architecture=architecture)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        result = train(config)
+    except (DatasetError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result:
+        summary = ", ".join(f"{s} {m['psnr']:.2f} dB" for s, m in result["stages"].items() if not math.isnan(m["psnr"]))
+        print(f"validation PSNR by stage: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
