@@ -1,0 +1,121 @@
+"""Speed, compute and memory of capture + reconstruction on DETR-R50's architecture (random weights).
+
+    python -m inversion.bench --json
+
+Builds DETR-R50 from its config (same compute as the real model; nothing is downloaded) and the
+default inverter stack for it, and prints one JSON object measured in this run at 480x640 on the
+CPU. Ratios are measured within the run, so a noisy machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+from .detector import Detector, normalise
+from .inverters import InverterConfig, InverterStack
+from .reconstruct import STAGE_SOURCES, reconstruct
+
+
+def detr_r50_config() -> DetrConfig:
+    """DETR-R50's architecture: ResNet-50 backbone (transformers' own), 6+6 layers, d=256, 100 queries."""
+    return DetrConfig(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=ResNetConfig(out_features=["stage4"]),
+        num_labels=91,
+    )
+
+
+def count_flops(function) -> int:
+    """Floating-point operations of one call, counted by torch.utils.flop_counter."""
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
+def median_seconds(function, repeats: int) -> float:
+    """Median wall time of `repeats` calls after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def run(repeats: int = 5, working_size: tuple[int, int] = (480, 640)) -> dict:
+    """Measure everything the benchmark reports; returns a JSON-able dict."""
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride)).eval()
+    canvas = detector.preprocess([_test_image(working_size)])
+    pixels, mask = normalise(canvas.pixels), canvas.pixel_mask
+    representations = detector.capture(canvas)
+
+    def plain_forward():
+        detector.model(pixel_values=pixels, pixel_mask=mask)
+
+    def capture_and_reconstruct():
+        reconstruct(stack, detector.capture(canvas), STAGE_SOURCES)
+
+    forward_flops = count_flops(plain_forward)
+    inverse_backbone_flops = count_flops(lambda: stack.backbone(representations.backbone))
+    stack_flops = count_flops(lambda: reconstruct(stack, representations, STAGE_SOURCES))
+    forward_s = median_seconds(plain_forward, repeats)
+    full_s = median_seconds(capture_and_reconstruct, repeats)
+    return {
+        "working_size": list(working_size),
+        "threads": torch.get_num_threads(),
+        "detr_forward_s": round(forward_s, 4),
+        "capture_and_reconstruct_all_s": round(full_s, 4),
+        "ratio": round(full_s / forward_s, 3),
+        "detr_forward_gflops": round(forward_flops / 1e9, 2),
+        "inverse_backbone_gflops": round(inverse_backbone_flops / 1e9, 2),
+        "inverse_backbone_flops_fraction": round(inverse_backbone_flops / forward_flops, 4),
+        "reconstruct_all_stages_gflops": round(stack_flops / 1e9, 2),
+        "parameters": {
+            "detr": sum(p.numel() for p in detector.model.parameters()),
+            **{f"inverse_{stage}": sum(p.numel() for p in stack.module(stage).parameters())
+               for stage in ("backbone", "encoder", "decoder", "prediction")},
+        },
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
+
+
+def _test_image(working_size: tuple[int, int]):
+    """A deterministic image of the working size."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    array = (torch.rand(*working_size, 3, generator=generator) * 255).to(torch.uint8).numpy()
+    return Image.fromarray(array)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark capture + reconstruction on DETR-R50's architecture.")
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    result = run(args.repeats)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+        print(f"capture + all reconstructions = {result['ratio']}x a plain DETR forward (target <= 2.0); "
+              f"inverse backbone = {result['inverse_backbone_flops_fraction']:.1%} of DETR's FLOPs (target <= 25%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
