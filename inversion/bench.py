@@ -42,15 +42,18 @@ def count_flops(function) -> int:
     return counter.get_total_flops()
 
 
-def median_seconds(function, repeats: int) -> float:
-    """Median wall time of `repeats` calls after one warm-up call."""
-    function()
-    times = []
+def paired_seconds(first, second, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times of `first` and `second`, alternated `repeats` times after one warm-up each,
+    so that load changes on a shared machine hit both sides alike."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for function, bucket in zip((first, second), times):
+            start = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - start)
+    return times
 
 
 @torch.no_grad()
@@ -72,14 +75,14 @@ def run(repeats: int = 5, working_size: tuple[int, int] = (480, 640)) -> dict:
     forward_flops = count_flops(plain_forward)
     inverse_backbone_flops = count_flops(lambda: stack.backbone(representations.backbone))
     stack_flops = count_flops(lambda: reconstruct(stack, representations, STAGE_SOURCES))
-    forward_s = median_seconds(plain_forward, repeats)
-    full_s = median_seconds(capture_and_reconstruct, repeats)
+    forward_times, full_times = paired_seconds(plain_forward, capture_and_reconstruct, repeats)
+    forward_s, full_s = statistics.median(forward_times), statistics.median(full_times)
     return {
         "working_size": list(working_size),
         "threads": torch.get_num_threads(),
         "detr_forward_s": round(forward_s, 4),
         "capture_and_reconstruct_all_s": round(full_s, 4),
-        "ratio": round(full_s / forward_s, 3),
+        "ratio": round(statistics.median(f / p for f, p in zip(full_times, forward_times)), 3),
         "detr_forward_gflops": round(forward_flops / 1e9, 2),
         "inverse_backbone_gflops": round(inverse_backbone_flops / 1e9, 2),
         "inverse_backbone_flops_fraction": round(inverse_backbone_flops / forward_flops, 4),

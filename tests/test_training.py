@@ -26,7 +26,8 @@ def fit(objective, representations, steps: int, learning_rates: dict) -> tuple[d
             optimizer.step()
             optimizer.zero_grad()
             schedulers[stage].step()
-    last = {stage: float(loss) for stage, loss in objective(representations).items()}
+    with torch.no_grad():
+        last = {stage: float(loss) for stage, loss in objective(representations).items()}
     return first, last
 
 
