@@ -117,28 +117,36 @@ class Detector(nn.Module):
     def capture(self, images: list[Image.Image] | Canvas) -> Representations:
         """Run DETR once on a batch and return every stage, every layer and the detections."""
         canvas = images if isinstance(images, Canvas) else self.preprocess(images)
-        pixels = canvas.pixels.to(self.device)
-        pixel_mask = canvas.pixel_mask.to(self.device)
+        representations = self.forward_stages(canvas.pixels.to(self.device), canvas.pixel_mask.to(self.device))
+        representations.content_sizes = canvas.content_sizes
+        representations.original_sizes = canvas.original_sizes
+        representations.detections = self.detections(representations.logits, representations.boxes, canvas.original_sizes)
+        return representations
+
+    def forward_stages(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> Representations:
+        """The differentiable forward behind `capture`: [0, 1] canvas pixels in, every stage out.
+
+        Gradients flow to `pixels` (the detector's own weights stay frozen); the sizes default to
+        the whole canvas and no detections are computed.
+        """
         detr = self.model.model
         with _record_outputs(detr.input_projection, detr.encoder.layers, detr.decoder.layers) as recorded:
             output = self.model(pixel_values=normalise(pixels), pixel_mask=pixel_mask)
         backbone = recorded["input_projection"][0]
         grid_mask = nn.functional.interpolate(pixel_mask[None].float(), size=backbone.shape[-2:])[0].bool()
         decoder_layers = [detr.decoder.layernorm(hidden) for hidden in recorded["decoder"][:-1]]
-        decoder = [torch.zeros_like(output.last_hidden_state), *decoder_layers, output.last_hidden_state]
-        representations = Representations(
+        canvas_size = tuple(pixels.shape[-2:])
+        return Representations(
             backbone=backbone,
             encoder=[backbone.flatten(2).transpose(1, 2), *recorded["encoder"]],
-            decoder=decoder,
+            decoder=[torch.zeros_like(output.last_hidden_state), *decoder_layers, output.last_hidden_state],
             logits=output.logits,
             boxes=output.pred_boxes,
             grid_mask=grid_mask,
             pixels=pixels,
-            content_sizes=canvas.content_sizes,
-            original_sizes=canvas.original_sizes,
+            content_sizes=[canvas_size] * len(pixels),
+            original_sizes=[canvas_size] * len(pixels),
         )
-        representations.detections = self.detections(output.logits, output.pred_boxes, canvas.original_sizes)
-        return representations
 
     def heads(self, decoder_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply DETR's class and box heads to a B x Q x d decoder output."""

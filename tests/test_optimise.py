@@ -1,0 +1,26 @@
+"""Optimisation-based inversion needs no trained inverter and does fit the features."""
+
+import pytest
+import torch
+
+from conftest import random_image
+from inversion.optimise import OptimiseConfig, optimise_inversion
+from inversion.stages import Source
+
+
+@pytest.mark.parametrize("stage", ["backbone", "encoder"])
+def test_optimisation_lowers_the_feature_error_tenfold(tiny_detector, stage):
+    reps = tiny_detector.capture([random_image(64, 96)])
+    progress = []
+    result = optimise_inversion(tiny_detector, reps, Source(stage), config=OptimiseConfig(steps=100),
+                                progress=lambda fraction, text: progress.append(fraction))
+    assert result.feature_errors[-1] <= result.feature_errors[0] / 10
+    assert result.image.shape == (3, 64, 96) and 0 <= result.image.min() and result.image.max() <= 1
+    assert progress[-1] == 1.0 and len(progress) == 100
+
+
+def test_padding_stays_out_of_the_optimised_image(tiny_detector):
+    reps = tiny_detector.capture([random_image(64, 40)])
+    result = optimise_inversion(tiny_detector, reps, Source("encoder", 1), config=OptimiseConfig(steps=3))
+    assert result.image.shape == (3, *reps.content_sizes[0])
+    assert not any(p.grad is not None for p in tiny_detector.model.parameters())
