@@ -41,23 +41,34 @@ def pixel_loss(images: torch.Tensor, representations: Representations) -> torch.
 
 
 class ModularObjective(nn.Module):
-    """Each inverse module against its local target (PAPER.md, "Training: modular")."""
+    """Each inverse module against its local target (PAPER.md, "Training: modular").
 
-    def __init__(self, stack: InverterStack):
+    `stages` chooses which modules train (all four by default); modules train independently, so
+    any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
+    """
+
+    def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES):
         super().__init__()
         self.stack = stack
+        self.stages = stages
 
     def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
-        stack, reps = self.stack, representations
-        token_mask = reps.grid_mask.flatten(1)[..., None]
-        return {
-            "backbone": pixel_loss(stack.backbone(reps.backbone), reps),
-            "encoder": masked_mse(stack.encoder(reps.encoder[-1], reps.grid_mask), reps.encoder[0], token_mask),
-            "decoder": masked_mse(stack.decoder(reps.decoder[-1], reps.grid_mask), reps.encoder[-1], token_mask),
-            "prediction": nn.functional.mse_loss(
-                stack.prediction(stack.prediction.encode(reps.logits, reps.boxes)), reps.decoder[-1]
-            ),
-        }
+        return {stage: getattr(self, f"_{stage}_loss")(representations) for stage in self.stages}
+
+    def _backbone_loss(self, reps: Representations) -> torch.Tensor:
+        return pixel_loss(self.stack.backbone(reps.backbone), reps)
+
+    def _encoder_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.encoder(reps.encoder[-1], reps.grid_mask)
+        return masked_mse(inverted, reps.encoder[0], reps.grid_mask.flatten(1)[..., None])
+
+    def _decoder_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.decoder(reps.decoder[-1], reps.grid_mask)
+        return masked_mse(inverted, reps.encoder[-1], reps.grid_mask.flatten(1)[..., None])
+
+    def _prediction_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.prediction(self.stack.prediction.encode(reps.logits, reps.boxes))
+        return nn.functional.mse_loss(inverted, reps.decoder[-1])
 
     def stacks(self) -> dict[str, InverterStack]:
         """The trained stack(s) by the name they are saved under ("" = the checkpoint folder itself)."""
@@ -65,7 +76,7 @@ class ModularObjective(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One optimizer's parameters per loss."""
-        return {stage: list(self.stack.module(stage).parameters()) for stage in STAGES}
+        return {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
 
 
 class EndToEndObjective(nn.Module):

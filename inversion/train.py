@@ -30,6 +30,7 @@ from .checkpoints import (
     STATE_CONFIG_FILE,
     WEIGHTS_FILE,
     CheckpointError,
+    load_inverters,
     load_training_state,
     load_weights,
     save_inverters,
@@ -37,6 +38,7 @@ from .checkpoints import (
 )
 from .data import DatasetError, collate, open_dataset, split_dataset
 from .detector import Detector
+from .feature_cache import CACHED_STAGES, FeatureCache, cached_representations, collate_features
 from .inverters import InverterConfig, InverterStack
 from .metrics import image_quality
 from .models import find_spec, load_detector
@@ -62,6 +64,9 @@ class TrainConfig:
     val_split: str | None = None
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
+    stages: tuple[str, ...] = STAGES  # modular: which inverse modules to train
+    init: str | None = None  # start from the weights of this inverter checkpoint
+    feature_cache: str | None = None  # train from cached detector targets (inversion.feature_cache)
     steps: int = 20_000
     batch_size: int = 16
     learning_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LEARNING_RATES))
@@ -89,10 +94,20 @@ def detector_for(config: TrainConfig) -> Detector:
 
 def build_objective(config: TrainConfig, detector: Detector) -> ModularObjective | EndToEndObjective:
     """The objective module holding the inverter stack(s) being trained."""
-    architecture = InverterConfig.for_detector(detector.config, detector.stride, **config.architecture)
+    if config.init:
+        stack, _ = load_inverters(config.init, detector=detector)
+        architecture = stack.config
+    else:
+        architecture = InverterConfig.for_detector(detector.config, detector.stride, **config.architecture)
+        stack = InverterStack(architecture)
     if config.objective == "modular":
-        return ModularObjective(InverterStack(architecture))
+        if config.feature_cache and not set(config.stages) <= set(CACHED_STAGES):
+            raise DatasetError(f"A feature cache trains only the {', '.join(CACHED_STAGES)} inverses: pass --stages "
+                               "from those (train the inverse backbone on images).")
+        return ModularObjective(stack, tuple(config.stages))
     if config.objective == "end_to_end":
+        if config.feature_cache:
+            raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
         return EndToEndObjective(architecture)
     raise ValueError(f"Unknown objective {config.objective!r}: choose 'modular' or 'end_to_end'.")
 
@@ -113,14 +128,14 @@ def validate(objective, detector: Detector, loader: DataLoader, max_images: int)
     """Chained reconstruction quality from every stage (MSE, PSNR, SSIM) and the local losses."""
     objective.eval()
     quality = {stage: {"mse": [], "psnr": [], "ssim": []} for stage in STAGES}
-    local = {stage: [] for stage in STAGES}
+    local: dict[str, list[float]] = {}
     seen = 0
     for images, _ in loader:
         if seen >= max_images:
             break
         representations = detector.capture(images)
         for stage, loss in objective(representations).items():
-            local[stage].append(float(loss))
+            local.setdefault(stage, []).append(float(loss))
         for name, stack in objective.stacks().items():
             sources = STAGE_SOURCES if not name else [Source(name.removeprefix("chain-"))]
             for source, reconstructions in reconstruct(stack, representations, sources).items():
@@ -168,12 +183,16 @@ def train(config: TrainConfig) -> dict:
         val_set = open_dataset(config.val_data, config.val_split)
     else:
         train_set, val_set = split_dataset(open_dataset(config.data, config.data_split), config.val_fraction, config.seed)
+    detector = detector_for(config).to(accelerator.device)
+    if config.feature_cache:
+        train_set = FeatureCache(config.feature_cache)
+        train_set.check_detector(detector)
     loader = DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size,
-        collate_fn=collate, num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
+        collate_fn=collate_features if config.feature_cache else collate, num_workers=config.workers,
+        generator=torch.Generator().manual_seed(config.seed),
     )
     val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
-    detector = detector_for(config).to(accelerator.device)
 
     objective = build_objective(config, detector).to(accelerator.device)
     optimizers, schedulers = build_optimizers(config, objective)
@@ -195,9 +214,12 @@ def train(config: TrainConfig) -> dict:
     result: dict = {}
     started = time.time()
     for step in progress:
-        images, _ = next(batches)
+        batch = next(batches)
         with accelerator.autocast():
-            representations = detector.capture(images)
+            if config.feature_cache:
+                representations = cached_representations(batch, accelerator.device)
+            else:
+                representations = detector.capture(batch[0])
             losses = objective(representations)
         accelerator.backward(sum(losses.values()))
         for stage, optimizer in optimizers.items():
@@ -244,6 +266,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
     parser.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="modular objective: which inverse modules to train (default all four)")
+    parser.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
+    parser.add_argument("--feature-cache", help="train from targets cached by inversion.feature_cache")
     for name in ("steps", "batch_size", "warmup_steps", "val_every", "val_images", "save_every", "log_every",
                  "workers", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -268,6 +294,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if args.prediction_input:
         architecture["prediction_input"] = args.prediction_input
     fields = {k: v for k, v in vars(args).items() if k not in ("lr", "backbone_widths", "prediction_input")}
+    fields["stages"] = tuple(fields["stages"])
     return TrainConfig(**fields, learning_rates=rates, architecture=architecture)
 
 
