@@ -295,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         architecture["prediction_input"] = args.prediction_input
     fields = {k: v for k, v in vars(args).items() if k not in ("lr", "backbone_widths", "prediction_input")}
     fields["stages"] = tuple(fields["stages"])
+    fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
     return TrainConfig(**fields, learning_rates=rates, architecture=architecture)
 
 
