@@ -14,14 +14,18 @@ import json
 import resource
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 
 from .detector import Detector, normalise
+from .feature_cache import CACHED_STAGES, FeatureCache, cached_representations, collate_features, write_cache
 from .inverters import InverterConfig, InverterStack
+from .objectives import ModularObjective
 from .reconstruct import STAGE_SOURCES, reconstruct
 
 
@@ -96,11 +100,46 @@ def run(repeats: int = 5, working_size: tuple[int, int] = (480, 640)) -> dict:
     }
 
 
-def _test_image(working_size: tuple[int, int]):
+def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: tuple[int, int] = (480, 640)) -> dict:
+    """Images/s training the encoder, decoder and prediction inverses from cached targets vs recomputing them."""
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    objective = ModularObjective(stack, CACHED_STAGES)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+    images = [_test_image(working_size, seed) for seed in range(batch_size)]
+    with tempfile.TemporaryDirectory() as folder:
+        cache = FeatureCache(write_cache(detector, images_as_dataset(images), folder, batch_size=batch_size, workers=0))
+        loader = DataLoader(cache, batch_size=batch_size, collate_fn=collate_features)
+
+        def step(representations):
+            sum(objective(representations).values()).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        def recomputing():
+            step(detector.capture(images))
+
+        def from_cache():
+            step(cached_representations(next(iter(loader)), torch.device("cpu")))
+
+        recompute_times, cached_times = paired_seconds(recomputing, from_cache, repeats)
+    recompute_rate = batch_size / statistics.median(recompute_times)
+    cached_rate = batch_size / statistics.median(cached_times)
+    return {"recompute_images_per_s": round(recompute_rate, 3), "cached_images_per_s": round(cached_rate, 3),
+            "speedup": round(cached_rate / recompute_rate, 2), "batch_size": batch_size}
+
+
+def images_as_dataset(images: list) -> list:
+    """(image, id) pairs: the item form the datasets in inversion.data yield."""
+    return [(image, index) for index, image in enumerate(images)]
+
+
+def _test_image(working_size: tuple[int, int], seed: int = 0):
     """A deterministic image of the working size."""
     from PIL import Image
 
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     array = (torch.rand(*working_size, 3, generator=generator) * 255).to(torch.uint8).numpy()
     return Image.fromarray(array)
 
@@ -109,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark capture + reconstruction on DETR-R50's architecture.")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--feature-cache", action="store_true",
+                        help="also measure training the transformer inverses from cached targets vs recomputing")
     args = parser.parse_args(argv)
     result = run(args.repeats)
+    if args.feature_cache:
+        result["feature_cache"] = feature_cache_speedup(repeats=min(args.repeats, 3))
     if args.json:
         print(json.dumps(result))
     else:
