@@ -3,6 +3,9 @@
 PYTHON_BIN ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
+# The browser test drives Debian's chromium; `make test` installs it when missing (as root, or with sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: app test bench
 
@@ -15,7 +18,11 @@ $(VENV)/installed.stamp: requirements.txt requirements-dev.txt
 app: $(VENV)/installed.stamp
 	$(PYTHON) app.py
 
-test: $(VENV)/installed.stamp
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+test: $(VENV)/installed.stamp $(CHROMIUM)
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest
 
 bench: $(VENV)/installed.stamp
