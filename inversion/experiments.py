@@ -170,7 +170,7 @@ def colour_perturbation(
     mask, object_index = _mask(original, object_index, mask_kind)
     recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
     after = model.detector.capture([recoloured])
-    both = concatenate(clean, after)
+    both = Representations.concat([clean, after])
     images = reconstruct(stack, both, STAGE_SOURCES)
     perturbed = _detected(both, 1)
     return PerturbationResult(
@@ -192,22 +192,6 @@ def require_inverters(model: Model) -> InverterStack:
             "from its representations. Choose another model."
         )
     return model.inverters
-
-
-def concatenate(first: Representations, second: Representations) -> Representations:
-    """Two captures (same working size) as one batch, so their reconstructions share one cascade."""
-    return Representations(
-        backbone=torch.cat([first.backbone, second.backbone]),
-        encoder=[torch.cat(pair) for pair in zip(first.encoder, second.encoder)],
-        decoder=[torch.cat(pair) for pair in zip(first.decoder, second.decoder)],
-        logits=torch.cat([first.logits, second.logits]),
-        boxes=torch.cat([first.boxes, second.boxes]),
-        grid_mask=torch.cat([first.grid_mask, second.grid_mask]),
-        pixels=torch.cat([first.pixels, second.pixels]),
-        content_sizes=first.content_sizes + second.content_sizes,
-        original_sizes=first.original_sizes + second.original_sizes,
-        detections=first.detections + second.detections,
-    )
 
 
 def match_detections(before: list[Detection], after: list[Detection]) -> list[DetectionChange]:

@@ -117,18 +117,18 @@ class Representations:
             raise ValueError(f"{source.stage} has layers 0 to {len(layers) - 1}; got layer {layer}.")
         return layers[layer]
 
-    def select(self, index: int) -> "Representations":
-        """The representations of image `index` alone, as a batch of one."""
-        part = slice(index, index + 1)
-        return Representations(
-            backbone=self.backbone[part],
-            encoder=[t[part] for t in self.encoder],
-            decoder=[t[part] for t in self.decoder],
-            logits=self.logits[part],
-            boxes=self.boxes[part],
-            grid_mask=self.grid_mask[part],
-            pixels=self.pixels[part],
-            content_sizes=self.content_sizes[part],
-            original_sizes=self.original_sizes[part],
-            detections=self.detections[part],
+    @classmethod
+    def concat(cls, parts: list["Representations"]) -> "Representations":
+        """Captures at the same working size as one batch (their reconstructions then share one cascade)."""
+        return cls(
+            backbone=torch.cat([part.backbone for part in parts]),
+            encoder=[torch.cat(layer) for layer in zip(*(part.encoder for part in parts))],
+            decoder=[torch.cat(layer) for layer in zip(*(part.decoder for part in parts))],
+            logits=torch.cat([part.logits for part in parts]),
+            boxes=torch.cat([part.boxes for part in parts]),
+            grid_mask=torch.cat([part.grid_mask for part in parts]),
+            pixels=torch.cat([part.pixels for part in parts]),
+            content_sizes=[size for part in parts for size in part.content_sizes],
+            original_sizes=[size for part in parts for size in part.original_sizes],
+            detections=[found for part in parts for found in part.detections],
         )
