@@ -24,3 +24,17 @@ def test_padding_stays_out_of_the_optimised_image(tiny_detector):
     result = optimise_inversion(tiny_detector, reps, Source("encoder", 1), config=OptimiseConfig(steps=3))
     assert result.image.shape == (3, *reps.content_sizes[0])
     assert not any(p.grad is not None for p in tiny_detector.model.parameters())
+
+
+def test_shapes_backbone_inversion_is_closer_to_the_input_than_a_blank_image():
+    from inversion.models import load_detector, model_specs
+    from inversion.shapes import generate_sample
+
+    spec = model_specs()["shapes"]
+    detector = load_detector(spec.detector, spec.revision, spec.working_size)
+    image, _ = generate_sample(3)
+    reps = detector.capture([image])
+    result = optimise_inversion(detector, reps, Source("backbone"), config=OptimiseConfig(steps=150))
+    target = reps.pixels[0]
+    blank = torch.full_like(target, 0.5)
+    assert torch.mean((result.image - target) ** 2) < torch.mean((blank - target) ** 2)
