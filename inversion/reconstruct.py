@@ -82,7 +82,7 @@ def figure(representations: Representations, reconstructions: dict[Source, list[
     panels = len(reconstructions) + 1
     columns = min(panels, 5)
     rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.8 * rows), squeeze=False, layout="constrained")
     axes = axes.ravel()
     original_height, original_width = representations.original_sizes[0]
     height, width = representations.content_sizes[0]
@@ -95,7 +95,6 @@ def figure(representations: Representations, reconstructions: dict[Source, list[
         axis.set_title(f"from {source.label}\nPSNR {quality['psnr']:.1f} dB  SSIM {quality['ssim']:.2f}", fontsize=9)
     for axis in axes:
         axis.axis("off")
-    fig.tight_layout()
     return fig
 
 
