@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 
-from .detector import Detector, normalise
+from .detector import DEFAULT_WORKING_SIZE, Detector, normalise
 from .feature_cache import CACHED_STAGES, FeatureCache, cached_representations, collate_features, write_cache
 from .inverters import InverterConfig, InverterStack
 from .objectives import ModularObjective
@@ -61,7 +61,7 @@ def paired_seconds(first, second, repeats: int) -> tuple[list[float], list[float
 
 
 @torch.no_grad()
-def run(repeats: int = 5, working_size: tuple[int, int] = (480, 640)) -> dict:
+def run(repeats: int = 5, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) -> dict:
     """Measure everything the benchmark reports; returns a JSON-able dict."""
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
@@ -100,7 +100,7 @@ def run(repeats: int = 5, working_size: tuple[int, int] = (480, 640)) -> dict:
     }
 
 
-def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: tuple[int, int] = (480, 640)) -> dict:
+def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) -> dict:
     """Images/s training the encoder, decoder and prediction inverses from cached targets vs recomputing them."""
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")

@@ -20,6 +20,7 @@ from .stages import Detection, Representations
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_WORKING_SIZE = (480, 640)  # the paper's canvas for DETR-R50 (a 15 x 20 grid at stride 32)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Detector(nn.Module):
     def __init__(
         self,
         model: DetrForObjectDetection,
-        working_size: tuple[int, int] = (480, 640),
+        working_size: tuple[int, int] = DEFAULT_WORKING_SIZE,
         name: str = "detr",
         revision: str | None = None,
         threshold: float = 0.7,
@@ -82,7 +83,7 @@ class Detector(nn.Module):
         cls,
         name_or_path: str,
         revision: str | None = None,
-        working_size: tuple[int, int] = (480, 640),
+        working_size: tuple[int, int] = DEFAULT_WORKING_SIZE,
         threshold: float = 0.7,
     ) -> "Detector":
         """Load a DETR from a Hub id (at a pinned `revision`) or a local folder saved with save_pretrained."""

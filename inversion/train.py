@@ -37,7 +37,7 @@ from .checkpoints import (
     save_training_state,
 )
 from .data import DatasetError, collate, open_dataset, split_dataset
-from .detector import Detector
+from .detector import DEFAULT_WORKING_SIZE, Detector
 from .feature_cache import CACHED_STAGES, FeatureCache, cached_representations, collate_features
 from .inverters import InverterConfig, InverterStack
 from .metrics import image_quality
@@ -85,11 +85,11 @@ class TrainConfig:
 
 
 def detector_for(config: TrainConfig) -> Detector:
-    """The frozen detector the inverters are trained for: the model's, or --detector's."""
+    """The frozen detector the inverters are trained for: the model's, or --detector's (at 480x640 by default)."""
+    if config.detector:
+        return load_detector(config.detector, config.revision, tuple(config.working_size or DEFAULT_WORKING_SIZE))
     spec = find_spec(config.model)
-    name = config.detector or spec.detector
-    revision = config.revision if config.detector else spec.revision
-    return load_detector(name, revision, tuple(config.working_size or spec.working_size))
+    return load_detector(spec.detector, spec.revision, tuple(config.working_size or spec.working_size))
 
 
 def build_objective(config: TrainConfig, detector: Detector) -> ModularObjective | EndToEndObjective:
