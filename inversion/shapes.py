@@ -59,12 +59,6 @@ def sample_rng(seed: int, index: int) -> Rng:
     return np.random.default_rng([seed, index])
 
 
-def hue_distance(a: float, b: float) -> float:
-    """Circular distance of two OpenCV hues (period 180)."""
-    d = abs(a - b) % 180
-    return min(d, 180 - d)
-
-
 def hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     """One OpenCV HSV colour (H 0..179, S and V 0..255) as RGB floats in [0, 1]."""
     pixel = np.array([[[round(h) % 180, round(s), round(v)]]], dtype=np.uint8)

@@ -36,10 +36,9 @@ from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 from transformers.models.detr.modeling_detr import DetrFrozenBatchNorm2d
 
 from inversion.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
+from inversion.detector import normalise
 from inversion.shapes import ID2LABEL, IMAGE_SIZE, ShapeObject, coco_dataset, generate_sample, sample_rng
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_SEED = 0
 HELDOUT_SEED = 1
 
@@ -114,8 +113,7 @@ def save_detector(model: DetrForObjectDetection, out: str | Path) -> None:
 def pixel_values(images: list[Image.Image]) -> torch.Tensor:
     """RGB images -> B x 3 x H x W, ImageNet-normalised."""
     x = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in images])).permute(0, 3, 1, 2)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x.float() / 255 - mean) / std
+    return normalise(x.float() / 255)
 
 
 def target(objects: list[ShapeObject], size: int) -> dict[str, torch.Tensor]:

@@ -9,10 +9,11 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from inversion.perturb import hue_distance
 from inversion.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from inversion.shapes import (
     CATEGORY_IDS, CLASS_NAMES, HUE_JITTER, PROTOTYPE_HUES, coco_dataset, export_coco, generate_sample,
-    hue_distance, sample_rng,
+    sample_rng,
 )
 
 DETECTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes" / "detector"
