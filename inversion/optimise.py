@@ -31,7 +31,7 @@ class OptimiseConfig:
 
     steps: int = 200
     learning_rate: float = 0.03
-    tv_weight: float = 3.0
+    tv_weight: float = 10.0
     range_weight: float = 10.0
     seed: int = 0
 

@@ -34,7 +34,7 @@ def test_shapes_backbone_inversion_is_closer_to_the_input_than_a_blank_image():
     detector = load_detector(spec.detector, spec.revision, spec.working_size)
     image, _ = generate_sample(3)
     reps = detector.capture([image])
-    result = optimise_inversion(detector, reps, Source("backbone"), config=OptimiseConfig(steps=150))
+    result = optimise_inversion(detector, reps, Source("backbone"), config=OptimiseConfig(steps=300, learning_rate=0.05))
     target = reps.pixels[0]
     blank = torch.full_like(target, 0.5)
     assert torch.mean((result.image - target) ** 2) < torch.mean((blank - target) ** 2)
