@@ -3,7 +3,8 @@
 The UI only: each user action loads its image on the CPU, then makes one @spaces.GPU call to a
 function of inversion.experiments, and renders what it returns. The models come from
 space_config.yaml (the environment variable INVERSION_SPACE_CONFIG names another file); they
-are loaded and placed on the device at import, as ZeroGPU requires.
+are loaded and placed on the device at import, as ZeroGPU requires. INVERSION_OPTIMISE_STEPS sets
+the steps per stage of optimisation-based inversion (default: each model's budget).
 """
 
 import spaces  # noqa: I001  (first: ZeroGPU patches torch before anything touches CUDA)
@@ -25,6 +26,7 @@ from inversion.perturb import PERTURBATIONS
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CATALOGUE = load_catalogue(os.environ.get("INVERSION_SPACE_CONFIG", SPACE_CONFIG), DEVICE)
 MODELS = CATALOGUE.models
+OPTIMISE_STEPS = int(os.environ.get("INVERSION_OPTIMISE_STEPS", 0)) or None  # None: experiments.optimise_budget
 EXAMPLES = [path for path in example_files() if example_model(path) in MODELS]
 
 MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
@@ -52,10 +54,21 @@ def raw_upload(payload):
 # ---------------------------------------------------------------- GPU calls, one per user action
 
 
-def gpu_seconds(model_name: str, images: int, reconstructions: int) -> int:
-    """A generous ZeroGPU budget for one request: grows with the canvas and the work asked for."""
+def gpu_seconds(model_name: str, images: int, reconstructions: int, optimisation_steps: int = 0) -> int:
+    """A generous ZeroGPU budget for one request: grows with the canvas and the work asked for.
+
+    At 480x640, a second per image and reconstruction and a tenth of one per optimisation step.
+    """
     height, width = MODELS[model_name].spec.working_size
-    return int(5 + images * (1 + reconstructions) * height * width / (480 * 640))
+    return int(5 + (images * (1 + reconstructions) + optimisation_steps / 10) * height * width / (480 * 640))
+
+
+def stage_seconds(model_name: str, image, all_layers: bool, optimised: bool, progress=None) -> int:
+    """The budget of a stage-reconstruction request (gpu_stages' arguments): reconstructions and optimisation."""
+    model = MODELS[model_name]
+    learned = 0 if model.inverters is None else 20 if all_layers else 4
+    steps = experiments.optimised_stage_steps(model, optimised, OPTIMISE_STEPS)
+    return gpu_seconds(model_name, 1, learned, 4 * steps)  # the four stages
 
 
 @contextmanager
@@ -73,10 +86,13 @@ def gpu_detect(model_name, image):
         return experiments.detect(MODELS[model_name], image)
 
 
-@spaces.GPU(duration=lambda model_name, image, all_layers: gpu_seconds(model_name, 1, 20 if all_layers else 4))
-def gpu_stages(model_name, image, all_layers):
+@spaces.GPU(duration=stage_seconds)
+def gpu_stages(model_name, image, all_layers, optimised, progress):
     with user_errors():
-        return experiments.stage_reconstructions(MODELS[model_name], image, all_layers)
+        return experiments.stage_reconstructions(
+            MODELS[model_name], image, all_layers, optimised, OPTIMISE_STEPS,
+            progress=lambda fraction, text: progress(fraction, desc=text),
+        )
 
 
 @spaces.GPU(duration=lambda model_name, image, layers, entry: gpu_seconds(model_name, 1, len(layers)))
@@ -143,12 +159,13 @@ def change_rows(changes) -> list[list[str]]:
     ]
 
 
-def run_stages(upload, model_name, all_layers, progress=gr.Progress()):
+def run_stages(upload, model_name, all_layers, optimised, progress=gr.Progress()):
     image = read_image(upload)
     progress(0.2, desc="Running DETR and the inverters")
-    result = gpu_stages(model_name, image, bool(all_layers))
+    result = gpu_stages(model_name, image, bool(all_layers), bool(optimised), progress)
     link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=bool(all_layers))
-    return annotated(result.input), gallery(result.panels), detection_summary(model_name, result.input), to_query(link)
+    summary = "\n\n".join(text for text in (detection_summary(model_name, result.input), result.note) if text)
+    return annotated(result.input), gallery(result.panels), gallery(result.optimised_panels), summary, to_query(link)
 
 
 def run_swap(upload, model_name, layers, entry, progress=gr.Progress()):
@@ -199,6 +216,11 @@ def perturb_example(*inputs):
     return original, *rest
 
 
+def show(visible: bool):
+    """Show or hide a component (the optimised gallery follows its checkbox)."""
+    return gr.update(visible=visible)
+
+
 def pick_object(event: gr.SelectData):
     """Clicking a box in the annotated image selects that object."""
     return event.index
@@ -208,8 +230,8 @@ def model_notice(model_name: str) -> str:
     lines = [f"**{label}** is not available here: {why}" for label, why in CATALOGUE.problems.items()]
     model = MODELS.get(model_name)
     if model is not None and model.inverters is None:
-        lines.append(f"**{model.spec.label}** has no trained inverters yet, so the tabs cannot reconstruct from it: "
-                     "choose another model.")
+        lines.append(f"**{model.spec.label}** has no trained inverters yet: stage reconstructions are "
+                     "optimisation-based (slower), and the layer swap and colour perturbation need trained inverters.")
     return "\n\n".join(f"⚠️ {line}" for line in lines)
 
 
@@ -344,6 +366,9 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
                 with gr.Column(scale=1):
                     stage_image = image_input()
                     all_layers = gr.Checkbox(label="Also every encoder and decoder layer")
+                    optimised = gr.Checkbox(label="Also optimisation-based inversion (slow)",
+                                            info="Gradient descent on the pixels, no trained inverter: "
+                                                 "learned and optimised side by side.")
                     stage_button = gr.Button("Reconstruct", variant="primary")
                 with gr.Column(scale=2):
                     stage_input = gr.AnnotatedImage(label="The detector's view of the input, and its detections",
@@ -351,9 +376,13 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
                     stage_summary = gr.Markdown()
             stage_gallery = gr.Gallery(label="Reconstructions (PSNR and SSIM to the input)", columns=4,
                                        object_fit="contain", format="png", height=300, elem_id="stage-gallery")
-            stage_in = [stage_image, model, all_layers]
-            stage_out = [stage_input, stage_gallery, stage_summary, link]
-            examples(run_stages, stage_in, stage_out, [[str(path), example_model(path), False] for path in EXAMPLES])
+            optimised_gallery = gr.Gallery(label="Optimisation-based reconstructions (PSNR and SSIM to the input)",
+                                           columns=4, object_fit="contain", format="png", height=300, visible=False,
+                                           elem_id="optimised-gallery")
+            stage_in = [stage_image, model, all_layers, optimised]
+            stage_out = [stage_input, stage_gallery, optimised_gallery, stage_summary, link]
+            examples(run_stages, stage_in, stage_out,
+                     [[str(path), example_model(path), False, False] for path in EXAMPLES])
 
         with gr.Tab("Layer swap", id="swap"):
             with gr.Row():
@@ -415,6 +444,7 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
     perturb_button.click(run_perturb, perturb_in, perturb_out, api_name="perturb")
     perturb_image.input(detect_objects, [model, perturb_image], [perturb_original, perturb_object], api_name="detect")
     perturb_original.select(pick_object, None, perturb_object, api_visibility="private")
+    optimised.change(show, optimised, optimised_gallery, api_visibility="private")
     model.change(on_model_change, [model, swap_layers], [notice, swap_layers], api_visibility="private")
     model.input(on_model_input, [model, perturb_image], [perturb_original, perturb_object], api_visibility="private")
     link.change(None, link, link, js=LINK_JS, api_visibility="private")

@@ -2,14 +2,17 @@
 
 Every function takes a loaded `Model` and an RGB PIL image (`inversion.images.load_image`),
 runs the detector once per image and sends all reconstructions of the request through the
-inverters in one `reconstruct` call. Images come back at the detector's working resolution
-(the input fitted inside the canvas, padding cropped), boxes in those pixels, metrics against
-the detector's view of the input. Problems the user can fix raise `ExperimentError`.
+inverters in one `reconstruct` call; stage reconstructions can also come from optimisation-based
+inversion (`inversion.optimise`), which needs no trained inverter. Images come back at the
+detector's working resolution (the input fitted inside the canvas, padding cropped), boxes in
+those pixels, metrics against the detector's view of the input. Problems the user can fix raise
+`ExperimentError`.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +23,7 @@ from PIL import Image
 from .inverters import InverterStack
 from .metrics import image_quality
 from .models import Model
+from .optimise import OptimiseConfig, optimise_inversion
 from .perturb import PERTURBATIONS, box_mask, grabcut_mask, perturb
 from .reconstruct import STAGE_SOURCES, input_image, layer_sources, reconstruct, to_pil
 from .similarity import layer_similarity
@@ -28,6 +32,9 @@ from .stages import Detection, Representations, Source
 MASK_KINDS = ("grabcut", "box", "image")
 ENTRIES = ("backbone", "encoder")  # where encoder layers may enter; decoder layers enter the inverse decoder
 MATCH_IOU = 0.5  # a detection of the perturbed image continues a clean one if their boxes overlap this much
+OPTIMISE_STEPS = 200  # optimisation steps per stage (the Shapes model on a CPU: a few seconds per stage)
+CPU_OPTIMISE_PIXELS = OPTIMISE_STEPS * 128 * 128  # on a CPU, steps x canvas pixels per stage stay within this
+MIN_OPTIMISE_STEPS = 10
 
 
 class ExperimentError(ValueError):
@@ -59,7 +66,9 @@ class Detected:
 @dataclass
 class StageResult:
     input: Detected
-    panels: list[Panel]
+    panels: list[Panel]  # by the learned inverters, or optimisation-based when the model has none
+    optimised_panels: list[Panel]  # optimisation-based, next to learned panels (when asked for)
+    note: str = ""  # says which reconstructions are optimisation-based, and with how many steps
 
 
 @dataclass
@@ -109,13 +118,51 @@ def detect(model: Model, image: Image.Image) -> Detected:
     return _detected(model.detector.capture([image]), 0)
 
 
-def stage_reconstructions(model: Model, image: Image.Image, all_layers: bool = False) -> StageResult:
-    """The image reconstructed from every stage (and, with all_layers, every encoder and decoder layer)."""
-    stack = require_inverters(model)
+def stage_reconstructions(
+    model: Model,
+    image: Image.Image,
+    all_layers: bool = False,
+    optimised: bool = False,
+    optimise_steps: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> StageResult:
+    """The image reconstructed from every stage (and, with all_layers, every encoder and decoder layer).
+
+    With `optimised`, also by optimisation-based inversion from the four stages; a model without
+    learned inverters always gets those instead. optimise_steps: per stage (default: the model's
+    budget); progress(fraction, text) follows the optimisation.
+    """
     reps = model.detector.capture([image])
+    steps = optimised_stage_steps(model, optimised, optimise_steps)
+    optimised_panels = _optimised_panels(model, reps, steps, progress) if steps else []
+    if model.inverters is None:
+        note = (f"{model.spec.label} has no trained inverters yet, so these reconstructions are optimisation-based: "
+                f"{steps} steps of gradient descent on the pixels per stage, until DETR's representation of them "
+                "matches (Mahendran and Vedaldi, 2015).")
+        if all_layers:
+            note += " Reconstructions from every encoder and decoder layer need trained inverters."
+        return StageResult(_detected(reps, 0), optimised_panels, [], note)
     sources = STAGE_SOURCES + (layer_sources(reps) if all_layers else [])
-    images = reconstruct(stack, reps, sources)
-    return StageResult(_detected(reps, 0), _panels(reps, images, 0))
+    panels = _panels(reps, reconstruct(model.inverters, reps, sources), 0)
+    note = (f"The second row is optimisation-based: {steps} steps of gradient descent on the pixels per stage, "
+            "no trained inverter." if optimised_panels else "")
+    return StageResult(_detected(reps, 0), panels, optimised_panels, note)
+
+
+def optimise_budget(model: Model) -> int:
+    """Optimisation steps per stage: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10)."""
+    if model.detector.device.type != "cpu":
+        return OPTIMISE_STEPS
+    height, width = model.detector.working_size
+    return max(MIN_OPTIMISE_STEPS, min(OPTIMISE_STEPS, CPU_OPTIMISE_PIXELS // (height * width)))
+
+
+def optimised_stage_steps(model: Model, optimised: bool, optimise_steps: int | None = None) -> int:
+    """Optimisation steps per stage a stage request makes: none if learned inverters suffice, else
+    `optimise_steps` or the model's budget (asked for, or the model has no learned inverters)."""
+    if not optimised and model.inverters is not None:
+        return 0
+    return optimise_steps or optimise_budget(model)
 
 
 def layer_choices(model: Model) -> list[str]:
@@ -188,8 +235,8 @@ def require_inverters(model: Model) -> InverterStack:
     """The model's inverters, or an ExperimentError saying plainly that it has none."""
     if model.inverters is None:
         raise ExperimentError(
-            f"The model {model.spec.label!r} has no trained inverters yet, so nothing can be reconstructed "
-            "from its representations. Choose another model."
+            f"The model {model.spec.label!r} has no trained inverters yet, which this experiment needs: choose "
+            "another model. Its stage reconstructions still work, by optimisation-based inversion."
         )
     return model.inverters
 
@@ -254,6 +301,25 @@ def _panels(reps: Representations, images: dict[Source, list[torch.Tensor]], ind
         quality = image_quality(batch[index], target)
         panels.append(Panel(source.label, to_pil(batch[index]), quality["psnr"], quality["ssim"]))
     return panels
+
+
+def _optimised_panels(
+    model: Model, reps: Representations, steps: int, progress: Callable[[float, str], None] | None
+) -> list[Panel]:
+    """The first image reconstructed from each stage by optimisation, progress reported over all stages."""
+    config = OptimiseConfig(steps=steps)
+    images = {}
+    for done, source in enumerate(STAGE_SOURCES):
+        report = _share(progress, done, len(STAGE_SOURCES))
+        images[source] = [optimise_inversion(model.detector, reps, source, config=config, progress=report).image]
+    return _panels(reps, images, 0)
+
+
+def _share(progress: Callable[[float, str], None] | None, done: int, total: int) -> Callable[[float, str], None] | None:
+    """One of `total` parts' progress reported as progress of the whole, `done` parts being finished."""
+    if progress is None:
+        return None
+    return lambda fraction, text: progress((done + fraction) / total, text)
 
 
 def _layer_source(name: str, entry: str, choices: list[str]) -> Source:

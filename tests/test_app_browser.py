@@ -1,10 +1,12 @@
 """The app in real headless Chromium (Debian's chromium, driven by Playwright): one example per tab.
 
-Opens the page, runs one example in each tab, checks the result images appear, opens a result
-link, and saves a screenshot of each tab to docs/screenshots/. It serves the trained Shapes
-model when checkpoints/shapes/inverters exists, else random-weight stand-ins.
+Opens the page, runs one example in each tab, checks the result images appear, adds the
+optimisation-based row (a few steps), opens a result link, and saves a screenshot of each tab to
+docs/screenshots/. It serves the trained Shapes model when checkpoints/shapes/inverters exists,
+else random-weight stand-ins.
 """
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +34,7 @@ def url(tmp_path_factory):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does).")
     folder = tmp_path_factory.mktemp("browser-app")
     config = SPACE_CONFIG if SHAPES_READY else standin_config(folder)
+    os.environ["INVERSION_OPTIMISE_STEPS"] = "3"  # the app process inherits it: a fast optimised row
     with app_process(config, folder) as (_, address):
         yield address
 
@@ -85,6 +88,15 @@ def test_stage_reconstructions_example(page):
         playwright_regex(r"\?model=shapes&example=shapes_15\.png$"))
     assert "example=shapes_15.png" in page.url
     screenshot(page, "stages")
+
+
+def test_optimised_row_next_to_the_learned_one(page):
+    playwright.expect(page.locator("#optimised-gallery")).to_be_hidden()
+    page.get_by_label("Also optimisation-based inversion (slow)").check()
+    page.get_by_role("button", name="Reconstruct").locator("visible=true").first.click()
+    playwright.expect(page.locator("#optimised-gallery img").nth(3)).to_be_visible()
+    playwright.expect(page.locator("#optimised-gallery")).to_contain_text("prediction · PSNR")
+    playwright.expect(page.locator("#stage-gallery img").nth(3)).to_be_visible()
 
 
 def test_layer_swap_example(page):

@@ -66,12 +66,13 @@ def files(tmp_path_factory):
     return paths
 
 
-def stages(client, path, model="shapes", all_layers=False):
-    return client.predict(handle_file(str(path)), model, all_layers, api_name="/stages")
+def stages(client, path, model="shapes", all_layers=False, optimised=False):
+    return client.predict(handle_file(str(path)), model, all_layers, optimised, api_name="/stages")
 
 
 def check_stage_result(result, size=None):
-    annotated, gallery, summary, query = result
+    annotated, gallery, optimised_gallery, summary, query = result
+    assert optimised_gallery == []
     assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
     assert all(re.search(r"PSNR \d+\.\d dB · SSIM -?\d\.\d\d", item["caption"]) for item in gallery)
     if size is not None:
@@ -86,7 +87,7 @@ def test_every_endpoint_answers(client, files):
 
     summary, query = check_stage_result(stages(client, files["shapes"], all_layers=False), size=(128, 128))
     assert summary.startswith("16 detected")
-    _, gallery, _, _ = stages(client, files["shapes"], all_layers=True)
+    _, gallery, _, _, _ = stages(client, files["shapes"], all_layers=True)
     assert len(gallery) == 4 + 2 * 4
 
     gallery, heat_map, query = client.predict(handle_file(str(files["shapes"])), "shapes",
@@ -148,9 +149,10 @@ def test_no_detection_is_explained(served, client, files):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda c, f: stages(c, f, model="bare"), "no trained inverters"),
+    (lambda c, f: c.predict(handle_file(str(f)), "bare", ["encoder 1"], "backbone", api_name="/layer_swap"),
+     "no trained inverters"),
     (lambda c, f: stages(c, f, model="nonsense"), "nonsense is not in the list of choices"),
-    (lambda c, f: c.predict(None, "shapes", False, api_name="/stages"), "Upload an image"),
+    (lambda c, f: c.predict(None, "shapes", False, False, api_name="/stages"), "Upload an image"),
     (lambda c, f: c.predict(handle_file(str(f)), "shapes", [], "backbone", api_name="/layer_swap"), "at least one"),
     (lambda c, f: c.predict(handle_file(str(f)), "shapes", 40, "box", "red", 90, api_name="/perturb"),
      "no object 40"),
@@ -161,6 +163,30 @@ def test_bad_requests_get_a_clear_message(client, files, call, message):
     with pytest.raises(AppError, match=message):
         call(client, files["shapes"])
     check_stage_result(stages(client, files["shapes"]))
+
+
+def test_learned_and_optimised_reconstructions_side_by_side(client, files):
+    _, gallery, optimised_gallery, summary, _ = stages(client, files["shapes"], optimised=True)
+    assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
+    assert [item["caption"].split(" ·")[0] for item in optimised_gallery] == STAGES
+    assert all(re.search(r"PSNR \d+\.\d dB · SSIM -?\d\.\d\d", item["caption"]) for item in optimised_gallery)
+    assert all(Image.open(item["image"]).size == (128, 128) for item in optimised_gallery)
+    assert "The second row is optimisation-based: 3 steps" in summary  # INVERSION_OPTIMISE_STEPS of the test server
+
+
+def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, files):
+    _, gallery, optimised_gallery, summary, _ = stages(client, files["exif"], model="bare")
+    assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
+    assert all(Image.open(item["image"]).size == (64, 128) for item in gallery) and optimised_gallery == []
+    assert "has no trained inverters yet, so these reconstructions are optimisation-based" in summary
+
+
+def test_the_gpu_budget_counts_the_optimisation_steps(served):
+    app = served[0]
+    assert app.stage_seconds("shapes", None, False, False) == app.gpu_seconds("shapes", 1, 4)
+    assert app.stage_seconds("shapes", None, True, True) == app.gpu_seconds("shapes", 1, 20, 4 * 3)
+    assert app.stage_seconds("bare", None, True, False) == app.gpu_seconds("bare", 1, 0, 4 * 3)
+    assert app.gpu_seconds("shapes", 1, 4, 4 * 200) > app.gpu_seconds("shapes", 1, 4) + 3  # 200 steps per stage
 
 
 def test_an_example_is_named_in_the_link(client):

@@ -19,7 +19,7 @@ from inversion.models import ModelSpec, model_specs
 from inversion.perturb import hue_distance, mean_hue
 from inversion.shapes import generate_sample
 from inversion.standins import save_standin, shapes_config
-from inversion.stages import Detection
+from inversion.stages import STAGES, Detection
 
 SHAPES_READY = (PROJECT_ROOT / "checkpoints/shapes/inverters/inverters.json").is_file()
 needs_shapes = pytest.mark.skipif(not SHAPES_READY, reason="the trained Shapes inverters are not in checkpoints/ yet")
@@ -147,11 +147,50 @@ def test_bad_perturbation_requests_are_refused_with_a_reason(model, shapes_image
         experiments.colour_perturbation(model, shapes_image, *args)
 
 
-def test_a_model_without_inverters_says_so(standin_entry, shapes_image):
+def test_a_model_without_inverters_gets_optimised_stage_reconstructions(standin_entry):
     bare, _ = load_spec(standin_spec(standin_entry, inverters=False))
-    with pytest.raises(ExperimentError, match="no trained inverters"):
-        experiments.stage_reconstructions(bare, shapes_image)
+    image = Image.new("RGB", (200, 100), (30, 120, 200))  # wide: fitted into 128 x 64
+    progress = []
+    result = experiments.stage_reconstructions(bare, image, all_layers=True, optimise_steps=3,
+                                               progress=lambda fraction, text: progress.append((fraction, text)))
+    assert [panel.label for panel in result.panels] == list(STAGES)
+    assert result.optimised_panels == []
+    for panel in result.panels:
+        assert panel.image.size == (128, 64)
+        assert 0 < panel.psnr < 100 and -1 <= panel.ssim <= 1
+    fractions = [fraction for fraction, _ in progress]
+    assert len(progress) == 4 * 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert "prediction" in progress[-1][1]
+    assert "no trained inverters yet" in result.note and "3 steps" in result.note
+    assert "every encoder and decoder layer need trained inverters" in result.note
+
+
+def test_other_experiments_without_inverters_say_so(standin_entry, shapes_image):
+    bare, _ = load_spec(standin_spec(standin_entry, inverters=False))
+    with pytest.raises(ExperimentError, match="no trained inverters yet.*stage reconstructions still work"):
+        experiments.layer_swap(bare, shapes_image, ["encoder 1"])
     assert experiments.detect(bare, shapes_image).view.size == (128, 128)
+
+
+def test_learned_and_optimised_reconstructions_side_by_side(model, shapes_image):
+    result = experiments.stage_reconstructions(model, shapes_image, optimised=True, optimise_steps=2)
+    assert [panel.label for panel in result.panels] == list(STAGES)
+    assert [panel.label for panel in result.optimised_panels] == list(STAGES)
+    assert {panel.image.size for panel in result.panels + result.optimised_panels} == {(128, 128)}
+    assert all(0 < panel.psnr < 100 and -1 <= panel.ssim <= 1 for panel in result.optimised_panels)
+    assert result.note.startswith("The second row is optimisation-based: 2 steps")
+    assert experiments.stage_reconstructions(model, shapes_image).note == ""
+
+
+def test_the_optimisation_budget_shrinks_with_the_canvas_on_a_cpu(model):
+    assert experiments.optimise_budget(model) == experiments.OPTIMISE_STEPS  # 128 x 128
+    assert experiments.optimised_stage_steps(model, optimised=False) == 0  # learned inverters suffice
+    assert experiments.optimised_stage_steps(model, optimised=True, optimise_steps=7) == 7
+    size, model.detector.working_size = model.detector.working_size, (480, 640)
+    try:
+        assert experiments.optimise_budget(model) == 10  # DETR-R50's canvas
+    finally:
+        model.detector.working_size = size
 
 
 def test_detection_changes_name_label_changes_losses_and_score_deltas():

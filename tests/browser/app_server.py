@@ -3,6 +3,7 @@
 The stand-in config offers `shapes` (the Shapes architecture with random weights, every query a
 detection), `detr-resnet-50` (the real Hub entry: unreachable offline, so reported on screen)
 and `bare` (a detector without inverters). Used by the gradio_client and the browser tests.
+`serve` keeps optimisation-based inversion short (3 steps per stage) so the tests stay fast.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def serve(folder: Path):
         os.environ["INVERSION_SPACE_CONFIG"] = str(standin_config(folder))
         os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder / "examples-cache")
         os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+        os.environ["INVERSION_OPTIMISE_STEPS"] = "3"
         app = importlib.import_module("app")
         port = free_port()
         app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
