@@ -22,12 +22,14 @@ from inversion.app_state import EXAMPLES_DIR, LinkState, example_files, example_
 from inversion.images import ImageInputError, load_image
 from inversion.models import SPACE_CONFIG
 from inversion.perturb import PERTURBATIONS
+from inversion.tradeoff import live as tradeoff
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CATALOGUE = load_catalogue(os.environ.get("INVERSION_SPACE_CONFIG", SPACE_CONFIG), DEVICE)
 MODELS = CATALOGUE.models
 OPTIMISE_STEPS = int(os.environ.get("INVERSION_OPTIMISE_STEPS", 0)) or None  # None: experiments.optimise_budget
 EXAMPLES = [path for path in example_files() if example_model(path) in MODELS]
+SWEEP = tradeoff.load_shipped_sweep()
 
 MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
 PERTURBATION_CHOICES = [
@@ -224,6 +226,15 @@ def show(visible: bool):
 def pick_object(event: gr.SelectData):
     """Clicking a box in the annotated image selects that object."""
     return event.index
+
+
+def run_tradeoff(arch, latent, lam, progress=gr.Progress()):
+    """Train one small classifier-autoencoder on digits (CPU, seconds) and place it on the shipped sweep."""
+    result = tradeoff.train_live(arch, int(latent), float(lam), progress=progress)
+    stopped = "" if result.steps >= result.planned_steps else f" (stopped after {result.steps} of {result.planned_steps} steps: the machine is busy)"
+    summary = (f"**{arch}, latent {result.latent}, λ = {result.lam:g}**: test accuracy {result.accuracy:.1%}, "
+               f"reconstruction MSE {result.mse:.4f}, trained in {result.seconds:.1f} s{stopped}.")
+    return result.grid(), summary, tradeoff.figure(SWEEP, "frontier", archs=[arch], highlight=result.point())
 
 
 def model_notice(model_name: str) -> str:
@@ -433,6 +444,23 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
                      [[str(path), example_model(path), 0, "grabcut", kinds[i % len(kinds)], 90]
                       for i, path in enumerate(EXAMPLES)])
 
+        with gr.Tab("Classification vs reconstruction", id="tradeoff"):
+            gr.Markdown(tradeoff.ABOUT)
+            with gr.Row():
+                with gr.Column(scale=1):
+                    tradeoff_arch = gr.Dropdown(tradeoff.architectures(SWEEP), value="fc-m", label="Architecture")
+                    tradeoff_latent = gr.Radio(tradeoff.latents(SWEEP), value=8, label="Latent size")
+                    tradeoff_lambda = gr.Slider(0, 1, value=0.5, step=0.1, label="λ (weight of reconstruction)")
+                    tradeoff_button = gr.Button("Train on digits", variant="primary")
+                with gr.Column(scale=2):
+                    tradeoff_digits = gr.Image(label="Test digits (top) and their reconstructions (bottom)",
+                                               format="png", elem_id="tradeoff-digits")
+                    tradeoff_summary = gr.Markdown()
+            tradeoff_plot = gr.Plot(tradeoff.figure(SWEEP, "frontier", archs=["fc-m"]),
+                                    label="Shipped digits sweep: accuracy against reconstruction MSE (star: your run)")
+            for plot_name in ("accuracy", "mse"):
+                gr.Plot(tradeoff.figure(SWEEP, plot_name), label=f"Shipped sweep: test {plot_name} against λ")
+
         with gr.Tab("About", id="about"):
             gr.HTML(method_picture())
             gr.Markdown(ABOUT)
@@ -442,6 +470,8 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
     stage_button.click(run_stages, stage_in, stage_out, api_name="stages")
     swap_button.click(run_swap, swap_in, swap_out, api_name="layer_swap")
     perturb_button.click(run_perturb, perturb_in, perturb_out, api_name="perturb")
+    tradeoff_button.click(run_tradeoff, [tradeoff_arch, tradeoff_latent, tradeoff_lambda],
+                          [tradeoff_digits, tradeoff_summary, tradeoff_plot], api_name="tradeoff")
     perturb_image.input(detect_objects, [model, perturb_image], [perturb_original, perturb_object], api_name="detect")
     perturb_original.select(pick_object, None, perturb_object, api_visibility="private")
     optimised.change(show, optimised, optimised_gallery, api_visibility="private")

@@ -83,7 +83,7 @@ def check_stage_result(result, size=None):
 
 def test_every_endpoint_answers(client, files):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb"}
+    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff"}
 
     summary, query = check_stage_result(stages(client, files["shapes"], all_layers=False), size=(128, 128))
     assert summary.startswith("16 detected")
@@ -109,6 +109,11 @@ def test_every_endpoint_answers(client, files):
     assert (before != after).any()
     state = from_query(_params(query), ["shapes"], [])
     assert (state.tab, state.object, state.mask, state.perturbation) == ("perturb", 2, "box", "rotate240")
+
+    digits, summary, plot = client.predict("fc-s", 4, 0.0, api_name="/tradeoff")
+    assert Image.open(digits).size == (10 * 8 * 12 + 9 * 2 * 12, (2 * 8 + 2) * 12)  # ten test digits over their reconstructions
+    accuracy = float(summary.split("test accuracy ")[1].split("%")[0])
+    assert 50 < accuracy <= 100 and "λ = 0" in summary
 
 
 @pytest.mark.parametrize("name, message", [
