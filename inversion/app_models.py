@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .checkpoints import CheckpointError, load_inverters
-from .models import SPACE_CONFIG, Model, ModelSpec, load_detector, model_specs, read_space_config
+from .checkpoints import CheckpointError
+from .models import SPACE_CONFIG, Model, ModelSpec, load_detector, load_inverters_for, model_specs, read_space_config
 
 
 @dataclass
@@ -24,13 +24,10 @@ class Catalogue:
 def load_spec(spec: ModelSpec, device: str = "cpu") -> tuple[Model, str | None]:
     """A model from its spec, plus a note when its inverters could not be loaded (then None)."""
     detector = load_detector(spec.detector, spec.revision, spec.working_size, spec.threshold).to(device)
-    if spec.inverters is None:
-        return Model(spec, detector, None), None
     try:
-        inverters, _ = load_inverters(spec.inverters, detector=detector, revision=spec.inverters_revision)
+        return Model(spec, detector, load_inverters_for(spec, detector, device)), None
     except CheckpointError as error:
         return Model(spec, detector, None), f"its inverters could not be loaded: {error}"
-    return Model(spec, detector, inverters.to(device)), None
 
 
 def load_catalogue(path: str | os.PathLike = SPACE_CONFIG, device: str = "cpu") -> Catalogue:

@@ -104,12 +104,16 @@ def load_detector(name: str, revision: str | None, working_size: tuple[int, int]
     return detector
 
 
+def load_inverters_for(spec: ModelSpec, detector: Detector, device: str = "cpu") -> InverterStack | None:
+    """The spec's inverters, checked against its detector and on `device`; None when it names none."""
+    if spec.inverters is None:
+        return None
+    inverters, _ = load_inverters(spec.inverters, detector=detector, revision=spec.inverters_revision)
+    return inverters.to(device)
+
+
 def load_model(name_or_folder: str, device: str = "cpu") -> Model:
     """Load a detector and its inverters by registry name or checkpoint folder."""
     spec = find_spec(name_or_folder)
-    detector = load_detector(spec.detector, spec.revision, spec.working_size, spec.threshold)
-    inverters = None
-    if spec.inverters is not None:
-        inverters, _ = load_inverters(spec.inverters, detector=detector, revision=spec.inverters_revision)
-        inverters.to(device)
-    return Model(spec, detector.to(device), inverters)
+    detector = load_detector(spec.detector, spec.revision, spec.working_size, spec.threshold).to(device)
+    return Model(spec, detector, load_inverters_for(spec, detector, device))
