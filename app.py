@@ -11,25 +11,26 @@ import spaces  # noqa: I001  (first: ZeroGPU patches torch before anything touch
 
 import base64
 import os
+from pathlib import Path
 from contextlib import contextmanager
 
 import gradio as gr
 import torch
 
-from inversion import experiments
-from inversion.app_models import load_catalogue
-from inversion.app_state import EXAMPLES_DIR, LinkState, example_files, example_model, example_name, from_query, to_query
-from inversion.images import ImageInputError, load_image
-from inversion.models import SPACE_CONFIG
-from inversion.perturb import PERTURBATIONS
+from lab import service as experiments
+from lab.catalogue import load_catalogue
+from lab.links import EXAMPLES_DIR, LinkState, example_files, example_model, example_name, from_query, to_query
+from inversion.core.errors import UserFacingError
+from inversion.core.images import load_image
+from inversion.experiments.colour import PERTURBATIONS
 from inversion.tradeoff import live as tradeoff
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-CATALOGUE = load_catalogue(os.environ.get("INVERSION_SPACE_CONFIG", SPACE_CONFIG), DEVICE)
+CATALOGUE = load_catalogue(device=DEVICE)
 MODELS = CATALOGUE.models
 OPTIMISE_STEPS = int(os.environ.get("INVERSION_OPTIMISE_STEPS", 0)) or None  # None: experiments.optimise_budget
 EXAMPLES = [path for path in example_files() if example_model(path) in MODELS]
-SWEEP = tradeoff.load_shipped_sweep()
+SWEEP = tradeoff.load_sweep(Path(__file__).parent / "checkpoints" / "tradeoff" / "results.json")
 
 MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
 PERTURBATION_CHOICES = [
@@ -78,7 +79,7 @@ def user_errors():
     """Problems the user can fix become a gr.Error with the library's message."""
     try:
         yield
-    except (experiments.ExperimentError, ImageInputError) as error:
+    except UserFacingError as error:
         raise gr.Error(str(error), print_exception=False) from None
 
 
@@ -116,7 +117,7 @@ def read_image(upload):
     if upload is None:
         raise gr.Error("Upload an image, take one with the webcam, or click an example first.")
     with user_errors():
-        return load_image(upload)
+        return load_image(upload, CATALOGUE.limits.max_megapixels)
 
 
 def annotated(detected, numbered: bool = True):
@@ -331,6 +332,21 @@ Hugging Face Hub. Links restore the model, tab, example and settings of a result
 """
 
 
+TRADEOFF_ABOUT = """\
+**Classification vs reconstruction in one latent** (Rathjens & Wiskott, arXiv:2401.09237).
+A small network encodes a digit into a few numbers (the latent); a classifier reads the class from
+them and a decoder redraws the digit from them. The encoder is trained on
+λ · reconstruction MSE + (1 − λ) · cross-entropy; the decoder learns only from the MSE and the
+classifier only from the cross-entropy, so at every λ the decoder shows what the latent still
+holds of the image.
+
+A detector such as DETR is the λ = 0 end: trained for its task alone, with nothing asking it to
+keep the image. The inversion tabs train decoders on its frozen features after the fact, exactly
+like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
+the price of accuracy; a wider latent or a bigger network makes the price smaller.
+"""
+
+
 def method_picture() -> str:
     """The forward stages and their inverses as a small HTML diagram."""
     stages = ["image", "backbone", "encoder", "decoder", "prediction"]
@@ -445,7 +461,7 @@ with gr.Blocks(title="DETR Inversion Lab") as demo:
                       for i, path in enumerate(EXAMPLES)])
 
         with gr.Tab("Classification vs reconstruction", id="tradeoff"):
-            gr.Markdown(tradeoff.ABOUT)
+            gr.Markdown(TRADEOFF_ABOUT)
             with gr.Row():
                 with gr.Column(scale=1):
                     tradeoff_arch = gr.Dropdown(tradeoff.architectures(SWEEP), value="fc-m", label="Architecture")

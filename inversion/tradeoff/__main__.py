@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from .data import DATASETS, DataError, load
+from ..command_line import dispatch
+from .data import DATASETS, load
 from .models import ARCHITECTURES
 from .sweep import DEFAULT_LAMBDAS, merge, parse_lambdas, run_sweep, save, write_plots
 from .train import threads
@@ -91,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--threads", type=int, default=1)
     timing.set_defaults(handler=bench)
 
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except (DataError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+    return dispatch(parser, argv)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.errors import UserFacingError
+
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
-class DataError(ValueError):
+class DataError(UserFacingError):
     """A data set that cannot be loaded here; the message says what to do."""
 
 

@@ -1,8 +1,8 @@
-"""What the app's "Classification vs reconstruction" tab calls (no Gradio here).
+"""Live training and the sweep's results as data, for an app or a notebook (no Gradio here).
 
     result = train_live("fc-m", latent=8, lam=0.5, progress=lambda f, text: ...)   # one small model, seconds
     result.grid()                                   # PIL image: test digits over their reconstructions
-    results = load_shipped_sweep()                  # checkpoints/tradeoff/results.json
+    results = load_sweep("checkpoints/tradeoff/results.json")
     sweep_frame(results, "fc-m")                    # rows for gr.LinePlot / gr.ScatterPlot
     figure(results, "frontier", highlight=result.point())   # or a matplotlib figure
 """
@@ -20,24 +20,7 @@ from PIL import Image
 
 from .data import Dataset, load_digits
 from .sweep import figure  # noqa: F401  (re-exported for the app)
-from .train import Progress, TrainConfig, threads, train_run
-
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tradeoff"
-SHIPPED_RESULTS = SHIPPED_DIR / "results.json"
-
-ABOUT = """\
-**Classification vs reconstruction in one latent** (Rathjens & Wiskott, arXiv:2401.09237).
-A small network encodes a digit into a few numbers (the latent); a classifier reads the class from
-them and a decoder redraws the digit from them. The encoder is trained on
-λ · reconstruction MSE + (1 − λ) · cross-entropy; the decoder learns only from the MSE and the
-classifier only from the cross-entropy, so at every λ the decoder shows what the latent still
-holds of the image.
-
-A detector such as DETR is the λ = 0 end: trained for its task alone, with nothing asking it to
-keep the image. The inversion tabs train decoders on its frozen features after the fact, exactly
-like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
-the price of accuracy; a wider latent or a bigger network makes the price smaller.
-"""
+from .train import Progress, RunConfig, threads, train_run
 
 LIVE_SECONDS = 17.0  # training time limit of a live run; evaluation and set-up add about a second
 
@@ -94,7 +77,7 @@ def train_live(
     machine is too busy to finish (`result.steps < result.planned_steps` then). Uses one torch thread."""
     start = time.perf_counter()
     dataset = digits()
-    config = TrainConfig(arch, int(latent), float(lam), int(seed), steps)
+    config = RunConfig(arch, int(latent), float(lam), int(seed), steps)
     with threads(1):
         model, result = train_run(config, dataset, progress, max_seconds)
         index = np.array([int(np.flatnonzero(dataset.test.labels.numpy() == label)[0]) for label in range(dataset.classes)])
@@ -109,8 +92,8 @@ def train_live(
     )
 
 
-def load_shipped_sweep(path: str | Path = SHIPPED_RESULTS) -> dict:
-    """The digits sweep shipped with the repository (see checkpoints/tradeoff/README.md)."""
+def load_sweep(path: str | Path) -> dict:
+    """A sweep's results.json (the repository ships one: checkpoints/tradeoff/results.json)."""
     return json.loads(Path(path).read_text())
 
 

@@ -20,8 +20,9 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from ..core.errors import UserFacingError
 from .data import Dataset
-from .train import DEFAULT_STEPS, TrainConfig, train_run
+from .train import DEFAULT_STEPS, RunConfig, train_run
 
 DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
 PLOTS = ("accuracy", "mse", "frontier")
@@ -36,15 +37,15 @@ def parse_lambdas(tokens: list[str]) -> list[float]:
             values.append(float(token))
             continue
         if len(values) < 2 or index + 1 >= len(tokens) or tokens[index + 1] == "...":
-            raise ValueError("'...' needs two numbers before it and one after it, e.g. 0 0.1 ... 1")
+            raise UserFacingError("'...' needs two numbers before it and one after it, e.g. 0 0.1 ... 1")
         step, end = values[-1] - values[-2], float(tokens[index + 1])
         if step <= 0 or end <= values[-1]:
-            raise ValueError("'...' needs an increasing sequence, e.g. 0 0.1 ... 1")
+            raise UserFacingError("'...' needs an increasing sequence, e.g. 0 0.1 ... 1")
         count = int(round((end - values[-1]) / step))
         values += [round(values[-1] + step * k, 10) for k in range(1, count)]
     for value in values:
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"lambda must lie in [0, 1], got {value}.")
+            raise UserFacingError(f"lambda must lie in [0, 1], got {value}.")
     return sorted(set(values))
 
 
@@ -67,13 +68,13 @@ def run_sweep(
     after each run so an interrupted sweep keeps what it finished."""
     runs = list(previous["runs"]) if previous else []
     done = {run_key(run) for run in runs}
-    configs = [TrainConfig(arch, latent, lam, seed, steps)
+    configs = [RunConfig(arch, latent, lam, seed, steps)
                for arch, latent, seed, lam in product(archs, latents, seeds, lambdas)
                if (arch, latent, lam, seed) not in done]
     config = {
         "archs": archs, "latents": latents, "lambdas": lambdas, "seeds": seeds,
         "steps": {arch: steps or DEFAULT_STEPS[arch] for arch in archs},
-        "batch_size": TrainConfig.batch_size, "lr": TrainConfig.lr,
+        "batch_size": RunConfig.batch_size, "lr": RunConfig.lr,
     }
     start = time.perf_counter()
     bar = tqdm(configs, desc="sweep", unit="run", disable=not show_progress)

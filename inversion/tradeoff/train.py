@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -59,7 +59,7 @@ DEFAULT_STEPS = {"fc-s": 1000, "fc-m": 1000, "fc-l": 1000, "cnn": 800, "vit": 50
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
     arch: str = "fc-m"
     latent: int = 8
     lam: float = 0.5
@@ -123,7 +123,7 @@ def batches(split: Split, batch_size: int, steps: int, generator: torch.Generato
 
 
 def train_run(
-    config: TrainConfig, dataset: Dataset, progress: Progress | None = None, max_seconds: float | None = None
+    config: RunConfig, dataset: Dataset, progress: Progress | None = None, max_seconds: float | None = None
 ) -> tuple[TradeoffModel, RunResult]:
     """Train one model from scratch (Adam, cosine-decayed learning rate) and measure it on the test
     split. With `max_seconds`, training stops early once that much time has passed (for the app on

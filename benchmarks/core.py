@@ -1,0 +1,165 @@
+"""Speed, compute and memory of capture + reconstruction on DETR-R50's architecture (random weights).
+
+    python -m inversion.bench --json
+
+Builds DETR-R50 from its config (same compute as the real model; nothing is downloaded) and the
+default inverter stack for it, and prints one JSON object measured in this run at 480x640 on the
+CPU. Ratios are measured within the run, so a noisy machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import DetrForObjectDetection
+
+from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector, normalise
+from inversion.core.inverters import InverterConfig, InverterStack
+from inversion.core.reconstruct import reconstruct
+from inversion.core.stages import STAGE_SOURCES
+from inversion.testing import detr_r50_config
+from inversion.training.feature_cache import (
+    CACHED_STAGES,
+    FeatureCache,
+    cached_representations,
+    collate_features,
+    write_cache,
+)
+from inversion.training.objectives import ModularObjective
+
+
+def count_flops(function) -> int:
+    """Floating-point operations of one call, counted by torch.utils.flop_counter."""
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
+def paired_seconds(first, second, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times of `first` and `second`, alternated `repeats` times after one warm-up each,
+    so that load changes on a shared machine hit both sides alike."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for function, bucket in zip((first, second), times):
+            start = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - start)
+    return times
+
+
+@torch.no_grad()
+def run(repeats: int = 5, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) -> dict:
+    """Measure everything the benchmark reports; returns a JSON-able dict."""
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride)).eval()
+    canvas = detector.preprocess([_test_image(working_size)])
+    pixels, mask = normalise(canvas.pixels), canvas.pixel_mask
+    representations = detector.capture(canvas)
+
+    def plain_forward():
+        detector.model(pixel_values=pixels, pixel_mask=mask)
+
+    def capture_and_reconstruct():
+        reconstruct(stack, detector.capture(canvas), STAGE_SOURCES)
+
+    forward_flops = count_flops(plain_forward)
+    inverse_backbone_flops = count_flops(lambda: stack.backbone(representations.backbone))
+    stack_flops = count_flops(lambda: reconstruct(stack, representations, STAGE_SOURCES))
+    forward_times, full_times = paired_seconds(plain_forward, capture_and_reconstruct, repeats)
+    forward_s, full_s = statistics.median(forward_times), statistics.median(full_times)
+    return {
+        "working_size": list(working_size),
+        "threads": torch.get_num_threads(),
+        "detr_forward_s": round(forward_s, 4),
+        "capture_and_reconstruct_all_s": round(full_s, 4),
+        "ratio": round(statistics.median(f / p for f, p in zip(full_times, forward_times)), 3),
+        "detr_forward_gflops": round(forward_flops / 1e9, 2),
+        "inverse_backbone_gflops": round(inverse_backbone_flops / 1e9, 2),
+        "inverse_backbone_flops_fraction": round(inverse_backbone_flops / forward_flops, 4),
+        "reconstruct_all_stages_gflops": round(stack_flops / 1e9, 2),
+        "parameters": {
+            "detr": sum(p.numel() for p in detector.model.parameters()),
+            **{f"inverse_{stage}": sum(p.numel() for p in stack.module(stage).parameters())
+               for stage in ("backbone", "encoder", "decoder", "prediction")},
+        },
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
+
+
+def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) -> dict:
+    """Images/s training the encoder, decoder and prediction inverses from cached targets vs recomputing them."""
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    objective = ModularObjective(stack, CACHED_STAGES)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+    images = [_test_image(working_size, seed) for seed in range(batch_size)]
+    with tempfile.TemporaryDirectory() as folder:
+        cache = FeatureCache(write_cache(detector, images_as_dataset(images), folder, batch_size=batch_size, workers=0))
+        loader = DataLoader(cache, batch_size=batch_size, collate_fn=collate_features)
+
+        def step(representations):
+            sum(objective(representations).values()).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        def recomputing():
+            step(detector.capture(images))
+
+        def from_cache():
+            step(cached_representations(next(iter(loader)), torch.device("cpu")))
+
+        recompute_times, cached_times = paired_seconds(recomputing, from_cache, repeats)
+    recompute_rate = batch_size / statistics.median(recompute_times)
+    cached_rate = batch_size / statistics.median(cached_times)
+    return {"recompute_images_per_s": round(recompute_rate, 3), "cached_images_per_s": round(cached_rate, 3),
+            "speedup": round(cached_rate / recompute_rate, 2), "batch_size": batch_size}
+
+
+def images_as_dataset(images: list) -> list:
+    """(image, id) pairs: the item form the datasets in inversion.data yield."""
+    return [(image, index) for index, image in enumerate(images)]
+
+
+def _test_image(working_size: tuple[int, int], seed: int = 0):
+    """A deterministic image of the working size."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(seed)
+    array = (torch.rand(*working_size, 3, generator=generator) * 255).to(torch.uint8).numpy()
+    return Image.fromarray(array)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark capture + reconstruction on DETR-R50's architecture.")
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--feature-cache", action="store_true",
+                        help="also measure training the transformer inverses from cached targets vs recomputing")
+    args = parser.parse_args(argv)
+    result = run(args.repeats)
+    if args.feature_cache:
+        result["feature_cache"] = feature_cache_speedup(repeats=min(args.repeats, 3))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+        print(f"capture + all reconstructions = {result['ratio']}x a plain DETR forward (target <= 2.0); "
+              f"inverse backbone = {result['inverse_backbone_flops_fraction']:.1%} of DETR's FLOPs (target <= 25%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

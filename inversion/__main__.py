@@ -1,0 +1,200 @@
+"""The command line: `python -m inversion COMMAND ...` (or `inversion COMMAND ...` once installed).
+
+    reconstruct     one image reconstructed from every stage (and layer), as a figure
+    train           train inverse modules (`accelerate launch -m inversion train ...` for DDP)
+    evaluate        the paper's experiments as numbers, plots and a report
+    optimise        optimisation-based inversion against the learned inverters
+    cache-features  precompute a detector's targets for the transformer inverses
+    publish         upload an inverter stack to the Hub with a model card
+
+The Shapes world and the trade-off study have their own: `python -m inversion.shapes`,
+`python -m inversion.tradeoff`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .command_line import add_data, add_max_images, add_model, dispatch
+
+
+def reconstruct_command(args: argparse.Namespace) -> None:
+    from .core.images import load_image
+    from .core.reconstruct import reconstruct
+    from .core.registry import load_model
+    from .core.stages import STAGE_SOURCES, layer_sources
+    from .figures import reconstruction_grid
+
+    image = load_image(args.image)
+    model = load_model(args.model)
+    representations = model.detector.capture([image])
+    sources = [*STAGE_SOURCES, *(layer_sources(representations) if args.layers else [])]
+    figure = reconstruction_grid(representations, reconstruct(model.require_inverters(), representations, sources))
+    figure.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def training_config(args: argparse.Namespace):
+    """The TrainingConfig that `train`'s arguments describe."""
+    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+
+    rates = dict(DEFAULT_LEARNING_RATES)
+    for item in args.lr:
+        stage, _, value = item.partition("=")
+        if stage not in rates:
+            raise SystemExit(f"--lr {item}: the stage must be one of {', '.join(rates)}")
+        rates[stage] = float(value)
+    architecture = {name: getattr(args, name) for name in ("backbone_widths", "prediction_input") if getattr(args, name)}
+    skipped = {"command", "handler", "lr", "backbone_widths", "prediction_input"}
+    fields = {key: value for key, value in vars(args).items() if key not in skipped}
+    fields["stages"] = tuple(fields["stages"])
+    fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
+    return TrainingConfig(**fields, learning_rates=rates, architecture=architecture)
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from .training.trainer import train
+
+    result = train(training_config(args))
+    if result:
+        psnr = {stage: metrics["psnr"] for stage, metrics in result["stages"].items() if not math.isnan(metrics["psnr"])}
+        print("validation PSNR by stage: " + ", ".join(f"{stage} {value:.2f} dB" for stage, value in psnr.items()))
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+    from .experiments.evaluate import evaluate
+
+    results = evaluate(args.model, args.data, args.out, args.split, args.max_images, args.batch_size, tuple(args.sections))
+    print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+
+
+def optimise_command(args: argparse.Namespace) -> None:
+    from .core.registry import load_model
+    from .experiments.optimise import OptimiseConfig, compare_with_learned
+    from .training.data import open_dataset
+
+    model = load_model(args.model)
+    dataset = open_dataset(args.data, args.split)
+    images = [dataset[index][0] for index in range(min(args.max_images, len(dataset)))]
+    print(json.dumps(compare_with_learned(model, images, OptimiseConfig(steps=args.steps)), indent=2))
+
+
+def cache_features_command(args: argparse.Namespace) -> None:
+    import torch
+
+    from .core.registry import find_spec, load_detector
+    from .training.data import open_dataset
+    from .training.feature_cache import write_cache
+
+    detector = load_detector(find_spec(args.model), "cuda" if torch.cuda.is_available() else "cpu")
+    dataset = open_dataset(args.data, args.split)
+    write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers)
+    print(f"wrote {len(dataset)} images' targets to {args.out}")
+
+
+def publish_command(args: argparse.Namespace) -> None:
+    from .release.publish import build_repo_folder, publish
+
+    if args.dry_run:
+        folder = build_repo_folder(args.checkpoint, args.repo_id, args.dry_run, args.eval)
+        print(f"wrote {folder} (dry run: nothing uploaded)")
+        return
+    staging = Path("runs") / "publish" / args.repo_id.replace("/", "--")
+    folder = build_repo_folder(args.checkpoint, args.repo_id, staging, args.eval)
+    print(f"uploaded: {publish(folder, args.repo_id, args.private)}")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every command, each setting its `handler`."""
+    main = argparse.ArgumentParser(prog="python -m inversion", description=__doc__.split("\n")[0])
+    commands = main.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("reconstruct", help="reconstruct one image from every stage into a figure")
+    command.add_argument("image", help="path of the input image")
+    add_model(command)
+    command.add_argument("--out", default="reconstruction.png", help="where to write the figure (PNG)")
+    command.add_argument("--layers", action="store_true", help="also reconstruct from every encoder and decoder layer")
+    command.set_defaults(handler=reconstruct_command)
+
+    command = commands.add_parser("train", help="train inverse modules for a DETR (modular by default)")
+    _train_arguments(command)
+    command.set_defaults(handler=train_command)
+
+    command = commands.add_parser("evaluate", help="the paper's experiments as numbers, plots and a report")
+    add_model(command)
+    add_data(command, coco_only=True)
+    add_max_images(command)
+    command.add_argument("--out", required=True, help="output folder")
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
+                         default=["stages", "layer_swap", "color"])
+    command.set_defaults(handler=evaluate_command)
+
+    command = commands.add_parser("optimise", help="optimisation-based inversion against the learned inverters")
+    add_model(command)
+    add_data(command)
+    add_max_images(command, default=10)
+    command.add_argument("--steps", type=int, default=200, help="optimisation steps per stage")
+    command.set_defaults(handler=optimise_command)
+
+    command = commands.add_parser("cache-features", help="precompute a detector's targets for the transformer inverses")
+    add_model(command)
+    add_data(command)
+    command.add_argument("--out", required=True)
+    command.add_argument("--shard-size", type=int, default=512)
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--workers", type=int, default=2)
+    command.set_defaults(handler=cache_features_command)
+
+    command = commands.add_parser("publish", help="upload an inverter stack to a Hugging Face Hub model repo")
+    command.add_argument("checkpoint", help="inverter checkpoint folder (inverters.json + inverters.safetensors)")
+    command.add_argument("--repo-id", required=True, help="owner/name of the Hub model repo")
+    command.add_argument("--eval", help="an evaluation output folder whose metrics go in the card")
+    command.add_argument("--dry-run", metavar="FOLDER", help="only write the repo folder here; upload nothing")
+    command.add_argument("--private", action="store_true")
+    command.set_defaults(handler=publish_command)
+    return main
+
+
+def _train_arguments(command: argparse.ArgumentParser) -> None:
+    from .core.stages import STAGES
+    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+
+    defaults = TrainingConfig(data="")
+    add_data(command)
+    add_model(command)
+    command.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
+    command.add_argument("--val-split", help="a COCO 2017 split inside --val-data, e.g. val2017")
+    command.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    command.add_argument("--out", default=defaults.out)
+    command.add_argument("--detector", help="Hub id or folder of a DETR, overriding the model's")
+    command.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+    command.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
+    command.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
+    command.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                         help="modular objective: which inverse modules to train (default all four)")
+    command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
+    command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
+    for name in ("steps", "batch_size", "warmup_steps", "val_every", "val_images", "save_every", "log_every",
+                 "workers", "seed"):
+        command.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    command.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    command.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    command.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR",
+                         help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
+    command.add_argument("--backbone-widths", type=int, nargs="+", help="inverse backbone channels per x2 step")
+    command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
+    command.add_argument("--precision", choices=["auto", "bf16", "no"], default=defaults.precision)
+    command.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

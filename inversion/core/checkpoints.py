@@ -1,0 +1,132 @@
+"""Inverter checkpoints: safetensors weights plus a JSON config, from a local folder or a Hub repo.
+
+A checkpoint folder holds
+    inverters.json         format version, architecture, detector id and revision, working size,
+                           normalisation, and free-form training notes
+    inverters.safetensors  the InverterStack's weights
+(a training run also keeps its optimizer state beside them: inversion.training.state).
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .detector import IMAGENET_MEAN, IMAGENET_STD, Detector
+from .errors import CheckpointError
+from .hub import resolve_folder
+from .inverters import InverterConfig, InverterStack
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "inverters.json"
+WEIGHTS_FILE = "inverters.safetensors"
+
+# The fields of InverterConfig that must equal the detector's own sizes.
+MIRRORED_FIELDS = ("d_model", "num_queries", "num_logits", "stride")
+
+
+def detector_identity(detector: Detector) -> dict:
+    """What a checkpoint records about the detector it was trained for."""
+    return {"id": detector.name, "revision": detector.revision}
+
+
+def save_inverters(stack: InverterStack, folder: str | os.PathLike, detector: Detector, notes: dict | None = None) -> Path:
+    """Write the stack's weights and config (with the detector's identity) into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "architecture": stack.config.to_dict(),
+        "detector": detector_identity(detector),
+        "working_size": list(detector.working_size),
+        "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "notes": notes or {},
+    }
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in stack.state_dict().items()}
+    save_file(state, folder / WEIGHTS_FILE)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def read_config(folder: Path) -> dict:
+    """Read and check an inverters.json: present, valid JSON, a format version we understand."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}: it is not an inverter checkpoint.")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}).") from error
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {version!r}; this code reads version {FORMAT_VERSION}. "
+            "Retrain or convert the checkpoint with a matching release."
+        )
+    return config
+
+
+def load_inverters(
+    name_or_path: str | os.PathLike, detector: Detector | None = None, revision: str | None = None
+) -> tuple[InverterStack, dict]:
+    """Load an InverterStack (and its config dict) from a folder or Hub repo.
+
+    With a detector, refuse a checkpoint made for another detector: different sizes, or a
+    different detector id or revision, are named in the error.
+    """
+    folder = resolve_folder(name_or_path, revision)
+    config = read_config(folder)
+    try:
+        architecture = InverterConfig(**config["architecture"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE} has an unusable architecture: {error}.") from error
+    if detector is not None:
+        check_detector_match(config, architecture, detector)
+    stack = InverterStack(architecture)
+    load_weights(stack, folder / WEIGHTS_FILE)
+    return stack.eval(), config
+
+
+def check_detector_match(config: dict, architecture: InverterConfig, detector: Detector) -> None:
+    """Raise CheckpointError if these inverters were not made for `detector`."""
+    expected = InverterConfig.for_detector(detector.config, architecture.stride)
+    mismatches = [
+        f"{field} is {getattr(architecture, field)} in the checkpoint but {getattr(expected, field)} in the detector"
+        for field in MIRRORED_FIELDS
+        if getattr(architecture, field) != getattr(expected, field)
+    ]
+    trained_for = config.get("detector", {})
+    if trained_for.get("id") not in (None, detector.name) or trained_for.get("revision") != detector.revision:
+        mismatches.append(
+            f"it was trained for detector {trained_for.get('id')!r} at revision {trained_for.get('revision')!r}, "
+            f"not {detector.name!r} at revision {detector.revision!r}"
+        )
+    if mismatches:
+        raise CheckpointError("These inverters do not fit this detector: " + "; ".join(mismatches) + ".")
+
+
+def load_weights(stack: InverterStack, path: Path) -> None:
+    """Load safetensors weights into `stack`, naming missing, unexpected or mis-shaped tensors."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: the checkpoint has a config but no weights.")
+    try:
+        weights = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file ({error}).") from error
+    expected = stack.state_dict()
+    problems = [f"missing {name}" for name in expected if name not in weights]
+    problems += [f"unexpected {name}" for name in weights if name not in expected]
+    problems += [
+        f"{name} has shape {tuple(weights[name].shape)}, expected {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in weights and weights[name].shape != tensor.shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CheckpointError(f"{path} does not match the architecture in its config: {shown}.")
+    stack.load_state_dict(weights)

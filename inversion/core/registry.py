@@ -1,0 +1,174 @@
+"""The model registry: `space_config.yaml` names each model, a detector with its inverters.
+
+    load_model("shapes")              # a name in the space config
+    load_model("runs/my-inverters")   # any inverter checkpoint folder (it names its own detector)
+
+The config is the file named by $INVERSION_SPACE_CONFIG, else `space_config.yaml` in the current
+folder; local paths in it are relative to the file's own folder. `build_model` is the one place a
+`Model` is assembled.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .checkpoints import CheckpointError, load_inverters, read_config
+from .detector import DEFAULT_THRESHOLD, Detector
+from .hub import resolve_folder
+from .inverters import InverterStack
+
+CONFIG_VARIABLE = "INVERSION_SPACE_CONFIG"
+CONFIG_NAME = "space_config.yaml"
+
+
+@dataclass
+class ModelSpec:
+    """One model: where its detector and inverters live, its working size and score threshold.
+
+    `detector` and `inverters` are Hub repo ids or local paths; `root` is the folder local paths
+    are relative to. `detector` as written is the identity inverter checkpoints record.
+    """
+
+    name: str
+    label: str
+    detector: str
+    revision: str | None
+    inverters: str | None
+    inverters_revision: str | None
+    working_size: tuple[int, int]
+    threshold: float
+    root: Path
+
+    def locate(self, name_or_path: str) -> str:
+        """A local path resolved against `root` when it exists there; a Hub id as is."""
+        local = self.root / name_or_path
+        return str(local) if local.exists() else name_or_path
+
+
+@dataclass
+class Model:
+    """A loaded detector with its inverters (None when it has none, or they did not load)."""
+
+    spec: ModelSpec
+    detector: Detector
+    inverters: InverterStack | None
+    inverters_problem: str | None = None  # why the inverters the spec names could not be loaded
+
+    def require_inverters(self) -> InverterStack:
+        """The inverters, or a CheckpointError saying that this model has none (and why)."""
+        if self.inverters is None:
+            reason = f": {self.inverters_problem}" if self.inverters_problem else " yet"
+            raise CheckpointError(f"The model {self.spec.label!r} has no trained inverters{reason}.")
+        return self.inverters
+
+
+def space_config_path(path: str | os.PathLike | None = None) -> Path:
+    """The space config in use: `path`, else $INVERSION_SPACE_CONFIG, else ./space_config.yaml."""
+    chosen = Path(path or os.environ.get(CONFIG_VARIABLE) or CONFIG_NAME)
+    if not chosen.is_file():
+        raise CheckpointError(
+            f"No space config at {chosen}: run from the project folder, or name the file with "
+            f"${CONFIG_VARIABLE}."
+        )
+    return chosen
+
+
+def read_space_config(path: str | os.PathLike | None = None) -> dict:
+    """The parsed space config (see `space_config_path` for which file)."""
+    return yaml.safe_load(space_config_path(path).read_text())
+
+
+def model_specs(path: str | os.PathLike | None = None) -> dict[str, ModelSpec]:
+    """Every model the space config offers, by name, in the file's order."""
+    config_path = space_config_path(path)
+    root = config_path.resolve().parent
+    return {
+        name: ModelSpec(
+            name=name,
+            label=entry.get("label", name),
+            detector=entry["detector"],
+            revision=entry.get("revision"),
+            inverters=entry.get("inverters"),
+            inverters_revision=entry.get("inverters_revision"),
+            working_size=tuple(entry["working_size"]),
+            threshold=float(entry.get("threshold", DEFAULT_THRESHOLD)),
+            root=root,
+        )
+        for name, entry in yaml.safe_load(config_path.read_text())["models"].items()
+    }
+
+
+def spec_from_checkpoint(folder: str | os.PathLike) -> ModelSpec:
+    """A spec for an inverter checkpoint folder that is not in the registry: it names its detector."""
+    config = read_config(resolve_folder(folder))
+    return ModelSpec(
+        name=str(folder),
+        label=str(folder),
+        detector=config["detector"]["id"],
+        revision=config["detector"]["revision"],
+        inverters=str(folder),
+        inverters_revision=None,
+        working_size=tuple(config["working_size"]),
+        threshold=DEFAULT_THRESHOLD,
+        root=Path.cwd(),
+    )
+
+
+def detector_spec(detector: str, revision: str | None, working_size: tuple[int, int]) -> ModelSpec:
+    """A spec for a detector alone (a Hub id or a folder), without inverters."""
+    return ModelSpec(
+        name=detector, label=detector, detector=detector, revision=revision, inverters=None, inverters_revision=None,
+        working_size=tuple(working_size), threshold=DEFAULT_THRESHOLD, root=Path.cwd(),
+    )
+
+
+def find_spec(name_or_folder: str, config: str | os.PathLike | None = None) -> ModelSpec:
+    """The space config's entry called `name_or_folder`, or a spec read from a checkpoint folder."""
+    if not Path(name_or_folder).is_dir():
+        specs = model_specs(config)
+        if name_or_folder in specs:
+            return specs[name_or_folder]
+        offered = f" ({', '.join(specs)})"
+    else:
+        offered = ""
+    try:
+        return spec_from_checkpoint(name_or_folder)
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"{name_or_folder!r} is neither a model in the space config{offered} nor an inverter checkpoint: {error}"
+        ) from error
+
+
+def load_detector(spec: ModelSpec, device: str = "cpu") -> Detector:
+    """The spec's detector at its pinned revision, working size and threshold, on `device`."""
+    detector = Detector.from_pretrained(
+        spec.locate(spec.detector), spec.revision, spec.working_size, spec.threshold, name=spec.detector
+    )
+    return detector.to(device)
+
+
+def build_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> Model:
+    """Load a spec's detector and inverters (checked against each other) onto `device`.
+
+    A detector that cannot be loaded always raises. Inverters that cannot be loaded raise when
+    `strict`; otherwise the model comes without them and `inverters_problem` says why.
+    """
+    detector = load_detector(spec, device)
+    if spec.inverters is None:
+        return Model(spec, detector, None)
+    try:
+        inverters, _ = load_inverters(spec.locate(spec.inverters), detector=detector, revision=spec.inverters_revision)
+    except CheckpointError as error:
+        if strict:
+            raise
+        return Model(spec, detector, None, f"its inverters could not be loaded: {error}")
+    return Model(spec, detector, inverters.to(device))
+
+
+def load_model(name_or_folder: str, device: str = "cpu", config: str | os.PathLike | None = None) -> Model:
+    """Load a model by space-config name or inverter checkpoint folder, with its inverters."""
+    return build_model(find_spec(name_or_folder, config), device)

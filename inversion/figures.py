@@ -1,0 +1,145 @@
+"""Every matplotlib figure of the library, drawn on `matplotlib.figure.Figure` objects.
+
+No pyplot and no global backend: a Figure renders through the Agg canvas when saved, so
+importing this module changes nothing for the app or a notebook.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from .core.images import to_pil
+from .core.metrics import image_quality
+from .core.reconstruct import input_image
+from .core.stages import STAGES, Detection, Representations, Source
+
+
+def to_image(figure: Figure, dpi: int = 100) -> Image.Image:
+    """A figure rendered to an RGB PIL image."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return Image.open(buffer).convert("RGB")
+
+
+def draw_detections(axis, detections: list[Detection], scale: tuple[float, float]) -> None:
+    """Draw labelled boxes on a matplotlib axis; `scale` maps original pixels to the shown image."""
+    for detection in detections:
+        x0, y0, x1, y1 = (value * factor for value, factor in zip(detection.box, (*scale, *scale)))
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=1.5))
+        axis.text(x0, y0, f"{detection.label} {detection.score:.2f}", color="black", fontsize=7,
+                  bbox=dict(facecolor="lime", alpha=0.8, pad=1, linewidth=0), va="bottom")
+
+
+def reconstruction_grid(representations: Representations, reconstructions: dict[Source, list[torch.Tensor]]) -> Figure:
+    """A grid: the input with its detections, then each reconstruction with its PSNR and SSIM."""
+    target = input_image(representations)
+    panels = len(reconstructions) + 1
+    columns = min(panels, 5)
+    rows = -(-panels // columns)
+    fig = Figure(figsize=(3.2 * columns, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    original_height, original_width = representations.original_sizes[0]
+    height, width = representations.content_sizes[0]
+    axes[0].imshow(to_pil(target))
+    draw_detections(axes[0], representations.detections[0], (width / original_width, height / original_height))
+    axes[0].set_title("input and detections", fontsize=9)
+    for axis, (source, images) in zip(axes[1:], reconstructions.items()):
+        quality = image_quality(images[0], target)
+        axis.imshow(to_pil(images[0]))
+        axis.set_title(f"from {source.label}\nPSNR {quality['psnr']:.1f} dB  SSIM {quality['ssim']:.2f}", fontsize=9)
+    for axis in axes:
+        axis.axis("off")
+    return fig
+
+
+def similarity_heat_map(encoder: np.ndarray, decoder: np.ndarray) -> Image.Image:
+    """The encoder and decoder CKA matrices side by side, annotated, as an image."""
+    figure = Figure(figsize=(8.4, 3.6), dpi=100, layout="constrained")
+    for axis, matrix, stage in zip(figure.subplots(1, 2), (encoder, decoder), ("encoder", "decoder")):
+        shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
+        for (row, column), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                          color="black" if value > 0.6 else "white")
+        axis.set_xticks(range(len(matrix)))
+        axis.set_yticks(range(len(matrix)))
+        axis.set_xlabel(f"{stage} layer")
+        axis.set_ylabel(f"{stage} layer")
+        axis.set_title(f"{stage}: linear CKA between layers", fontsize=10)
+    figure.colorbar(shown, ax=figure.axes, shrink=0.8)
+    return to_image(figure)
+
+
+def evaluation_plots(results: dict, out: Path) -> list[str]:
+    """Write the PNG plots of whatever sections are in `results`; return their file names."""
+    written = []
+    if "stages" in results:
+        quality = results["stages"]["quality"]
+        labels = list(quality)
+        fig = Figure(figsize=(12, 4))
+        axes = fig.subplots(1, 2)
+        for axis, metric in zip(axes, ("psnr", "ssim")):
+            axis.bar(range(len(labels)), [quality[label][metric] for label in labels], color="tab:blue")
+            axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+            axis.set_ylabel(metric.upper())
+        fig.suptitle("Reconstruction quality by stage and layer")
+        fig.tight_layout()
+        fig.savefig(out / "stages.png", dpi=110)
+        written.append("stages.png")
+    if "layer_swap" in results:
+        swap = results["layer_swap"]
+        fig = Figure(figsize=(15, 4))
+        axes = fig.subplots(1, 3)
+        rows = [(f"{stage} layer -> inverse {entry}", values)
+                for stage, metrics in swap["matrices"].items() for entry, values in metrics["psnr"].items()]
+        width = max(len(values) for _, values in rows)
+        matrix = np.full((len(rows), width), np.nan)
+        for row, (_, values) in enumerate(rows):
+            matrix[row, : len(values)] = values
+        image = axes[0].imshow(matrix, cmap="viridis", aspect="auto")
+        axes[0].set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+        axes[0].set_xlabel("layer")
+        axes[0].set_title("PSNR of layer-swap reconstructions (dB)")
+        fig.colorbar(image, ax=axes[0])
+        for axis, stage in zip(axes[1:], ("encoder", "decoder")):
+            image = axis.imshow(np.array(swap["cka"][stage], dtype=float), cmap="magma", vmin=0, vmax=1)
+            axis.set_title(f"linear CKA between {stage} layers")
+            axis.set_xlabel("layer")
+            axis.set_ylabel("layer")
+            fig.colorbar(image, ax=axis)
+        fig.tight_layout()
+        fig.savefig(out / "layer_swap.png", dpi=110)
+        written.append("layer_swap.png")
+    if "color" in results and results["color"]:
+        color = results["color"]
+        classes = list(color)
+        kinds = list(color[classes[0]]["perturbations"])
+        fig = Figure(figsize=(13, 4))
+        axes = fig.subplots(1, 2)
+        drop = np.array([[color[c]["perturbations"][k]["ap"] - color[c]["clean_ap"] for k in kinds] for c in classes])
+        image = axes[0].imshow(drop, cmap="RdBu", vmin=-1, vmax=1)
+        axes[0].set_xticks(range(len(kinds)), kinds, rotation=30)
+        axes[0].set_yticks(range(len(classes)), classes)
+        axes[0].set_title("change in class AP under perturbation")
+        for (row, column), value in np.ndenumerate(drop):
+            axes[0].text(column, row, f"{value:+.2f}", ha="center", va="center", fontsize=8)
+        fig.colorbar(image, ax=axes[0])
+        for kind in ("red", "green", "blue", "rotate120", "rotate240"):
+            values = [np.nanmean([np.nan if color[c]["perturbations"][kind]["hue_distance_to_prototype"][s] is None
+                                  else color[c]["perturbations"][kind]["hue_distance_to_prototype"][s] for c in classes])
+                      for s in STAGES]
+            axes[1].plot(STAGES, values, marker="o", label=kind)
+        axes[1].set_ylabel("hue distance to class prototype (OpenCV units)")
+        axes[1].set_title("reconstructed object hue vs. prototype, by stage")
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "color.png", dpi=110)
+        written.append("color.png")
+    return written

@@ -1,0 +1,1 @@
+"""Releasing what the project makes: inverter stacks to the Hub."""

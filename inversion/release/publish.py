@@ -1,0 +1,159 @@
+"""Publish a trained inverter stack to a Hugging Face Hub model repo, with a generated model card.
+
+    python -m inversion publish runs/detr-r50-inverters --repo-id lab/detr-r50-inverters --eval runs/eval
+    python -m inversion publish runs/detr-r50-inverters --repo-id lab/detr-r50-inverters --dry-run out/folder
+
+The repo holds inverters.json + inverters.safetensors (what `load_inverters` reads), README.md
+(the model card: detector, training data, the exact training command, metrics, licence) and,
+with --eval, the evaluation's results.json, report and plots. --dry-run writes the folder only.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, read_config
+from ..core.errors import UserFacingError
+from ..core.hub import resolve_folder
+from ..core.stages import STAGES
+
+LICENSE = "apache-2.0"
+EVAL_FILES = ("results.json", "report.md", "stages.png", "layer_swap.png", "color.png")
+
+
+def training_command(train_config: dict) -> str:
+    """The `python -m inversion train` command line that reproduces a run's TrainingConfig."""
+    words = ["python", "-m", "inversion", "train"]
+    for key, value in train_config.items():
+        if key in ("resume",) or value in (None, False, [], {}):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "learning_rates":
+            words += ["--lr", *(f"{stage}={rate}" for stage, rate in value.items())]
+        elif key == "architecture":
+            for name, setting in value.items():
+                words += ["--" + name.replace("_", "-"), *map(str, setting if isinstance(setting, list) else [setting])]
+        elif value is True:
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def metrics_table(results: dict) -> list[str]:
+    """Markdown rows of the per-stage reconstruction metrics of a `python -m inversion evaluate` run."""
+    rows = ["| stage | MSE | PSNR (dB) | SSIM | detector AP on reconstructions |", "|---|---|---|---|---|"]
+    for stage in STAGES:
+        quality = results["stages"]["quality"][stage]
+        ap = results["stages"]["ap"][stage]["AP"]
+        rows.append(f"| {stage} | {quality['mse']:.4f} | {quality['psnr']:.2f} | {quality['ssim']:.3f} | {ap:.3f} |")
+    return rows
+
+
+def model_card(config: dict, repo_id: str, results: dict | None) -> str:
+    """The README.md of the published repo."""
+    detector = config["detector"]
+    notes = config.get("notes", {})
+    train_config = notes.get("train_config", {})
+    architecture = config["architecture"]
+    lines = [
+        "---",
+        f"license: {LICENSE}",
+        "library_name: pytorch",
+        "tags: [detr, feature-inversion, interpretability, safetensors]",
+        f"base_model: {detector['id']}" if "/" in str(detector["id"]) else "",
+        "---",
+        "",
+        f"# {repo_id}",
+        "",
+        f"Inverse modules for the DETR `{detector['id']}` (revision `{detector['revision']}`), trained with the "
+        f"{notes.get('objective', 'modular')} objective of Rathjens et al., *Inverting Visual Representations with "
+        "Detection Transformers* (arXiv:2412.06534). They turn the detector's backbone, encoder, decoder and "
+        "prediction representations back into images.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from inversion import Detector, load_inverters, reconstruct",
+        f"detector = Detector.from_pretrained({detector['id']!r}, {detector['revision']!r}, {tuple(config['working_size'])})",
+        f"inverters, _ = load_inverters({repo_id!r}, detector=detector)",
+        "images = reconstruct(inverters, detector.capture([image]))  # from every stage",
+        "```",
+        "",
+        "## Training",
+        "",
+        f"- working size {config['working_size'][0]}x{config['working_size'][1]} (aspect ratio kept, padded), "
+        "ImageNet normalisation",
+        f"- data: `{train_config.get('data', 'unknown')}`"
+        + (f" (split `{train_config['split']}`)" if train_config.get("split") else ""),
+        f"- steps: {notes.get('step', 'unknown')}, batch size {train_config.get('batch_size', 'unknown')}, "
+        f"seed {train_config.get('seed', 'unknown')}",
+        f"- architecture: d_model {architecture['d_model']}, {architecture['encoder_layers']} encoder and "
+        f"{architecture['decoder_layers']} decoder layers, inverse backbone widths {architecture['backbone_widths']}",
+        "",
+        "Exact command:",
+        "",
+        "```bash",
+        training_command(train_config) if train_config else "(not recorded)",
+        "```",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if results:
+        lines += [f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images); detector AP "
+                  f"on the clean images {results['detector']['AP']:.3f} (AP50 {results['detector']['AP50']:.3f}).", ""]
+        lines += metrics_table(results)
+        lines += ["", "The full report is in `report.md`, the numbers in `results.json`."]
+    else:
+        lines.append("Not evaluated yet: run `python -m inversion evaluate` and publish with `--eval`.")
+    lines += ["", "## Licence", "", f"{LICENSE}; the detector keeps its own licence.", ""]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def build_repo_folder(checkpoint: str | Path, repo_id: str, folder: str | Path, eval_dir: str | Path | None) -> Path:
+    """Write everything the Hub repo will hold into `folder`."""
+    source = resolve_folder(checkpoint)
+    config = read_config(source)
+    if not (source / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{source} has no {WEIGHTS_FILE} to publish.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copy2(source / name, folder / name)
+    results = None
+    if eval_dir is not None:
+        eval_dir = Path(eval_dir)
+        if not (eval_dir / "results.json").is_file():
+            raise CheckpointError(f"{eval_dir} has no results.json: run python -m inversion evaluate --out {eval_dir} first.")
+        results = json.loads((eval_dir / "results.json").read_text())
+        for name in EVAL_FILES:
+            if (eval_dir / name).is_file():
+                shutil.copy2(eval_dir / name, folder / name)
+    (folder / "README.md").write_text(model_card(config, repo_id, results))
+    return folder
+
+
+class UploadError(UserFacingError):
+    """An upload to the Hub that failed; the message says what to check."""
+
+
+def publish(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Create the Hub repo if needed and upload the folder; return the commit URL."""
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                   commit_message="Upload inverter stack")
+    except (HfHubHTTPError, OSError) as error:
+        raise UploadError(f"The upload to {repo_id} failed ({error}); check your token (hf auth login) and "
+                          "network, or use --dry-run.") from error
+    return str(commit)

@@ -1,0 +1,64 @@
+"""The Shapes world's command line.
+
+    python -m inversion.shapes export --out DIR --n N --seed S
+    python -m inversion.shapes train-detector --out checkpoints/shapes/detector [...]
+    python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from ..command_line import dispatch
+from .detector import HELDOUT_SEED, DetectorRecipe, evaluate, heldout, load_trained, train
+from .world import IMAGE_SIZE, export_coco
+
+
+def export_command(args: argparse.Namespace) -> None:
+    print(export_coco(args.out, args.n, args.seed, args.size))
+
+
+def train_detector_command(args: argparse.Namespace) -> None:
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(DetectorRecipe)}
+    train(DetectorRecipe(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}))
+
+
+def eval_detector_command(args: argparse.Namespace) -> None:
+    result = evaluate(load_trained(args.model), *heldout(args.n, args.seed, args.size))
+    print(json.dumps({"n": args.n, "seed": args.seed, **result}, indent=1))
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m inversion.shapes", description="The synthetic Shapes world.")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("export", help="write a COCO-format Shapes dataset")
+    command.add_argument("--out", required=True, help="output folder")
+    command.add_argument("--n", type=int, required=True, help="number of images")
+    command.add_argument("--seed", type=int, required=True, help="stream seed")
+    command.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+    command.set_defaults(handler=export_command)
+
+    command = commands.add_parser("train-detector", help="train the Shapes DETR from scratch")
+    for field in dataclasses.fields(DetectorRecipe):
+        flag = f"--{field.name.replace('_', '-')}"
+        if isinstance(field.default, tuple):
+            command.add_argument(flag, type=int, nargs="+", default=field.default)
+        else:
+            command.add_argument(flag, type=type(field.default), default=field.default)
+    command.set_defaults(handler=train_detector_command)
+
+    command = commands.add_parser("eval-detector", help="COCO AP of a saved detector on held-out images")
+    command.add_argument("--model", default="checkpoints/shapes/detector")
+    command.add_argument("--n", type=int, default=500)
+    command.add_argument("--seed", type=int, default=HELDOUT_SEED)
+    command.add_argument("--size", type=int, default=IMAGE_SIZE)
+    command.set_defaults(handler=eval_detector_command)
+    return main
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch(parser()))

@@ -1,0 +1,98 @@
+"""For tests and benchmarks: random-weight stand-ins of real architectures, and space configs naming them.
+
+The app's tests and its benchmark need the Shapes world's and DETR-R50's architectures, not their
+training: a stand-in is the same DetrConfig with random weights, saved as a local detector folder
+plus a random inverter checkpoint, so it loads through the same code path as the real models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+from .core.checkpoints import save_inverters
+from .core.detector import Detector
+from .core.inverters import InverterConfig, InverterStack
+from .shapes.detector import build_detector
+
+
+def tiny_detr_config(d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> DetrConfig:
+    """A DETR with a 4-stage basic-block ResNet (stride 32), 2 encoder and 2 decoder layers."""
+    backbone = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic", out_features=["stage4"]
+    )
+    return DetrConfig(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=backbone,
+        d_model=d_model,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_queries=num_queries,
+        num_labels=num_labels,
+        id2label={0: "circle", 1: "square", 2: "triangle"},
+        label2id={"circle": 0, "square": 1, "triangle": 2},
+    )
+
+
+def detr_r50_config() -> DetrConfig:
+    """DETR-R50's architecture: ResNet-50 backbone (transformers' own), 6+6 layers, d=256, 100 queries."""
+    return DetrConfig(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=ResNetConfig(out_features=["stage4"]),
+        num_labels=91,
+    )
+
+
+def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    """A smooth random RGB image (blurred noise), reproducible from its seed."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR)
+
+
+def save_standin(folder: str | Path, config: DetrConfig, working_size: tuple[int, int], seed: int = 0) -> dict:
+    """Save a random DETR (FOLDER/detector) and random inverters for it (FOLDER/inverters).
+
+    Returns the space-config entry (without label and threshold) that loads them.
+    """
+    folder = Path(folder).resolve()
+    torch.manual_seed(seed)
+    model = DetrForObjectDetection(config).eval()
+    model.save_pretrained(folder / "detector")
+    detector = Detector(model, working_size, name=str(folder / "detector"))
+    stack = InverterStack(InverterConfig.for_detector(config, detector.stride))
+    save_inverters(stack, folder / "inverters", detector, notes={"standin": "random weights"})
+    return {"detector": str(folder / "detector"), "revision": None, "inverters": str(folder / "inverters"),
+            "working_size": list(working_size)}
+
+
+def shapes_config() -> DetrConfig:
+    """The Shapes world's detector architecture (its training recipe's defaults)."""
+    from .shapes.detector import TrainConfig
+
+    return build_detector(TrainConfig()).config
+
+
+def write_space_config(path: str | Path, models: dict[str, dict], default_model: str, limits: dict) -> Path:
+    """A space_config.yaml offering `models` (name -> entry) with the app's `limits`, for $INVERSION_SPACE_CONFIG."""
+    document = {"default_model": default_model, "models": models, "limits": limits}
+    Path(path).write_text(yaml.dump(document, Dumper=_PlainDumper, sort_keys=False))
+    return Path(path)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases, as a person would write it."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True

@@ -1,0 +1,136 @@
+"""Precomputed detector targets, so the transformer inverses train without rerunning DETR.
+
+    python -m inversion.feature_cache --model shapes --data DIR --out CACHE
+
+runs the frozen detector once over a dataset and writes fp16 shards (safetensors) holding, per
+image, what the inverse encoder, decoder and prediction modules learn from: the projected
+backbone tokens, the final encoder tokens, the final decoder output, the logits and boxes, and the
+grid mask. `python -m inversion.train --feature-cache CACHE ...` then trains those three modules
+from the shards (the inverse backbone needs pixels, so it is left out of such a run).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..core.checkpoints import CheckpointError
+from ..core.detector import Detector
+from ..core.stages import Representations
+from .data import DatasetError, collate
+
+CACHE_FILE = "cache.json"
+CACHED_STAGES = ("encoder", "decoder", "prediction")
+FIELDS = ("backbone_tokens", "encoder", "decoder", "logits", "boxes", "grid_mask")
+
+
+@torch.no_grad()
+def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_size: int = 512, batch_size: int = 16,
+                workers: int = 2) -> Path:
+    """Capture every image once and write the targets as fp16 safetensors shards plus cache.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=workers)
+    pending: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
+    shards, grid = [], None
+
+    def flush():
+        if not pending["encoder"]:
+            return
+        tensors = {name: torch.cat(values).contiguous() for name, values in pending.items()}
+        name = f"shard-{len(shards):05d}.safetensors"
+        save_file(tensors, out / name)
+        shards.append({"file": name, "count": len(tensors["encoder"])})
+        for values in pending.values():
+            values.clear()
+
+    for images, _ in tqdm(loader, desc="caching detector targets"):
+        reps = detector.capture(images)
+        grid = list(reps.grid_size)
+        for name, tensor in zip(FIELDS, (reps.encoder[0], reps.encoder[-1], reps.decoder[-1], reps.logits,
+                                         reps.boxes, reps.grid_mask)):
+            pending[name].append(tensor.cpu().to(torch.uint8 if name == "grid_mask" else torch.float16))
+        if sum(len(t) for t in pending["encoder"]) >= shard_size:
+            flush()
+    flush()
+    description = {"detector": {"id": detector.name, "revision": detector.revision},
+                   "working_size": list(detector.working_size), "grid_size": grid, "shards": shards}
+    (out / CACHE_FILE).write_text(json.dumps(description, indent=2))
+    return out
+
+
+class FeatureCache(Dataset):
+    """The cached targets of one image per item, as a dict of tensors (fp16 as stored)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        try:
+            self.description = json.loads((self.folder / CACHE_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise DatasetError(f"{self.folder} is not a feature cache (no readable {CACHE_FILE}): {error}") from error
+        self.ends = []
+        total = 0
+        for shard in self.description["shards"]:
+            total += shard["count"]
+            self.ends.append(total)
+        self._loaded: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def check_detector(self, detector: Detector) -> None:
+        """Refuse a cache written by another detector or at another working size."""
+        made_by = self.description["detector"]
+        if made_by != {"id": detector.name, "revision": detector.revision} or \
+                self.description["working_size"] != list(detector.working_size):
+            raise CheckpointError(
+                f"The feature cache {self.folder} was made by {made_by['id']!r} (revision {made_by['revision']!r}) at "
+                f"{self.description['working_size']}, not by {detector.name!r} at {list(detector.working_size)}."
+            )
+
+    def _shard(self, number: int) -> dict[str, torch.Tensor]:
+        if self._loaded is None or self._loaded[0] != number:
+            path = self.folder / self.description["shards"][number]["file"]
+            with safe_open(str(path), framework="pt") as shard:
+                self._loaded = (number, {name: shard.get_tensor(name) for name in FIELDS})
+        return self._loaded[1]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        number = bisect.bisect_right(self.ends, index)
+        start = self.ends[number - 1] if number else 0
+        return {name: tensor[index - start] for name, tensor in self._shard(number).items()}
+
+
+def collate_features(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack cached items into a batch."""
+    return {name: torch.stack([item[name] for item in items]) for name in items[0]}
+
+
+def cached_representations(batch: dict[str, torch.Tensor], device: torch.device) -> Representations:
+    """A Representations holding what the cached stages' inverses need (float32, on `device`).
+
+    Only the first and last encoder entries and the last decoder entry exist; there are no pixels.
+    """
+    tensors = {name: tensor.to(device) for name, tensor in batch.items()}
+    floats = {name: tensors[name].float() for name in FIELDS if name != "grid_mask"}
+    grid_mask = tensors["grid_mask"].bool()
+    height, width = grid_mask.shape[-2:]
+    tokens = floats["backbone_tokens"]
+    return Representations(
+        backbone=tokens.transpose(1, 2).reshape(len(tokens), -1, height, width),
+        encoder=[tokens, floats["encoder"]],
+        decoder=[floats["decoder"]],
+        logits=floats["logits"],
+        boxes=floats["boxes"],
+        grid_mask=grid_mask,
+        pixels=torch.empty(len(tokens), 3, 0, 0, device=device),
+        content_sizes=[],
+        original_sizes=[],
+    )

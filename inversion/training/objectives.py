@@ -1,0 +1,109 @@
+"""The two training objectives for inverse modules, as modules that return their losses.
+
+Modular (the paper's method): every inverse module learns alone to map its stage back to the
+previous stage, against the frozen detector's own tensor; the four graphs are independent, so
+one backward gives each module exactly its own gradient.
+End-to-end (the baseline): one separate chain per stage, trained on pixel error only.
+
+Losses skip padding: masked means over real pixels and real grid cells only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.detector import normalise
+from ..core.inverters import InverterConfig, InverterStack
+from ..core.stages import STAGES, Representations, Source
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over positions where `mask` (broadcastable, 1 = real) is set."""
+    mask = mask.to(prediction.dtype).expand_as(prediction)
+    return ((prediction - target) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def pixel_mask(representations: Representations) -> torch.Tensor:
+    """B x 1 x H x W, 1 where the canvas shows the image, 0 on padding."""
+    batch, _, height, width = representations.pixels.shape
+    mask = torch.zeros(batch, 1, height, width, device=representations.pixels.device)
+    for index, (content_height, content_width) in enumerate(representations.content_sizes):
+        mask[index, :, :content_height, :content_width] = 1
+    return mask
+
+
+def pixel_loss(images: torch.Tensor, representations: Representations) -> torch.Tensor:
+    """MSE in DETR's normalised pixel space over the image (the inverse may overhang the canvas)."""
+    height, width = representations.pixels.shape[-2:]
+    images = images[..., :height, :width]
+    return masked_mse(normalise(images), normalise(representations.pixels), pixel_mask(representations))
+
+
+class ModularObjective(nn.Module):
+    """Each inverse module against its local target (PAPER.md, "Training: modular").
+
+    `stages` chooses which modules train (all four by default); modules train independently, so
+    any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
+    """
+
+    def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES):
+        super().__init__()
+        self.stack = stack
+        self.stages = stages
+
+    def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
+        return {stage: getattr(self, f"_{stage}_loss")(representations) for stage in self.stages}
+
+    def _backbone_loss(self, reps: Representations) -> torch.Tensor:
+        return pixel_loss(self.stack.backbone(reps.backbone), reps)
+
+    def _encoder_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.encoder(reps.encoder[-1], reps.grid_mask)
+        return masked_mse(inverted, reps.encoder[0], reps.grid_mask.flatten(1)[..., None])
+
+    def _decoder_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.decoder(reps.decoder[-1], reps.grid_mask)
+        return masked_mse(inverted, reps.encoder[-1], reps.grid_mask.flatten(1)[..., None])
+
+    def _prediction_loss(self, reps: Representations) -> torch.Tensor:
+        inverted = self.stack.prediction(self.stack.prediction.encode(reps.logits, reps.boxes))
+        return nn.functional.mse_loss(inverted, reps.decoder[-1])
+
+    def stacks(self) -> dict[str, InverterStack]:
+        """The trained stack(s) by the name they are saved under ("" = the checkpoint folder itself)."""
+        return {"": self.stack}
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One optimizer's parameters per loss."""
+        return {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
+
+
+class EndToEndObjective(nn.Module):
+    """A separate chain per stage, trained on pixel error only (PAPER.md, "End-to-end")."""
+
+    def __init__(self, config: InverterConfig):
+        super().__init__()
+        self.chains = nn.ModuleDict({stage: InverterStack(config) for stage in STAGES})
+
+    def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
+        reps = representations
+        losses = {}
+        for stage, chain in self.chains.items():
+            tensor = reps.tensor(Source(stage))
+            if stage == "prediction":
+                tensor = chain.prediction.encode(*tensor)
+            (images,) = chain.invert([(stage, tensor)], reps.grid_mask)
+            losses[stage] = pixel_loss(images, reps)
+        return losses
+
+    def stacks(self) -> dict[str, InverterStack]:
+        return {f"chain-{stage}": chain for stage, chain in self.chains.items()}
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The modules each chain uses: stage k's chain runs the inverses from k down to the backbone."""
+        groups = {}
+        for position, stage in enumerate(STAGES):
+            chain = self.chains[stage]
+            groups[stage] = [p for used in STAGES[: position + 1] for p in chain.module(used).parameters()]
+        return groups

@@ -1,0 +1,1 @@
+"""The Space: the Gradio app of DETR Inversion Lab, one module per tab (`app.py` only wires it)."""

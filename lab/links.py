@@ -1,0 +1,107 @@
+"""What a link to the app carries: model, tab, example and each tab's settings, as URL query parameters.
+
+    ?model=shapes&tab=perturb&example=shapes_05.png&object=0&mask=grabcut&perturbation=red
+
+Parsing is forgiving: an unknown or malformed value is dropped and its default used, so an old
+or hand-edited link still opens the app. Uploaded images cannot travel in a link; examples can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlencode
+
+from inversion.experiments.colour import PERTURBATIONS
+from lab.service import ENTRIES, MASK_KINDS
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # the Space's own files
+EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+TABS = ("stages", "swap", "perturb", "about")
+
+
+@dataclass
+class LinkState:
+    """Everything a link restores; the defaults are what a fresh page shows."""
+
+    model: str | None = None
+    tab: str = "stages"
+    example: str | None = None
+    layers: bool = False  # stage tab: every encoder and decoder layer too
+    swap: list[str] = field(default_factory=list)  # layer swap: "encoder 3", "decoder 2"; empty = all
+    entry: str = "backbone"
+    object: int = 0
+    mask: str = "grabcut"
+    perturbation: str = "red"
+    hue: int = 90
+
+
+def to_query(state: LinkState) -> str:
+    """The query string ('?...') of a state, leaving out values equal to the defaults."""
+    default = LinkState()
+    params = {}
+    for item in fields(LinkState):
+        value = getattr(state, item.name)
+        if value in (None, getattr(default, item.name)):
+            continue
+        if item.name == "swap":
+            value = ",".join(name[0] + name.split()[1] for name in value)  # "encoder 3" -> "e3"
+        elif isinstance(value, bool):
+            value = int(value)
+        params[item.name] = value
+    return "?" + urlencode(params)
+
+
+def from_query(params: dict[str, str], models: list[str], examples: list[str]) -> LinkState:
+    """The state a link describes, keeping only values that exist here."""
+    state = LinkState()
+    if params.get("model") in models:
+        state.model = params["model"]
+    if params.get("tab") in TABS:
+        state.tab = params["tab"]
+    if params.get("example") in examples:
+        state.example = params["example"]
+    state.layers = params.get("layers") == "1"
+    state.swap = [name for name in map(_layer_name, params.get("swap", "").split(",")) if name]
+    if params.get("entry") in ENTRIES:
+        state.entry = params["entry"]
+    state.object = _integer(params.get("object"), 0, 999, state.object)
+    if params.get("mask") in MASK_KINDS:
+        state.mask = params["mask"]
+    if params.get("perturbation") in (*PERTURBATIONS, "hue"):
+        state.perturbation = params["perturbation"]
+    state.hue = _integer(params.get("hue"), 0, 179, state.hue)
+    return state
+
+
+def example_files() -> list[Path]:
+    """The example images, by name."""
+    return sorted(path for path in EXAMPLES_DIR.iterdir() if path.suffix.lower() in EXAMPLE_SUFFIXES)
+
+
+def example_model(path: Path) -> str:
+    """The model an example was chosen for: Shapes images for the Shapes world, photos for DETR-R50."""
+    return "shapes" if path.name.startswith("shapes_") else "detr-resnet-50"
+
+
+def example_name(upload: str | bytes | None) -> str | None:
+    """The example file an input holds (compared by content, since uploads are copied), or None."""
+    if not isinstance(upload, str) or not Path(upload).is_file():
+        return None
+    digest = _digest(Path(upload))
+    return next((path.name for path in example_files() if _digest(path) == digest), None)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _layer_name(short: str) -> str | None:
+    """'e3' -> 'encoder 3', 'd2' -> 'decoder 2'; anything else -> None."""
+    stage = {"e": "encoder", "d": "decoder"}.get(short[:1])
+    return f"{stage} {int(short[1:])}" if stage and short[1:].isdigit() else None
+
+
+def _integer(text: str | None, low: int, high: int, default: int) -> int:
+    return int(text) if text is not None and text.isdigit() and low <= int(text) <= high else default

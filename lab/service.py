@@ -1,0 +1,289 @@
+"""The app's service layer: what each tab computes, as plain functions returning data (no Gradio here).
+
+Every function takes a loaded `Model` and an RGB PIL image (`inversion.core.images.load_image`),
+runs the detector once per image and sends all reconstructions of the request through the
+inverters in one `reconstruct` call; stage reconstructions can also come from optimisation-based
+inversion (`inversion.experiments.optimise`), which needs no trained inverter. Images come back at the
+detector's working resolution (the input fitted inside the canvas, padding cropped), boxes in
+those pixels, metrics against the detector's view of the input. Problems the user can fix raise
+`RequestError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from inversion.core.errors import UserFacingError
+from inversion.core.images import to_pil
+from inversion.core.inverters import InverterStack
+from inversion.core.metrics import image_quality
+from inversion.core.reconstruct import input_image, reconstruct
+from inversion.core.registry import Model
+from inversion.core.stages import STAGE_SOURCES, Detection, Representations, Source, layer_sources
+from inversion.experiments.colour import PERTURBATIONS, box_mask, grabcut_mask, perturb
+from inversion.experiments.matching import DetectionChange, match_detections
+from inversion.experiments.optimise import OptimiseConfig, optimise_inversion
+from inversion.experiments.similarity import layer_similarity
+from inversion.figures import similarity_heat_map
+
+MASK_KINDS = ("grabcut", "box", "image")
+ENTRIES = ("backbone", "encoder")  # where encoder layers may enter; decoder layers enter the inverse decoder
+OPTIMISE_STEPS = 200  # optimisation steps per stage (the Shapes model on a CPU: a few seconds per stage)
+CPU_OPTIMISE_PIXELS = OPTIMISE_STEPS * 128 * 128  # on a CPU, steps x canvas pixels per stage stay within this
+MIN_OPTIMISE_STEPS = 10
+
+
+class RequestError(UserFacingError):
+    """A request the user can fix (no inverters, no object to perturb, a bad layer...): the message says how."""
+
+
+@dataclass
+class Panel:
+    """One reconstruction with its quality against the input."""
+
+    label: str
+    image: Image.Image
+    psnr: float
+    ssim: float
+
+    @property
+    def caption(self) -> str:
+        return f"{self.label} · PSNR {self.psnr:.1f} dB · SSIM {self.ssim:.2f}"
+
+
+@dataclass
+class Detected:
+    """The detector's view of an image (working resolution) and its detections in those pixels."""
+
+    view: Image.Image
+    detections: list[Detection]
+
+
+@dataclass
+class StageResult:
+    input: Detected
+    panels: list[Panel]  # by the learned inverters, or optimisation-based when the model has none
+    optimised_panels: list[Panel]  # optimisation-based, next to learned panels (when asked for)
+    note: str = ""  # says which reconstructions are optimisation-based, and with how many steps
+
+
+@dataclass
+class LayerSwapResult:
+    input: Detected
+    panels: list[Panel]
+    encoder_similarity: np.ndarray  # (L+1) x (L+1) linear CKA
+    decoder_similarity: np.ndarray  # row and column 0 are NaN (zero queries)
+    heat_map: Image.Image
+
+
+@dataclass
+class PerturbationResult:
+    original: Detected
+    perturbed: Detected
+    mask: np.ndarray  # H x W bool, in view pixels
+    object_index: int | None  # the detection the mask came from (None for the whole image)
+    changes: list[DetectionChange]
+    original_panels: list[Panel]
+    perturbed_panels: list[Panel]
+
+
+def detect(model: Model, image: Image.Image) -> Detected:
+    """The detector's view of `image` and its detections (no inverters needed)."""
+    return _detected(model.detector.capture([image]), 0)
+
+
+def stage_reconstructions(
+    model: Model,
+    image: Image.Image,
+    all_layers: bool = False,
+    optimised: bool = False,
+    optimise_steps: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> StageResult:
+    """The image reconstructed from every stage (and, with all_layers, every encoder and decoder layer).
+
+    With `optimised`, also by optimisation-based inversion from the four stages; a model without
+    learned inverters always gets those instead. optimise_steps: per stage (default: the model's
+    budget); progress(fraction, text) follows the optimisation.
+    """
+    reps = model.detector.capture([image])
+    steps = optimised_stage_steps(model, optimised, optimise_steps)
+    optimised_panels = _optimised_panels(model, reps, steps, progress) if steps else []
+    if model.inverters is None:
+        note = (f"{model.spec.label} has no trained inverters yet, so these reconstructions are optimisation-based: "
+                f"{steps} steps of gradient descent on the pixels per stage, until DETR's representation of them "
+                "matches (Mahendran and Vedaldi, 2015).")
+        if all_layers:
+            note += " Reconstructions from every encoder and decoder layer need trained inverters."
+        return StageResult(_detected(reps, 0), optimised_panels, [], note)
+    sources = [*STAGE_SOURCES, *(layer_sources(reps) if all_layers else [])]
+    panels = _panels(reps, reconstruct(model.inverters, reps, sources), 0)
+    note = (f"The second row is optimisation-based: {steps} steps of gradient descent on the pixels per stage, "
+            "no trained inverter." if optimised_panels else "")
+    return StageResult(_detected(reps, 0), panels, optimised_panels, note)
+
+
+def optimise_budget(model: Model) -> int:
+    """Optimisation steps per stage: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10)."""
+    if model.detector.device.type != "cpu":
+        return OPTIMISE_STEPS
+    height, width = model.detector.working_size
+    return max(MIN_OPTIMISE_STEPS, min(OPTIMISE_STEPS, CPU_OPTIMISE_PIXELS // (height * width)))
+
+
+def optimised_stage_steps(model: Model, optimised: bool, optimise_steps: int | None = None) -> int:
+    """Optimisation steps per stage a stage request makes: none if learned inverters suffice, else
+    `optimise_steps` or the model's budget (asked for, or the model has no learned inverters)."""
+    if not optimised and model.inverters is not None:
+        return 0
+    return optimise_steps or optimise_budget(model)
+
+
+def layer_choices(model: Model) -> list[str]:
+    """Every layer a layer swap can start from: 'encoder 0'.., 'decoder 0'.."""
+    config = model.detector.config
+    return [f"encoder {layer}" for layer in range(config.encoder_layers + 1)] + [
+        f"decoder {layer}" for layer in range(config.decoder_layers + 1)
+    ]
+
+
+def layer_swap(model: Model, image: Image.Image, layers: list[str], entry: str = "backbone") -> LayerSwapResult:
+    """Feed chosen layers to an inverse made for another stage, plus the layers' CKA similarity.
+
+    layers: names from `layer_choices`. Encoder layers enter the inverse `entry` ("backbone":
+    as if they were the backbone map; "encoder": as if they were the final encoder output);
+    decoder layers enter the inverse decoder as if they were the final decoder output.
+    """
+    stack = require_inverters(model)
+    sources = [_layer_source(name, entry, layer_choices(model)) for name in layers]
+    if not sources:
+        raise RequestError("Choose at least one encoder or decoder layer to reconstruct from.")
+    reps = model.detector.capture([image])
+    images = reconstruct(stack, reps, sources)
+    encoder = layer_similarity(reps, "encoder").numpy()
+    decoder = layer_similarity(reps, "decoder").numpy()
+    return LayerSwapResult(_detected(reps, 0), _panels(reps, images, 0), encoder, decoder, similarity_heat_map(encoder, decoder))
+
+
+def colour_perturbation(
+    model: Model,
+    image: Image.Image,
+    object_index: int | None,
+    mask_kind: str,
+    perturbation: str,
+    hue: int | None = None,
+) -> PerturbationResult:
+    """Recolour one detected object (or the whole image) and compare detections and reconstructions.
+
+    mask_kind: "grabcut" (the object segmented inside its box), "box" or "image".
+    perturbation: a name in `inversion.perturb.PERTURBATIONS`, or "hue" with `hue` in 0..179.
+    The perturbation is applied to the detector's view, so both images share one resolution.
+    """
+    stack = require_inverters(model)
+    if mask_kind not in MASK_KINDS:
+        raise RequestError(f"Unknown mask {mask_kind!r}: choose one of {', '.join(MASK_KINDS)}.")
+    if perturbation not in (*PERTURBATIONS, "hue"):
+        raise RequestError(f"Unknown perturbation {perturbation!r}: choose one of {', '.join(PERTURBATIONS)} or hue.")
+    if perturbation == "hue" and (hue is None or not 0 <= hue <= 179):
+        raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
+    clean = model.detector.capture([image])
+    original = _detected(clean, 0)
+    mask, object_index = _mask(original, object_index, mask_kind)
+    recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
+    after = model.detector.capture([recoloured])
+    both = Representations.concat([clean, after])
+    images = reconstruct(stack, both, STAGE_SOURCES)
+    perturbed = _detected(both, 1)
+    return PerturbationResult(
+        original=original,
+        perturbed=perturbed,
+        mask=mask,
+        object_index=object_index,
+        changes=match_detections(original.detections, perturbed.detections),
+        original_panels=_panels(both, images, 0),
+        perturbed_panels=_panels(both, images, 1),
+    )
+
+
+def require_inverters(model: Model) -> InverterStack:
+    """The model's inverters, or an RequestError saying plainly that it has none."""
+    if model.inverters is None:
+        raise RequestError(
+            f"The model {model.spec.label!r} has no trained inverters yet, which this experiment needs: choose "
+            "another model. Its stage reconstructions still work, by optimisation-based inversion."
+        )
+    return model.inverters
+
+
+def _detected(reps: Representations, index: int) -> Detected:
+    """Image `index`'s view and its detections with boxes scaled from original to view pixels."""
+    height, width = reps.content_sizes[index]
+    original_height, original_width = reps.original_sizes[index]
+    sx, sy = width / original_width, height / original_height
+    detections = [
+        replace(d, box=(d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy)) for d in reps.detections[index]
+    ]
+    return Detected(to_pil(input_image(reps, index)), detections)
+
+
+def _panels(reps: Representations, images: dict[Source, list[torch.Tensor]], index: int) -> list[Panel]:
+    """Image `index`'s reconstructions as captioned panels, scored against its input."""
+    target = input_image(reps, index)
+    panels = []
+    for source, batch in images.items():
+        quality = image_quality(batch[index], target)
+        panels.append(Panel(source.label, to_pil(batch[index]), quality["psnr"], quality["ssim"]))
+    return panels
+
+
+def _optimised_panels(
+    model: Model, reps: Representations, steps: int, progress: Callable[[float, str], None] | None
+) -> list[Panel]:
+    """The first image reconstructed from each stage by optimisation, progress reported over all stages."""
+    config = OptimiseConfig(steps=steps)
+    images = {}
+    for done, source in enumerate(STAGE_SOURCES):
+        report = _share(progress, done, len(STAGE_SOURCES))
+        images[source] = [optimise_inversion(model.detector, reps, source, config=config, progress=report).image]
+    return _panels(reps, images, 0)
+
+
+def _share(progress: Callable[[float, str], None] | None, done: int, total: int) -> Callable[[float, str], None] | None:
+    """One of `total` parts' progress reported as progress of the whole, `done` parts being finished."""
+    if progress is None:
+        return None
+    return lambda fraction, text: progress((done + fraction) / total, text)
+
+
+def _layer_source(name: str, entry: str, choices: list[str]) -> Source:
+    """A layer name ('encoder 3') as the Source that feeds it to the chosen inverse."""
+    if name not in choices:
+        raise RequestError(f"Unknown layer {name!r}: this model has {choices[0]} to {choices[-1]}.")
+    if entry not in ENTRIES:
+        raise RequestError(f"Encoder layers can enter the inverse backbone or encoder, not {entry!r}.")
+    stage, layer = name.split()
+    return Source("encoder", int(layer), entry=entry) if stage == "encoder" else Source("decoder", int(layer))
+
+
+def _mask(image: Detected, object_index: int | None, mask_kind: str) -> tuple[np.ndarray, int | None]:
+    """The region to recolour and the object it belongs to."""
+    shape = (image.view.height, image.view.width)
+    if mask_kind == "image":
+        return np.ones(shape, dtype=bool), None
+    count = len(image.detections)
+    if count == 0:
+        raise RequestError(
+            "The detector found no object in this image, so there is no box to recolour: "
+            "choose the mask 'the whole image', or another image."
+        )
+    index = 0 if object_index is None else int(object_index)
+    if not 0 <= index < count:
+        raise RequestError(f"There is no object {index}: the detector found {count} (numbered 0 to {count - 1}).")
+    box = image.detections[index].box
+    mask = box_mask(shape, box) if mask_kind == "box" else grabcut_mask(image.view, box)
+    return mask, index

@@ -1,0 +1,56 @@
+"""Reconstruction from every stage and layer: right size, valid pixels, one cascade."""
+
+import pytest
+import torch
+
+from inversion.core.images import to_pil
+from inversion.core.reconstruct import reconstruct
+from inversion.core.stages import STAGE_SOURCES, Source, layer_sources
+from inversion.testing import random_image
+
+
+def test_every_stage_and_layer_gives_an_image_of_the_input_size(tiny_detector, tiny_stack):
+    image = random_image(50, 90)
+    reps = tiny_detector.capture([image])
+    sources = [*STAGE_SOURCES, *layer_sources(reps), Source("encoder", 1, entry="backbone")]
+    results = reconstruct(tiny_stack, reps, sources)
+    assert list(results) == sources
+    height, width = reps.content_sizes[0]
+    for source, (picture,) in results.items():
+        assert picture.shape == (3, height, width), source
+        assert picture.min() >= 0 and picture.max() <= 1
+        assert to_pil(picture, reps.original_sizes[0]).size == image.size
+
+
+def test_the_cascade_equals_each_chain_run_alone(tiny_detector, tiny_stack):
+    reps = tiny_detector.capture([random_image(64, 96), random_image(40, 96, seed=2)])
+    together = reconstruct(tiny_stack, reps, STAGE_SOURCES)
+    for source in STAGE_SOURCES:
+        (alone,) = reconstruct(tiny_stack, reps, [source]).values()
+        for a, b in zip(alone, together[source]):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_manual_chain_matches(tiny_detector, tiny_stack):
+    reps = tiny_detector.capture([random_image(64, 96)])
+    stack = tiny_stack
+    decoder = stack.prediction(stack.prediction.encode(reps.logits, reps.boxes))
+    encoder = stack.decoder(decoder, reps.grid_mask)
+    backbone = stack.encoder(encoder, reps.grid_mask)
+    image = stack.backbone(backbone.transpose(1, 2).reshape(1, -1, *reps.grid_size))
+    (from_prediction,) = reconstruct(stack, reps, [Source("prediction")])[Source("prediction")]
+    height, width = reps.content_sizes[0]
+    torch.testing.assert_close(from_prediction, image[0, :, :height, :width], atol=1e-5, rtol=1e-4)
+
+
+def test_impossible_sources_are_refused_with_a_reason():
+    with pytest.raises(ValueError, match="cannot be fed"):
+        Source("decoder", 2, entry="backbone")
+    with pytest.raises(ValueError, match="Only encoder and decoder have layers"):
+        Source("backbone", 1)
+
+
+def test_out_of_range_layer_is_named(tiny_detector, tiny_stack):
+    reps = tiny_detector.capture([random_image(64, 96)])
+    with pytest.raises(ValueError, match="layers 0 to 2"):
+        reconstruct(tiny_stack, reps, [Source("encoder", 7)])

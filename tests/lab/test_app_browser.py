@@ -1,0 +1,134 @@
+"""The app in real headless Chromium (Debian's chromium, driven by Playwright): one example per tab.
+
+Opens the page, runs one example in each tab, checks the result images appear, adds the
+optimisation-based row (a few steps), opens a result link, and saves a screenshot of each tab to
+docs/screenshots/. It serves the trained Shapes model when checkpoints/shapes/inverters exists,
+else random-weight stand-ins.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from browser.app_server import standin_config
+
+from benchmarks.app import app_process
+from inversion.core.checkpoints import PROJECT_ROOT
+from inversion.core.registry import SPACE_CONFIG
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+SHAPES_READY = (PROJECT_ROOT / "checkpoints/shapes/inverters/inverters.json").is_file()
+TIMEOUT = 60_000  # ms: the first click of an example computes and caches it
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does).")
+    folder = tmp_path_factory.mktemp("browser-app")
+    config = SPACE_CONFIG if SHAPES_READY else standin_config(folder)
+    os.environ["INVERSION_OPTIMISE_STEPS"] = "3"  # the app process inherits it: a fast optimised row
+    with app_process(config, folder) as (_, address):
+        yield address
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    with playwright.sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        yield page
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_tab(page, name: str):
+    page.get_by_role("tab", name=name).click()
+
+
+def run_example(page, label: str, result_selector: str, count: int):
+    page.get_by_text(label, exact=True).locator("visible=true").first.click()
+    images = page.locator(f"{result_selector} img")
+    playwright.expect(images.nth(count - 1)).to_be_visible()
+    page.wait_for_function(  # every image decoded
+        "(selector) => [...document.querySelectorAll(selector)].every(img => img.complete && img.naturalWidth > 0)",
+        arg=f"{result_selector} img",
+    )
+
+
+def screenshot(page, name: str):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(500)  # let transitions settle
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def test_page_opens_and_says_what_is_missing(page, url):
+    page.goto(url)
+    playwright.expect(page.get_by_role("heading", name="DETR Inversion Lab")).to_be_visible()
+    playwright.expect(page.locator("#model-notice")).to_contain_text("is not available here")
+
+
+def test_stage_reconstructions_example(page):
+    open_tab(page, "Stage reconstructions")
+    run_example(page, "shapes_15 · shapes", "#stage-gallery", 4)
+    playwright.expect(page.locator("#stage-gallery")).to_contain_text("PSNR")
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(
+        playwright_regex(r"\?model=shapes&example=shapes_15\.png$"))
+    assert "example=shapes_15.png" in page.url
+    screenshot(page, "stages")
+
+
+def test_optimised_row_next_to_the_learned_one(page):
+    playwright.expect(page.locator("#optimised-gallery")).to_be_hidden()
+    page.get_by_label("Also optimisation-based inversion (slow)").check()
+    page.get_by_role("button", name="Reconstruct").locator("visible=true").first.click()
+    playwright.expect(page.locator("#optimised-gallery img").nth(3)).to_be_visible()
+    playwright.expect(page.locator("#optimised-gallery")).to_contain_text("prediction · PSNR")
+    playwright.expect(page.locator("#stage-gallery img").nth(3)).to_be_visible()
+
+
+def test_layer_swap_example(page):
+    open_tab(page, "Layer swap")
+    run_example(page, "shapes_18 · shapes", "#swap-gallery", 8)
+    playwright.expect(page.locator("#swap-heat img")).to_be_visible()
+    screenshot(page, "layer_swap")
+
+
+def test_colour_perturbation_example(page):
+    open_tab(page, "Colour perturbation")
+    run_example(page, "shapes_05 · shapes", "#perturb-gallery", 4)
+    playwright.expect(page.get_by_text("what happened")).to_be_visible()
+    screenshot(page, "colour_perturbation")
+
+
+def test_about_tab(page):
+    open_tab(page, "About")
+    playwright.expect(page.get_by_text("rathjens2024inverting")).to_be_visible()
+    screenshot(page, "about")
+
+
+def test_a_link_reproduces_a_result(page, url):
+    page.goto(url + "?model=shapes&tab=perturb&example=shapes_27.png&mask=image&perturbation=grey")
+    playwright.expect(page.get_by_role("tab", name="Colour perturbation")).to_have_attribute("aria-selected", "true")
+    images = page.locator("#perturb-gallery img")
+    playwright.expect(images.nth(3)).to_be_visible()
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(
+        playwright_regex(r"example=shapes_27\.png.*mask=image.*perturbation=grey"))
+
+
+def playwright_regex(pattern: str):
+    import re
+
+    return re.compile(pattern)

@@ -1,0 +1,247 @@
+"""The app launched in this process (random-weight stand-ins) and driven through gradio_client.
+
+Every endpoint, the bad inputs of issue 4 (each gets a clear message or a correct result, and
+the app serves the next request), links, the on-screen notices, and the Space front matter.
+"""
+
+import io
+import re
+
+import gradio
+import httpx
+import numpy as np
+import pytest
+import yaml
+from browser.app_server import serve
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from inversion.core.checkpoints import PROJECT_ROOT
+from inversion.core.hub import local_folder
+from inversion.core.registry import model_specs
+from inversion.shapes.world import generate_sample
+from lab.links import LinkState, from_query, to_query
+
+STAGES = ["backbone", "encoder", "decoder", "prediction"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    return serve(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return Client(served[1], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The awkward inputs of issue 4, written once."""
+    folder = tmp_path_factory.mktemp("inputs")
+    shapes, _ = generate_sample(15)
+    paths = {"shapes": folder / "shapes.png"}
+    shapes.save(paths["shapes"])
+    (folder / "notes.txt").write_text("not an image")
+    paths["text"] = folder / "notes.txt"
+    full = io.BytesIO()
+    shapes.save(full, format="PNG")
+    (folder / "truncated.png").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    paths["truncated"] = folder / "truncated.png"
+    Image.new("L", (7000, 6000), 128).save(folder / "huge.png")  # 42 megapixels
+    paths["huge"] = folder / "huge.png"
+    for mode in ("RGBA", "LA", "P"):
+        paths[mode] = folder / f"{mode}.png"
+        shapes.convert(mode).save(paths[mode])
+    paths["I;16"] = folder / "sixteen.png"
+    Image.fromarray(np.asarray(shapes.convert("L"), dtype=np.uint16) * 257).save(paths["I;16"])
+    paths["CMYK"] = folder / "cmyk.jpg"
+    shapes.convert("CMYK").save(paths["CMYK"])
+    paths["exif"] = folder / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (200, 100), (200, 40, 40)).save(paths["exif"], exif=exif)
+    paths["tiny"] = folder / "one.png"
+    Image.new("RGB", (1, 1), (0, 128, 255)).save(paths["tiny"])
+    return paths
+
+
+def stages(client, path, model="shapes", all_layers=False, optimised=False):
+    return client.predict(handle_file(str(path)), model, all_layers, optimised, api_name="/stages")
+
+
+def check_stage_result(result, size=None):
+    annotated, gallery, optimised_gallery, summary, query = result
+    assert optimised_gallery == []
+    assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
+    assert all(re.search(r"PSNR \d+\.\d dB · SSIM -?\d\.\d\d", item["caption"]) for item in gallery)
+    if size is not None:
+        assert Image.open(annotated["image"]).size == size
+        assert all(Image.open(item["image"]).size == size for item in gallery)
+    return summary, query
+
+
+def test_every_endpoint_answers(client, files):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff"}
+
+    summary, query = check_stage_result(stages(client, files["shapes"], all_layers=False), size=(128, 128))
+    assert summary.startswith("16 detected")
+    _, gallery, _, _, _ = stages(client, files["shapes"], all_layers=True)
+    assert len(gallery) == 4 + 2 * 4
+
+    gallery, heat_map, query = client.predict(handle_file(str(files["shapes"])), "shapes",
+                                              ["encoder 1", "decoder 3"], "encoder", api_name="/layer_swap")
+    assert [item["caption"].split(" ·")[0] for item in gallery] == ["encoder 1", "decoder 3"]
+    assert Image.open(heat_map).width > 300
+    assert from_query(_params(query), ["shapes"], []).swap == ["encoder 1", "decoder 3"]
+
+    annotated, objects = client.predict("shapes", handle_file(str(files["shapes"])), api_name="/detect")
+    assert len(annotated["annotations"]) == len(objects["choices"]) == 16
+
+    result = client.predict(handle_file(str(files["shapes"])), "shapes", 2, "box", "rotate240", 90,
+                            api_name="/perturb")
+    original, objects, perturbed, changes, original_gallery, perturbed_gallery, query = result
+    assert objects["value"] == 2
+    assert len(changes["data"]) >= 16 and changes["headers"][-1] == "what happened"
+    assert [item["caption"].split(" ·")[0] for item in perturbed_gallery] == STAGES
+    before, after = np.asarray(Image.open(original["image"])), np.asarray(Image.open(perturbed["image"]))
+    assert (before != after).any()
+    state = from_query(_params(query), ["shapes"], [])
+    assert (state.tab, state.object, state.mask, state.perturbation) == ("perturb", 2, "box", "rotate240")
+
+    digits, summary, plot = client.predict("fc-s", 4, 0.0, api_name="/tradeoff")
+    assert Image.open(digits).size == (10 * 8 * 12 + 9 * 2 * 12, (2 * 8 + 2) * 12)  # ten test digits over their reconstructions
+    accuracy = float(summary.split("test accuracy ")[1].split("%")[0])
+    assert 50 < accuracy <= 100 and "λ = 0" in summary
+
+
+@pytest.mark.parametrize("name, message", [
+    ("text", "is not an image we can read"),
+    ("truncated", "truncated or corrupt"),
+    ("huge", "over the 40 megapixel limit"),
+])
+def test_bad_files_get_a_clear_message_and_the_app_keeps_serving(client, files, name, message):
+    with pytest.raises(AppError, match=message):
+        stages(client, files[name])
+    check_stage_result(stages(client, files["shapes"]))
+
+
+@pytest.mark.parametrize("name", ["RGBA", "LA", "P", "I;16", "CMYK"])
+def test_odd_modes_are_reconstructed(client, files, name):
+    check_stage_result(stages(client, files[name]), size=(128, 128))
+
+
+def test_exif_rotation_is_applied_and_a_single_pixel_works(client, files):
+    check_stage_result(stages(client, files["exif"]), size=(64, 128))  # stored 200x100, displayed 100x200
+    check_stage_result(stages(client, files["tiny"]), size=(128, 128))
+
+
+def test_no_detection_is_explained(served, client, files):
+    app = served[0]
+    detector = app.MODELS["shapes"].detector
+    threshold, detector.threshold = detector.threshold, 1.0
+    try:
+        summary, _ = check_stage_result(stages(client, files["shapes"]))
+        assert summary.startswith("No object detected")
+        with pytest.raises(AppError, match="no object.*the whole image"):
+            client.predict(handle_file(str(files["shapes"])), "shapes", 0, "grabcut", "red", 90, api_name="/perturb")
+        result = client.predict(handle_file(str(files["shapes"])), "shapes", None, "image", "grey", 90,
+                                api_name="/perturb")
+        assert result[3]["data"] == []
+    finally:
+        detector.threshold = threshold
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c, f: c.predict(handle_file(str(f)), "bare", ["encoder 1"], "backbone", api_name="/layer_swap"),
+     "no trained inverters"),
+    (lambda c, f: stages(c, f, model="nonsense"), "nonsense is not in the list of choices"),
+    (lambda c, f: c.predict(None, "shapes", False, False, api_name="/stages"), "Upload an image"),
+    (lambda c, f: c.predict(handle_file(str(f)), "shapes", [], "backbone", api_name="/layer_swap"), "at least one"),
+    (lambda c, f: c.predict(handle_file(str(f)), "shapes", 40, "box", "red", 90, api_name="/perturb"),
+     "no object 40"),
+    (lambda c, f: c.predict(handle_file(str(f)), "shapes", 0, "box", "hue", 400, api_name="/perturb"),
+     "greater than maximum value 179"),
+])
+def test_bad_requests_get_a_clear_message(client, files, call, message):
+    with pytest.raises(AppError, match=message):
+        call(client, files["shapes"])
+    check_stage_result(stages(client, files["shapes"]))
+
+
+def test_learned_and_optimised_reconstructions_side_by_side(client, files):
+    _, gallery, optimised_gallery, summary, _ = stages(client, files["shapes"], optimised=True)
+    assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
+    assert [item["caption"].split(" ·")[0] for item in optimised_gallery] == STAGES
+    assert all(re.search(r"PSNR \d+\.\d dB · SSIM -?\d\.\d\d", item["caption"]) for item in optimised_gallery)
+    assert all(Image.open(item["image"]).size == (128, 128) for item in optimised_gallery)
+    assert "The second row is optimisation-based: 3 steps" in summary  # INVERSION_OPTIMISE_STEPS of the test server
+
+
+def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, files):
+    _, gallery, optimised_gallery, summary, _ = stages(client, files["exif"], model="bare")
+    assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES
+    assert all(Image.open(item["image"]).size == (64, 128) for item in gallery) and optimised_gallery == []
+    assert "has no trained inverters yet, so these reconstructions are optimisation-based" in summary
+
+
+def test_the_gpu_budget_counts_the_optimisation_steps(served):
+    app = served[0]
+    assert app.stage_seconds("shapes", None, False, False) == app.gpu_seconds("shapes", 1, 4)
+    assert app.stage_seconds("shapes", None, True, True) == app.gpu_seconds("shapes", 1, 20, 4 * 3)
+    assert app.stage_seconds("bare", None, True, False) == app.gpu_seconds("bare", 1, 0, 4 * 3)
+    assert app.gpu_seconds("shapes", 1, 4, 4 * 200) > app.gpu_seconds("shapes", 1, 4) + 3  # 200 steps per stage
+
+
+def test_an_example_is_named_in_the_link(client):
+    _, query = check_stage_result(stages(client, PROJECT_ROOT / "examples" / "shapes_15.png"))
+    assert _params(query) == {"model": "shapes", "example": "shapes_15.png"}
+
+
+def test_a_link_restores_model_tab_example_and_settings(served):
+    app = served[0]
+    query = "?model=shapes&tab=perturb&example=shapes_05.png&object=1&mask=box&perturbation=hue&hue=33"
+    request = gradio.Request(query_params=_params(query))
+    outputs = app.restore(request)
+    model, tabs, stage_image, *_, perturb_image, obj, mask, kind, hue, pending = outputs
+    assert (model, tabs["selected"], obj, mask, kind, hue, pending) == ("shapes", "perturb", 1, "box", "hue", 33, "perturb")
+    assert perturb_image.endswith("examples/shapes_05.png") and stage_image == gradio.skip()
+    junk = app.restore(gradio.Request(query_params={"model": "gpt", "tab": "x", "example": "../secret", "hue": "-4"}))
+    assert (junk[0], junk[1]["selected"], junk[-1], junk[-2]) == ("shapes", "stages", "", 90)
+
+
+def test_link_state_round_trips():
+    state = LinkState(model="shapes", tab="swap", example="cat.png", swap=["encoder 2", "decoder 0"], entry="encoder")
+    assert from_query(_params(to_query(state)), ["shapes"], ["cat.png"]) == state
+    assert to_query(LinkState()) == "?"
+
+
+def test_the_page_says_what_is_missing(served):
+    config = httpx.get(served[1] + "config").text
+    assert "DETR-R50 on COCO (facebook/detr-resnet-50)** is not available here" in config
+    assert "Could not fetch" in config
+    assert "has no trained inverters yet" in served[0].model_notice("bare")
+
+
+def test_space_front_matter_matches_space_config():
+    text = (PROJECT_ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and (PROJECT_ROOT / "app.py").is_file()
+    assert front["sdk_version"] == gradio.__version__
+    assert f"gradio=={front['sdk_version']}" in (PROJECT_ROOT / "requirements.txt").read_text()
+    assert front["python_version"] == "3.12"
+    assert front["suggested_hardware"].startswith("zero-")
+    hub_repos = {
+        repo for spec in model_specs().values() for repo in (spec.detector, spec.inverters)
+        if repo is not None and repo.count("/") == 1 and local_folder(repo) is None  # owner/name on the Hub
+    }
+    assert set(front["models"]) == hub_repos
+
+
+def _params(query: str) -> dict:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(query.lstrip("?")))

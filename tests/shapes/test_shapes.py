@@ -1,0 +1,129 @@
+"""The Shapes world: generator determinism, COCO export, prototype hues, COCO AP, the shipped detector."""
+
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from inversion.experiments.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
+from inversion.experiments.colour import hue_distance
+from inversion.shapes.world import (
+    CATEGORY_IDS,
+    CLASS_NAMES,
+    HUE_JITTER,
+    PROTOTYPE_HUES,
+    coco_dataset,
+    export_coco,
+    generate_sample,
+    sample_rng,
+)
+from support.paths import SHAPES_DETECTOR
+
+DETECTOR = SHAPES_DETECTOR
+
+
+def samples(n: int, seed: int):
+    return [generate_sample(sample_rng(seed, i)) for i in range(n)]
+
+
+def ground_truth(n: int, seed: int) -> COCO:
+    return coco_from_dict(coco_dataset([(f"{i}.png", s) for i, s in enumerate(samples(n, seed))]))
+
+
+def gt_detections(coco: COCO) -> list[dict]:
+    return [{**a, "score": 1.0} for a in coco.loadAnns(coco.getAnnIds())]
+
+
+def test_generator_is_deterministic_for_a_seed():
+    for index in range(5):
+        (im1, objs1), (im2, objs2) = generate_sample(sample_rng(7, index)), generate_sample(sample_rng(7, index))
+        assert np.array_equal(np.asarray(im1), np.asarray(im2))
+        assert [(o.name, o.box, o.hue) for o in objs1] == [(o.name, o.box, o.hue) for o in objs2]
+        assert all(np.array_equal(a.mask, b.mask) for a, b in zip(objs1, objs2))
+    assert not np.array_equal(np.asarray(generate_sample(sample_rng(7, 0))[0]), np.asarray(generate_sample(sample_rng(8, 0))[0]))
+    assert np.array_equal(np.asarray(generate_sample(3)[0]), np.asarray(generate_sample(np.random.default_rng(3))[0]))
+
+
+def test_samples_hold_one_to_four_visible_objects_of_every_class():
+    found = samples(200, seed=11)
+    counts = [len(objs) for _, objs in found]
+    assert min(counts) == 1 and max(counts) == 4
+    assert {o.name for _, objs in found for o in objs} == set(CLASS_NAMES)
+    image, _ = found[0]
+    assert image.size == (128, 128) and image.mode == "RGB"
+
+
+def test_coco_export_loads_and_masks_lie_inside_their_boxes(tmp_path):
+    path = export_coco(tmp_path, n=20, seed=3)
+    coco = COCO(str(path))
+    assert len(coco.getImgIds()) == 20
+    assert sorted(coco.getCatIds()) == sorted(CATEGORY_IDS.values())
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        info = coco.loadImgs(ann["image_id"])[0]
+        assert (tmp_path / "images" / info["file_name"]).exists()
+        mask = mask_utils.decode(ann["segmentation"]).astype(bool)
+        x, y, w, h = ann["bbox"]
+        assert mask.sum() == ann["area"] > 0
+        inside = np.zeros_like(mask)
+        inside[y : y + h, x : x + w] = True
+        assert not (mask & ~inside).any()
+        assert 0 <= ann["hue"] < 180 and ann["iscrowd"] == 0
+
+
+def test_prototype_hue_is_worn_by_about_80_percent_and_rendered():
+    found = samples(300, seed=5)
+    for name in CLASS_NAMES:
+        hues = [o.hue for _, objs in found for o in objs if o.name == name]
+        share = np.mean([hue_distance(h, PROTOTYPE_HUES[name]) <= HUE_JITTER for h in hues])
+        assert len(hues) > 80 and 0.7 <= share <= 0.9, (name, len(hues), share)
+    for image, objs in found[:30]:  # the pixels wear the stored hue
+        hsv = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2HSV).astype(np.float32)
+        for o in objs:
+            inner = cv2.erode(o.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if inner.sum() < 20:
+                continue
+            angle = hsv[..., 0][inner] * np.pi / 90  # circular mean of OpenCV hue
+            mean = np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) / 2 % 180
+            assert hue_distance(mean, o.hue) <= 4, (o.name, o.hue, mean)
+
+
+def test_coco_ap_is_one_for_ground_truth_and_low_for_shuffled_boxes():
+    coco = ground_truth(30, seed=2)
+    perfect = gt_detections(coco)
+    result = coco_ap(coco, perfect)
+    assert result["AP"] == pytest.approx(1.0) and result["AP50"] == pytest.approx(1.0)
+    assert set(result["per_class"]) == set(CLASS_NAMES)
+    order = np.random.default_rng(0).permutation(len(perfect))
+    shuffled = [{**d, "bbox": perfect[i]["bbox"]} for d, i in zip(perfect, order)]
+    assert coco_ap(coco, shuffled)["AP"] < 0.2
+    assert coco_ap(coco, [])["AP"] == 0.0
+
+
+def test_detections_from_outputs_round_trip_ground_truth():
+    coco = ground_truth(10, seed=4)
+    queries, labels = 6, len(CLASS_NAMES) + 1
+    logits = torch.full((10, queries, labels + 1), -10.0)
+    logits[..., -1] = 10.0  # unused queries say "no object"
+    boxes = torch.full((10, queries, 4), 0.5)
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        b, q = ann["image_id"] - 1, int((logits[ann["image_id"] - 1, :, -1] < 10).sum())
+        x, y, w, h = ann["bbox"]
+        logits[b, q, ann["category_id"]], logits[b, q, -1] = 10.0, -10.0
+        boxes[b, q] = torch.tensor([(x + w / 2) / 128, (y + h / 2) / 128, w / 128, h / 128])
+    detections = detections_from_outputs(logits, boxes, list(range(1, 11)), [(128, 128)] * 10)
+    assert len(detections) == 10 * queries
+    assert coco_ap(coco, detections)["AP"] == pytest.approx(1.0)
+
+
+def test_shipped_detector_reaches_ap50_of_0_8_on_held_out_images():
+    from inversion.shapes.detector import evaluate, heldout, load_trained
+
+    assert (DETECTOR / "config.json").exists() and (DETECTOR / "model.safetensors").exists(), (
+        f"the Shapes detector is missing from {DETECTOR}: train it with "
+        "`python -m inversion.shapes train-detector --out checkpoints/shapes/detector`"
+    )
+    result = evaluate(load_trained(DETECTOR), *heldout(100))
+    assert result["AP50"] >= 0.8, result

@@ -1,0 +1,12 @@
+"""Hugging Face caches laid out as huggingface_hub leaves them after a download, for offline tests."""
+
+import shutil
+
+
+def fake_hub_cache(cache, repo_id: str, revision: str, files_from) -> None:
+    """Lay out a Hugging Face cache entry for repo_id at a commit, as a download would."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / revision).write_text(commit)
+    shutil.copytree(files_from, repo / "snapshots" / commit)

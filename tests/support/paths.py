@@ -1,0 +1,7 @@
+"""Where the repository's own files are, for tests that read what it ships (models, examples, docs)."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHAPES_DETECTOR = REPO / "checkpoints" / "shapes" / "detector"
+EXAMPLES = REPO / "examples"

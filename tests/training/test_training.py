@@ -1,0 +1,126 @@
+"""The trainer: modular and end-to-end objectives learn; runs log, save, resume and repeat."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from inversion.__main__ import main
+from inversion.core.checkpoints import load_inverters
+from inversion.core.inverters import InverterConfig, InverterStack
+from inversion.testing import random_image
+from inversion.training.objectives import EndToEndObjective, ModularObjective
+from inversion.training.trainer import TrainingConfig, build_optimizers, train
+
+
+def fit(objective, representations, steps: int, learning_rates: dict) -> tuple[dict, dict]:
+    """Train `objective` on one fixed batch; return the first and last losses."""
+    config = TrainingConfig(data="", steps=steps, warmup_steps=1, learning_rates=learning_rates)
+    optimizers, schedulers = build_optimizers(config, objective)
+    first = {}
+    for _ in range(steps):
+        losses = objective(representations)
+        first = first or {stage: float(loss.detach()) for stage, loss in losses.items()}
+        sum(losses.values()).backward()
+        for stage, optimizer in optimizers.items():
+            optimizer.step()
+            optimizer.zero_grad()
+            schedulers[stage].step()
+    with torch.no_grad():
+        last = {stage: float(loss) for stage, loss in objective(representations).items()}
+    return first, last
+
+
+@pytest.fixture()
+def fixed_batch(tiny_detector):
+    return tiny_detector.capture([random_image(64, 96, seed=s) for s in range(4)])
+
+
+def test_modular_training_halves_every_local_loss(tiny_detector, fixed_batch):
+    torch.manual_seed(0)
+    objective = ModularObjective(InverterStack(InverterConfig.for_detector(tiny_detector.config, tiny_detector.stride)))
+    rates = {"backbone": 3e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 3e-3}
+    first, last = fit(objective, fixed_batch, 50, rates)
+    for stage in first:
+        assert last[stage] <= first[stage] / 2, (stage, first[stage], last[stage])
+
+
+def test_end_to_end_training_lowers_its_pixel_loss(tiny_detector, fixed_batch):
+    torch.manual_seed(0)
+    objective = EndToEndObjective(InverterConfig.for_detector(tiny_detector.config, tiny_detector.stride))
+    rates = {"backbone": 3e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 1e-3}
+    first, last = fit(objective, fixed_batch, 20, rates)
+    for stage in first:
+        assert last[stage] < first[stage] * 0.9, (stage, first[stage], last[stage])
+
+
+def run_config(folder, out, **changes) -> TrainingConfig:
+    settings = dict(
+        data=str(folder), out=str(out), detector=str(folder.parent / "detector"), working_size=(64, 96),
+        steps=4, batch_size=4, warmup_steps=1, val_every=2, save_every=2, log_every=1, val_images=4, workers=0,
+    )
+    return TrainingConfig(**{**settings, **changes})
+
+
+@pytest.fixture()
+def dataset(tmp_path, tiny_detector):
+    """A small image folder next to the tiny detector saved as a local folder."""
+    tiny_detector.model.save_pretrained(tmp_path / "detector")
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(10):
+        random_image(48 + 4 * index, 90 - 3 * index, seed=index).save(images / f"{index}.png")
+    return images
+
+
+def test_a_run_logs_validation_per_stage_and_saves_loadable_inverters(dataset, tmp_path):
+    result = train(run_config(dataset, tmp_path / "run"))
+    assert set(result["stages"]) == {"backbone", "encoder", "decoder", "prediction"}
+    for metrics in result["stages"].values():
+        assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1 and metrics["mse"] > 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "val"] == [2, 4]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4]
+    stack, config = load_inverters(tmp_path / "run")
+    assert config["notes"]["step"] == 4 and config["notes"]["objective"] == "modular"
+    assert config["detector"]["id"] == str(dataset.parent / "detector")
+    assert config["working_size"] == [64, 96]
+
+
+def test_resume_continues_from_the_saved_step_with_the_same_optimizer_state(dataset, tmp_path):
+    full = tmp_path / "full"
+    train(run_config(dataset, full, steps=4, save_every=2))
+    part = tmp_path / "part"
+    train(run_config(dataset, part, steps=2, save_every=2))
+    state_at_2 = json.loads((part / "training_state.json").read_text())
+    assert state_at_2["step"] == 2
+    assert state_at_2["schedulers"]["backbone"]["last_epoch"] == 2
+    train(run_config(dataset, part, steps=4, save_every=2, resume=True))
+    resumed = json.loads((part / "training_state.json").read_text())
+    assert resumed["step"] == 4
+    records = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4]  # no step repeated
+    # Adam's step counters went on from 2: the optimizer state was restored, not restarted.
+    steps = [t for k, t in load_file(part / "training_state.safetensors").items() if k.endswith("/step")]
+    assert steps and all(float(t) == 4 for t in steps)
+
+
+def test_the_same_seed_gives_the_same_weights(dataset, tmp_path):
+    train(run_config(dataset, tmp_path / "a", steps=2, seed=7))
+    train(run_config(dataset, tmp_path / "b", steps=2, seed=7))
+    first = load_file(tmp_path / "a" / "inverters.safetensors")
+    second = load_file(tmp_path / "b" / "inverters.safetensors")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_end_to_end_run_saves_one_chain_per_stage(dataset, tmp_path):
+    train(run_config(dataset, tmp_path / "e2e", objective="end_to_end", steps=2))
+    for stage in ("backbone", "encoder", "decoder", "prediction"):
+        assert (tmp_path / "e2e" / f"chain-{stage}" / "inverters.safetensors").is_file()
+
+
+def test_a_missing_dataset_is_reported_without_a_traceback(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--detector", str(tmp_path), "--steps", "1"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
