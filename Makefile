@@ -1,5 +1,6 @@
 # The two commands of the README: `make app` runs the app, `make test` passes the tests.
-# Both create the virtual environment in .venv on first use and install the pinned requirements.
+# Both create the virtual environment in .venv on first use and install the pinned requirements
+# and this package (editable).
 PYTHON_BIN ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -7,12 +8,13 @@ PYTHON := $(VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: app test bench
+.PHONY: app test lint bench screenshots
 
-$(VENV)/installed.stamp: requirements.txt requirements-dev.txt
+$(VENV)/installed.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --no-deps -e .
 	touch $@
 
 app: $(VENV)/installed.stamp
@@ -22,8 +24,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
-test: $(VENV)/installed.stamp $(CHROMIUM)
+# Lint, the layering contract, then every test (offline).
+test: $(VENV)/installed.stamp $(CHROMIUM) lint
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest
 
+lint: $(VENV)/installed.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
 bench: $(VENV)/installed.stamp
-	$(PYTHON) -m inversion.bench --json
+	$(PYTHON) -m benchmarks.core --json
