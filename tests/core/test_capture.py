@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import DetrForObjectDetection
 
-from inversion.core.detector import Detector, fit_to_canvas
+from inversion.core.detector import Detector, fit_to_canvas, normalise
+from inversion.core.stages import Source
 from inversion.testing import random_image, tiny_detr_config
 
 
@@ -43,11 +44,41 @@ def test_last_decoder_layer_is_what_the_heads_consume(tiny_detector):
     torch.testing.assert_close(boxes, reps.boxes)
 
 
-def test_intermediate_decoder_layers_are_layer_normalised(tiny_detector):
-    reps = tiny_detector.capture([random_image(64, 96)])
-    for hidden in reps.decoder[1:]:
-        mean = hidden.mean(-1)
-        assert mean.abs().max() < 0.2  # LayerNorm with near-identity affine at init
+def test_intermediate_decoder_layers_are_what_detrs_auxiliary_heads_read():
+    """DETR layer-normalises every decoder layer's output before its auxiliary heads (transformers returns
+    them as intermediate_hidden_states with auxiliary_loss): capture must hold exactly those."""
+    config = tiny_detr_config()
+    config.auxiliary_loss, config.decoder_layers = True, 3
+    torch.manual_seed(0)
+    model = DetrForObjectDetection(config).eval()
+    with torch.no_grad():  # a layer norm far from the identity, as after training
+        model.model.decoder.layernorm.weight.uniform_(0.5, 2.0)
+        model.model.decoder.layernorm.bias.uniform_(-1.0, 1.0)
+    detector = Detector(model, working_size=(64, 96), threshold=0.0)
+    canvas = detector.preprocess([random_image(64, 96)])
+    reps = detector.capture(canvas)
+    with torch.no_grad():
+        output = model.model(pixel_values=normalise(canvas.pixels), pixel_mask=canvas.pixel_mask)
+    for layer in range(1, config.decoder_layers):
+        torch.testing.assert_close(reps.decoder[layer], output.intermediate_hidden_states[layer - 1])
+    torch.testing.assert_close(reps.decoder[-1], output.last_hidden_state)
+
+
+def test_each_layer_source_names_that_layer(tiny_detector):
+    canvas = tiny_detector.preprocess([random_image(64, 96)])
+    reps = tiny_detector.capture(canvas)
+    with torch.no_grad():
+        output = tiny_detector.model.model(pixel_values=normalise(canvas.pixels), pixel_mask=canvas.pixel_mask,
+                                           output_hidden_states=True)
+    assert len(reps.encoder) == len(output.encoder_hidden_states) == tiny_detector.config.encoder_layers + 1
+    for layer, expected in enumerate(output.encoder_hidden_states):
+        torch.testing.assert_close(reps.tensor(Source("encoder", layer)), expected)
+    layernorm = tiny_detector.model.model.decoder.layernorm
+    for layer in range(1, tiny_detector.config.decoder_layers):
+        with torch.no_grad():
+            expected = layernorm(output.decoder_hidden_states[layer])
+        torch.testing.assert_close(reps.tensor(Source("decoder", layer)), expected)
+    assert torch.count_nonzero(reps.tensor(Source("decoder", 0))) == 0
 
 
 def test_auxiliary_loss_config_is_captured_the_same_way():

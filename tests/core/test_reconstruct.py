@@ -54,3 +54,16 @@ def test_out_of_range_layer_is_named(tiny_detector, tiny_stack):
     reps = tiny_detector.capture([random_image(64, 96)])
     with pytest.raises(ValueError, match="layers 0 to 2"):
         reconstruct(tiny_stack, reps, [Source("encoder", 7)])
+
+
+def test_the_inverse_prediction_reads_the_class_and_the_box(tiny_stack):
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, tiny_stack.config.num_queries, tiny_stack.config.num_logits, generator=generator)
+    boxes = torch.rand(1, tiny_stack.config.num_queries, 4, generator=generator)
+    module = tiny_stack.prediction
+    with torch.no_grad():
+        output = module(module.encode(logits, boxes))
+        moved = module(module.encode(logits, boxes.roll(1, dims=1)))
+        relabelled = module(module.encode(logits.roll(1, dims=-1), boxes))
+    assert (output - moved).abs().amax(-1).min() > 1e-4  # every query's output depends on its box
+    assert (output - relabelled).abs().amax(-1).min() > 1e-4  # and on its class
