@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from ..core.stages import Detection
 
@@ -35,15 +36,38 @@ class DetectionChange:
 
 
 def match_detections(before: list[Detection], after: list[Detection]) -> list[DetectionChange]:
-    """Pair each clean detection with the best-overlapping perturbed one (IoU >= MATCH_IOU, greedy by score)."""
-    unmatched = list(after)
-    changes = []
-    for detection in before:
-        overlaps = [iou(detection.box, other.box) for other in unmatched]
-        best = int(np.argmax(overlaps)) if overlaps else -1
-        match = unmatched.pop(best) if best >= 0 and overlaps[best] >= MATCH_IOU else None
-        changes.append(DetectionChange(detection, match))
-    return changes + [DetectionChange(None, detection) for detection in unmatched]
+    """Pair the detections of two images one-to-one by box overlap (Hungarian matching on IoU; a pair
+    needs IoU >= MATCH_IOU, whatever the labels): every detection of `before` in order, then the new ones."""
+    overlaps = np.array([[iou(first.box, second.box) for second in after] for first in before]).reshape(len(before), len(after))
+    rows, columns = linear_sum_assignment(overlaps, maximize=True)
+    partner = {row: column for row, column in zip(rows, columns) if overlaps[row, column] >= MATCH_IOU}
+    changes = [DetectionChange(detection, after[partner[row]] if row in partner else None) for row, detection in enumerate(before)]
+    matched = set(partner.values())
+    return changes + [DetectionChange(None, detection) for column, detection in enumerate(after) if column not in matched]
+
+
+def shape_preservation(pairs: list[tuple[list[Detection], list[Detection]]]) -> dict:
+    """How many objects found in originals are found again, with the same label, in their reconstructions.
+
+    pairs: (detections on an original, detections on its reconstruction), in the same pixels.
+    Returns the share found ("found"), their mean IoU ("iou") and the number of objects ("objects"),
+    overall and per label ("per_class").
+    """
+    found: dict[str, list[float]] = {}  # label -> IoU of each original object (0 when not found again)
+    for original, reconstruction in pairs:
+        for change in match_detections(original, reconstruction):
+            if change.before is None:
+                continue
+            kept = change.after is not None and change.after.label == change.before.label
+            found.setdefault(change.before.label, []).append(iou(change.before.box, change.after.box) if kept else 0.0)
+
+    def summary(values: list[float]) -> dict:
+        hits = [value for value in values if value > 0]
+        return {"found": len(hits) / len(values) if values else None, "iou": float(np.mean(hits)) if hits else None,
+                "objects": len(values)}
+
+    return {**summary([value for values in found.values() for value in values]),
+            "per_class": {label: summary(values) for label, values in sorted(found.items())}}
 
 
 def iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
