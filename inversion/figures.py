@@ -82,14 +82,22 @@ def evaluation_plots(results: dict, out: Path) -> list[str]:
     written = []
     if "stages" in results:
         quality = results["stages"]["quality"]
-        labels = list(quality)
-        fig = Figure(figsize=(12, 4))
-        axes = fig.subplots(1, 2)
+        labels = [label for label in quality if not label.startswith("baseline")]
+        fig = Figure(figsize=(16, 4.2))
+        axes = fig.subplots(1, 3, width_ratios=[3, 3, 1.4])
         for axis, metric in zip(axes, ("psnr", "ssim")):
             axis.bar(range(len(labels)), [quality[label][metric] for label in labels], color="tab:blue")
+            for (label, metrics), style in zip(((k, v) for k, v in quality.items() if k.startswith("baseline")), ("--", ":")):
+                axis.axhline(metrics[metric], color="tab:red", linestyle=style, label=label.removeprefix("baseline: "))
             axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
             axis.set_ylabel(metric.upper())
-        fig.suptitle("Reconstruction quality by stage and layer")
+            axis.legend(fontsize=8, title="baselines", title_fontsize=8)
+        kept = results["stages"]["shape_preservation"]
+        axes[2].bar(list(kept), [kept[stage]["found"] or 0 for stage in kept], color="tab:green")
+        axes[2].set_ylim(0, 1)
+        axes[2].set_ylabel("objects found again, same label")
+        axes[2].tick_params(axis="x", rotation=45)
+        fig.suptitle("Reconstruction quality by stage and layer, against baselines; shape preservation by stage")
         fig.tight_layout()
         fig.savefig(out / "stages.png", dpi=110)
         written.append("stages.png")
@@ -143,3 +151,21 @@ def evaluation_plots(results: dict, out: Path) -> list[str]:
         fig.savefig(out / "color.png", dpi=110)
         written.append("color.png")
     return written
+
+
+def error_gallery(cases: list[tuple[Image.Image, list[Detection], list[str], list[Image.Image]]], stages) -> Figure:
+    """Images the detector got wrong (its detections drawn, its errors in the title) and their reconstruction
+    from each stage beside them: where a reconstruction shows why an object was missed or mislabelled."""
+    fig = Figure(figsize=(2.4 * (1 + len(stages)), 2.6 * len(cases)), layout="constrained")
+    axes = fig.subplots(len(cases), 1 + len(stages), squeeze=False)
+    for row, (image, detections, errors, reconstructions) in zip(axes, cases):
+        row[0].imshow(image)
+        draw_detections(row[0], detections, (1.0, 1.0))
+        row[0].set_title("; ".join(errors), fontsize=8, color="darkred")
+        for axis, stage, picture in zip(row[1:], stages, reconstructions):
+            axis.imshow(picture)
+            axis.set_title(f"from {stage}", fontsize=8)
+        for axis in row:
+            axis.axis("off")
+    fig.suptitle("Detection errors and what each stage kept", fontsize=10)
+    return fig

@@ -23,17 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from tqdm import tqdm
 
 from ..core.images import to_pil
 from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import Model, load_model
-from ..core.stages import STAGE_SOURCES, STAGES, Source, layer_sources
-from ..figures import evaluation_plots
+from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
+from ..figures import error_gallery, evaluation_plots
 from ..training.data import CocoDataset, DatasetError, open_dataset
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .colour import PERTURBATIONS, hue_distance, mean_hue, perturb
+from .matching import match_detections, shape_preservation
 from .similarity import layer_similarity
 
 SECTIONS = ("stages", "layer_swap", "color")
@@ -47,6 +49,16 @@ class Sample:
     image: Image.Image
     image_id: int
     annotations: list[dict]
+
+
+@dataclass
+class ErrorCase:
+    """An image on which the detector erred, with its detections and its reconstruction from each stage."""
+
+    image: Image.Image
+    detections: list[Detection]
+    errors: list[str]
+    reconstructions: list[Image.Image]  # one per stage, in STAGES order
 
 
 def load_samples(dataset: CocoDataset, max_images: int | None) -> list[Sample]:
@@ -75,42 +87,96 @@ def subset_ground_truth(coco, image_ids: list[int]):
     })
 
 
-def detections_for(model: Model, images: list[Image.Image], image_ids: list[int], batch_size: int) -> list[dict]:
-    """Every query's best detection for each image (AP needs the full ranking)."""
-    detections = []
+@dataclass
+class DetectorRun:
+    """The detector's output on a list of images: every query's best class (for AP) and the detections."""
+
+    ranked: list[dict]
+    found: list[list[Detection]]
+
+
+def run_detector(model: Model, images: list[Image.Image], image_ids: list[int], batch_size: int) -> DetectorRun:
+    """Run the detector on images in batches; detections are in each image's own pixels."""
+    run = DetectorRun([], [])
     for part in batches(list(zip(images, image_ids)), batch_size):
         reps = model.detector.capture([image for image, _ in part])
-        detections += detections_from_outputs(reps.logits, reps.boxes, [i for _, i in part], reps.original_sizes)
-    return detections
+        run.ranked += detections_from_outputs(reps.logits, reps.boxes, [i for _, i in part], reps.original_sizes)
+        run.found += reps.detections
+    return run
 
 
 def evaluate_detector(model: Model, coco, samples: list[Sample], batch_size: int) -> dict:
     """AP and AP50 of the detector on the clean images."""
-    detections = detections_for(model, [s.image for s in samples], [s.image_id for s in samples], batch_size)
-    return coco_ap(subset_ground_truth(coco, [s.image_id for s in samples]), detections)
+    run = run_detector(model, [s.image for s in samples], [s.image_id for s in samples], batch_size)
+    return coco_ap(subset_ground_truth(coco, [s.image_id for s in samples]), run.ranked)
 
 
-def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int) -> dict:
-    """Quality of reconstructions from every stage and layer; detector AP on stage reconstructions."""
+def baselines(view: torch.Tensor, stride: int) -> dict[str, torch.Tensor]:
+    """What an image needs no features for: its mean colour, and itself averaged over the detector's
+    feature grid (one colour per cell) and scaled back up: the floor under every stage's quality."""
+    height, width = view.shape[-2:]
+    cells = (max(1, round(height / stride)), max(1, round(width / stride)))
+    grid = nn.functional.adaptive_avg_pool2d(view[None], cells)
+    return {
+        "mean_colour": view.mean((-2, -1), keepdim=True).expand_as(view),
+        "grid_average": nn.functional.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0],
+    }
+
+
+def ground_truth_detections(sample: Sample, names: dict[int, str]) -> list[Detection]:
+    """A sample's annotated objects as detections (score 1) with (x0, y0, x1, y1) boxes."""
+    return [Detection(names[a["category_id"]], a["category_id"], 1.0,
+                      (a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]))
+            for a in sample.annotations]
+
+
+def detection_errors(truth: list[Detection], found: list[Detection]) -> list[str]:
+    """The annotated objects the detector missed or mislabelled, in words."""
+    errors = []
+    for change in match_detections(truth, found):
+        if change.before is not None and change.status == "lost":
+            errors.append(f"missed {change.before.label}")
+        elif change.status == "label changed":
+            errors.append(f"{change.before.label} taken for {change.after.label}")
+    return errors
+
+
+def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int,
+                    gallery_size: int = 6) -> tuple[dict, list[ErrorCase]]:
+    """Quality of reconstructions from every stage and layer against the baselines; the detector's
+    AP and shape preservation on the stage reconstructions; and the first images with detection
+    errors, with their reconstructions (for the gallery)."""
     quality: dict[str, list[dict]] = {}
     stage_images: dict[str, list[Image.Image]] = {stage: [] for stage in STAGES}
+    originals: list[list[Detection]] = []
     for part in tqdm(list(batches(samples, batch_size)), desc="stages", leave=False):
         reps = model.detector.capture([s.image for s in part])
+        originals += reps.detections
         sources = [*STAGE_SOURCES, *layer_sources(reps)]
         for source, images in reconstruct(model.inverters, reps, sources).items():
             for index, image in enumerate(images):
                 quality.setdefault(source.label, []).append(image_quality(image, input_image(reps, index)))
                 if source in STAGE_SOURCES:
                     stage_images[source.stage].append(to_pil(image, reps.original_sizes[index]))
+        for index in range(len(part)):
+            view = input_image(reps, index)
+            for name, baseline in baselines(view, model.detector.stride).items():
+                quality.setdefault(f"baseline: {name}", []).append(image_quality(baseline, view))
     ids = [s.image_id for s in samples]
     ground_truth = subset_ground_truth(coco, ids)
-    return {
+    runs = {stage: run_detector(model, images, ids, batch_size) for stage, images in stage_images.items()}
+    names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    gallery = []
+    for index, sample in enumerate(samples):
+        errors = detection_errors(ground_truth_detections(sample, names), originals[index])
+        if errors and len(gallery) < gallery_size:
+            gallery.append(ErrorCase(sample.image, originals[index], errors, [stage_images[s][index] for s in STAGES]))
+    section = {
         "quality": {label: mean_metrics(values) for label, values in quality.items()},
-        "ap": {
-            stage: coco_ap(ground_truth, detections_for(model, images, ids, batch_size))
-            for stage, images in stage_images.items()
-        },
+        "ap": {stage: coco_ap(ground_truth, run.ranked) for stage, run in runs.items()},
+        "shape_preservation": {stage: shape_preservation(list(zip(originals, run.found))) for stage, run in runs.items()},
     }
+    return section, gallery
 
 
 def evaluate_layer_swap(model: Model, samples: list[Sample], batch_size: int) -> dict:
@@ -164,8 +230,13 @@ def prototype_hues(coco, samples: list[Sample]) -> dict[int, float]:
     return {c: float((np.angle(np.mean(v)) % (2 * np.pi)) * 180 / (2 * np.pi)) for c, v in angles.items()}
 
 
+COLOUR_PERTURBATIONS = (*PERTURBATIONS, "grey_image")  # grey_image: the whole image grey, as in the paper
+
+
 def evaluate_color(model: Model, coco, samples: list[Sample], batch_size: int) -> dict:
-    """Per class and perturbation: the class's AP, and where the reconstructed hue goes stage by stage."""
+    """Per class and perturbation (inside that class's masks; grey_image: the whole image): the class's
+    AP, and where the reconstructed hue of its objects goes stage by stage, measured against the
+    class's prototype and against the prototype of the class the detector sees on the perturbed image."""
     names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
     prototypes = prototype_hues(coco, samples)
     results: dict = {}
@@ -174,32 +245,50 @@ def evaluate_color(model: Model, coco, samples: list[Sample], batch_size: int) -
         if not holding:
             continue
         masks = [instance_mask(coco, s.annotations, category_id, (s.image.height, s.image.width)) for s in holding]
+        objects = [[d for d in ground_truth_detections(s, names) if d.label_id == category_id] for s in holding]
         ids = [s.image_id for s in holding]
         ground_truth = subset_ground_truth(coco, ids)
-        clean = coco_ap(ground_truth, detections_for(model, [s.image for s in holding], ids, batch_size))
+        clean = coco_ap(ground_truth, run_detector(model, [s.image for s in holding], ids, batch_size).ranked)
         entry = {"images": len(holding), "prototype_hue": prototypes.get(category_id),
                  "clean_ap": clean["per_class"][name], "perturbations": {}}
-        for kind in PERTURBATIONS:
-            perturbed = [Image.fromarray(perturb(s.image, m, kind)) for s, m in zip(holding, masks)]
-            ap = coco_ap(ground_truth, detections_for(model, perturbed, ids, batch_size))["per_class"][name]
-            entry["perturbations"][kind] = {"ap": ap, **hue_drift(model, perturbed, masks, prototypes.get(category_id), batch_size)}
+        for kind in COLOUR_PERTURBATIONS:
+            perturbed = [Image.fromarray(perturb(s.image, np.ones_like(m) if kind == "grey_image" else m,
+                                                 "grey" if kind == "grey_image" else kind))
+                         for s, m in zip(holding, masks)]
+            run = run_detector(model, perturbed, ids, batch_size)
+            seen_as = [predicted_category(truth, found) for truth, found in zip(objects, run.found)]
+            entry["perturbations"][kind] = {
+                "ap": coco_ap(ground_truth, run.ranked)["per_class"][name],
+                "seen_as_other_class": float(np.mean([seen not in (None, category_id) for seen in seen_as])),
+                **hue_drift(model, perturbed, masks, prototypes.get(category_id),
+                            [prototypes.get(seen) for seen in seen_as], batch_size),
+            }
         results[name] = entry
     return results
 
 
+def predicted_category(objects: list[Detection], found: list[Detection]) -> int | None:
+    """The category the detector gives the best-scored of these objects it finds (None: it finds none)."""
+    matched = [change.after for change in match_detections(objects, found) if change.before and change.after]
+    return max(matched, key=lambda detection: detection.score).label_id if matched else None
+
+
 def hue_drift(model: Model, images: list[Image.Image], masks: list[np.ndarray], prototype: float | None,
-              batch_size: int) -> dict:
-    """Mean hue distance of the object region, reconstructed from each stage, to the input's and the prototype's hue."""
+              predicted_prototypes: list[float | None], batch_size: int) -> dict:
+    """Mean hue distance of the object region, reconstructed from each stage, to the input's hue, to the
+    class's prototype, and to the prototype of the class predicted on each image."""
     to_input: dict[str, list[float]] = {stage: [] for stage in STAGES}
     to_prototype: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    to_predicted: dict[str, list[float]] = {stage: [] for stage in STAGES}
     input_to_prototype: list[float] = []
-    for part in batches(list(zip(images, masks)), batch_size):
+    for start, part in zip(range(0, len(images), batch_size), batches(list(zip(images, masks)), batch_size)):
         reps = model.detector.capture([image for image, _ in part])
         reconstructions = reconstruct(model.inverters, reps, STAGE_SOURCES)
         for index, (_, mask) in enumerate(part):
             height, width = reps.content_sizes[index]
             small_mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
             input_hue = mean_hue(np.asarray(to_pil(input_image(reps, index))), small_mask)
+            predicted = predicted_prototypes[start + index]
             if prototype is not None and not math.isnan(input_hue):
                 input_to_prototype.append(hue_distance(input_hue, prototype))
             for source in STAGE_SOURCES:
@@ -210,11 +299,14 @@ def hue_drift(model: Model, images: list[Image.Image], masks: list[np.ndarray], 
                     to_input[source.stage].append(hue_distance(hue, input_hue))
                 if prototype is not None:
                     to_prototype[source.stage].append(hue_distance(hue, prototype))
+                if predicted is not None:
+                    to_predicted[source.stage].append(hue_distance(hue, predicted))
     mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
     return {
         "input_to_prototype": mean(input_to_prototype),
         "hue_distance_to_input": {stage: mean(values) for stage, values in to_input.items()},
         "hue_distance_to_prototype": {stage: mean(values) for stage, values in to_prototype.items()},
+        "hue_distance_to_predicted_prototype": {stage: mean(values) for stage, values in to_predicted.items()},
     }
 
 
@@ -229,12 +321,24 @@ def report(results: dict, plots: list[str]) -> str:
     detector = results["detector"]
     lines += [f"Detector on clean images: AP {detector['AP']:.3f}, AP50 {detector['AP50']:.3f}.", ""]
     if "stages" in results:
-        lines += ["## Reconstruction by stage", "", "| source | MSE | PSNR (dB) | SSIM | detector AP | AP50 |",
-                  "|---|---|---|---|---|---|"]
-        for label, metrics in results["stages"]["quality"].items():
-            ap = results["stages"]["ap"].get(label)
-            ap_text = f"{ap['AP']:.3f} | {ap['AP50']:.3f}" if ap else "|"
-            lines.append(f"| {label} | {metrics['mse']:.4f} | {metrics['psnr']:.2f} | {metrics['ssim']:.3f} | {ap_text} |")
+        stages = results["stages"]
+        lines += ["## Reconstruction by stage", "",
+                  "Baselines: the input's mean colour, and the input averaged over the detector's feature grid. "
+                  "Shape preservation: the share of the objects detected on the input that the detector finds again, "
+                  "with the same label, on the reconstruction, and their mean IoU.", "",
+                  "| source | MSE | PSNR (dB) | SSIM | detector AP | AP50 | objects found again | their IoU |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, metrics in stages["quality"].items():
+            ap, kept = stages["ap"].get(label), stages["shape_preservation"].get(label)
+            ap_text = f"{ap['AP']:.3f} | {ap['AP50']:.3f}" if ap else " | "
+            kept_text = f"{kept['found']:.2f} | {kept['iou']:.2f}" if kept and kept["found"] is not None else " | "
+            lines.append(f"| {label} | {metrics['mse']:.4f} | {metrics['psnr']:.2f} | {metrics['ssim']:.3f} | {ap_text} | {kept_text} |")
+        classes = list(stages["shape_preservation"]["backbone"]["per_class"])
+        lines += ["", "Objects found again with their label, by class:", "",
+                  "| stage | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+        for stage, kept in stages["shape_preservation"].items():
+            cells = ["-" if kept["per_class"][c]["found"] is None else f"{kept['per_class'][c]['found']:.2f}" for c in classes]
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
         lines.append("")
     if "layer_swap" in results:
         lines += ["## Layer swap (PSNR, dB)", "", "| layer | " + " | ".join(
@@ -247,17 +351,21 @@ def report(results: dict, plots: list[str]) -> str:
         lines.append("")
     if results.get("color"):
         lines += ["## Colour perturbations", "",
-                  "Class AP (clean, then under each perturbation inside that class's masks); hue distance "
-                  "(OpenCV units, 0..90) of the reconstructed object to the class prototype, backbone -> prediction.", "",
-                  "| class | prototype hue | clean AP | " + " | ".join(PERTURBATIONS) + " |",
-                  "|---|---|---|" + "---|" * len(PERTURBATIONS)]
+                  "Class AP (clean, then under each perturbation inside that class's masks; grey_image: the whole "
+                  "image grey); hue distance (OpenCV units, 0..90) of the reconstructed object to the class's prototype, "
+                  "backbone -> prediction, and in brackets to the prototype of the class the detector saw.", "",
+                  "| class | prototype hue | clean AP | " + " | ".join(COLOUR_PERTURBATIONS) + " |",
+                  "|---|---|---|" + "---|" * len(COLOUR_PERTURBATIONS)]
+
+        def drift(distances: dict) -> str:
+            return " -> ".join("-" if distances[stage] is None else f"{distances[stage]:.0f}" for stage in STAGES)
+
         for name, entry in results["color"].items():
             cells = []
-            for kind in PERTURBATIONS:
+            for kind in COLOUR_PERTURBATIONS:
                 p = entry["perturbations"][kind]
-                drift = " -> ".join("-" if p["hue_distance_to_prototype"][s] is None else f"{p['hue_distance_to_prototype'][s]:.0f}"
-                                    for s in STAGES)
-                cells.append(f"AP {p['ap']:.2f}; {drift}")
+                cells.append(f"AP {p['ap']:.2f}; {drift(p['hue_distance_to_prototype'])} "
+                             f"({drift(p['hue_distance_to_predicted_prototype'])})")
             prototype = entry["prototype_hue"]
             lines.append(f"| {name} | {prototype:.0f} | {entry['clean_ap']:.2f} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -277,15 +385,33 @@ def evaluate(model_name: str, data: str, out: str, split: str | None = None, max
     samples = load_samples(dataset, max_images)
     results: dict = {"model": model_name, "data": str(data), "images": len(samples)}
     results["detector"] = evaluate_detector(model, dataset.coco, samples, batch_size)
+    gallery: list[ErrorCase] = []
     with torch.no_grad():
         if "stages" in sections:
-            results["stages"] = evaluate_stages(model, dataset.coco, samples, batch_size)
+            results["stages"], gallery = evaluate_stages(model, dataset.coco, samples, batch_size)
         if "layer_swap" in sections:
             results["layer_swap"] = evaluate_layer_swap(model, samples, batch_size)
         if "color" in sections:
             results["color"] = evaluate_color(model, dataset.coco, samples, batch_size)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=2))
-    (folder / "report.md").write_text(report(results, evaluation_plots(results, folder)))
+    results = strict_json(results)
+    (folder / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    plots = evaluation_plots(results, folder)
+    if gallery:
+        error_gallery([(case.image, case.detections, case.errors, case.reconstructions) for case in gallery], STAGES).savefig(
+            folder / "errors.png", dpi=110)
+        plots.append("errors.png")
+    (folder / "report.md").write_text(report(results, plots))
     return results
+
+
+def strict_json(value):
+    """`value` with every NaN or infinite float replaced by None, so that it is valid JSON."""
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

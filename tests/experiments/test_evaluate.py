@@ -35,16 +35,21 @@ def random_model(tmp_path_factory):
     return save_inverters(stack, folder / "inverters", detector)
 
 
+def reject(constant: str):
+    raise ValueError(f"results.json holds {constant}, which is not JSON")
+
+
 def test_evaluate_writes_every_section(shapes_data, random_model, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(random_model), "--data", str(shapes_data), "--out", str(out), "--batch-size", "8"]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text(), parse_constant=reject)  # strict JSON: no NaN
     assert results["images"] == 20
     assert set(results["detector"]) >= {"AP", "AP50", "per_class"}
     quality = results["stages"]["quality"]
     assert {"backbone", "encoder", "decoder", "prediction", "encoder 0", "decoder 2"} <= set(quality)
     assert all(0 < m["psnr"] < 60 and -1 <= m["ssim"] <= 1 for m in quality.values())
-    assert set(results["stages"]["ap"]) == {"backbone", "encoder", "decoder", "prediction"}
+    assert {"baseline: mean_colour", "baseline: grid_average"} <= set(quality)
+    assert set(results["stages"]["ap"]) == set(results["stages"]["shape_preservation"]) == {"backbone", "encoder", "decoder", "prediction"}
     swap = results["layer_swap"]
     assert set(swap["matrices"]["encoder"]["psnr"]) == {"backbone", "encoder"}
     assert len(swap["matrices"]["encoder"]["psnr"]["backbone"]) == 3  # layers 0..2 of the tiny encoder
@@ -52,10 +57,11 @@ def test_evaluate_writes_every_section(shapes_data, random_model, tmp_path):
     color = results["color"]
     assert set(color) <= set(CLASS_NAMES) and color
     for entry in color.values():
-        assert set(entry["perturbations"]) == {"red", "green", "blue", "rotate120", "rotate240", "grey"}
+        assert set(entry["perturbations"]) == {"red", "green", "blue", "rotate120", "rotate240", "grey", "grey_image"}
         for values in entry["perturbations"].values():
-            assert 0 <= values["ap"] <= 1
-            assert set(values["hue_distance_to_prototype"]) == {"backbone", "encoder", "decoder", "prediction"}
+            assert 0 <= values["ap"] <= 1 and 0 <= values["seen_as_other_class"] <= 1
+            for distances in ("hue_distance_to_prototype", "hue_distance_to_predicted_prototype"):
+                assert set(values[distances]) == {"backbone", "encoder", "decoder", "prediction"}
     for name in ("report.md", "stages.png", "layer_swap.png", "color.png"):
         assert (out / name).stat().st_size > 0
     assert "## Colour perturbations" in (out / "report.md").read_text()
