@@ -21,6 +21,8 @@ from pathlib import Path
 
 from .command_line import add_data, add_max_images, add_model, dispatch
 
+ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
+
 
 def reconstruct_command(args: argparse.Namespace) -> None:
     from .core.images import load_image
@@ -48,8 +50,8 @@ def training_config(args: argparse.Namespace):
         if stage not in rates:
             raise SystemExit(f"--lr {item}: the stage must be one of {', '.join(rates)}")
         rates[stage] = float(value)
-    architecture = {name: getattr(args, name) for name in ("backbone_widths", "prediction_input") if getattr(args, name)}
-    skipped = {"command", "handler", "lr", "backbone_widths", "prediction_input"}
+    architecture = {name: getattr(args, name) for name in ARCHITECTURE_FLAGS if getattr(args, name)}
+    skipped = {"command", "handler", "lr", *ARCHITECTURE_FLAGS}
     fields = {key: value for key, value in vars(args).items() if key not in skipped}
     fields["stages"] = tuple(fields["stages"])
     fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
@@ -188,6 +190,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                          help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
     command.add_argument("--backbone-widths", type=int, nargs="+", help="inverse backbone channels per x2 step")
     command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
+    command.add_argument("--backbone-architecture", choices=["pixel_shuffle", "upconv"],
+                         help="the inverse backbone (upconv: the reference's heavy decoder, for comparison)")
     command.add_argument("--precision", choices=["auto", "bf16", "no"], default=defaults.precision)
     command.add_argument("--resume", action="store_true", help="continue from the training state in --out")
 

@@ -169,3 +169,36 @@ def error_gallery(cases: list[tuple[Image.Image, list[Detection], list[str], lis
             axis.axis("off")
     fig.suptitle("Detection errors and what each stage kept", fontsize=10)
     return fig
+
+
+def objective_comparison_plot(runs: dict) -> Figure:
+    """Modular against end-to-end training: each stage's PSNR and share of objects found again, per run."""
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    width = 0.8 / len(runs)
+    for offset, (name, run) in enumerate(runs.items()):
+        label = f"{name.replace('_', ' ')} ({run['steps']} steps, {run['seconds'] / 60:.1f} min)"
+        for axis, key in zip(axes, ("psnr", "objects_found")):
+            values = [run["stages"][stage][key] or 0 for stage in STAGES]
+            axis.bar(np.arange(len(STAGES)) + offset * width, values, width, label=label)
+    for axis, title in zip(axes, ("PSNR (dB)", "objects found again, same label")):
+        axis.set_xticks(np.arange(len(STAGES)) + width * (len(runs) - 1) / 2, STAGES)
+        axis.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Modular vs end-to-end training of the inverse modules (Shapes world)", fontsize=11)
+    return fig
+
+
+def backbone_comparison_plot(results: dict) -> Figure:
+    """Inverse backbones: reconstruction quality against compute."""
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    axis = fig.subplots()
+    for name, result in results.items():
+        axis.scatter(result["gflops_shapes_128"], result["psnr"], s=60)
+        axis.annotate(f"{name}\n{result['parameters'] / 1e6:.2f} M parameters", (result["gflops_shapes_128"], result["psnr"]),
+                      fontsize=8, xytext=(6, 4), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel("GFLOPs per 128 x 128 reconstruction")
+    axis.set_ylabel("PSNR from the backbone (dB)")
+    axis.set_title("Inverse backbone: quality against cost", fontsize=10)
+    return fig

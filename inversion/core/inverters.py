@@ -39,6 +39,7 @@ class InverterConfig:
     backbone_widths: list[int] = field(default_factory=list)  # channels of each level, grid first
     prediction_hidden: list[int] = field(default_factory=lambda: [512, 256])
     prediction_input: str = "onehot"  # or "probabilities"
+    backbone_architecture: str = "pixel_shuffle"  # or "upconv": the reference's heavy decoder, for comparison
 
     def __post_init__(self):
         steps = math.log2(self.stride)
@@ -52,6 +53,9 @@ class InverterConfig:
             )
         if self.prediction_input not in ("onehot", "probabilities"):
             raise ValueError(f"prediction_input must be 'onehot' or 'probabilities', got {self.prediction_input!r}.")
+        if self.backbone_architecture not in BACKBONE_ARCHITECTURES:
+            raise ValueError(f"backbone_architecture must be one of {', '.join(BACKBONE_ARCHITECTURES)}, "
+                             f"got {self.backbone_architecture!r}.")
 
     @classmethod
     def for_detector(cls, detr_config: DetrConfig, stride: int, **overrides) -> InverterConfig:
@@ -137,6 +141,30 @@ class InverseBackbone(nn.Module):
 
     def forward(self, backbone_map: torch.Tensor, grid_mask: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.to_rgb(self.ups(self.stem(backbone_map))))
+
+
+class UpConvBackbone(nn.Module):
+    """The reference code's heavy inverse backbone, for comparison: one stride-2 transposed
+    convolution per halving of the stride, each followed by BatchNorm and ReLU and a 3x3
+    convolution pair, channels from 4 x d_model halving per step (at least 32), then a 3x3
+    convolution to RGB at full resolution."""
+
+    def __init__(self, config: InverterConfig):
+        super().__init__()
+        steps = int(math.log2(config.stride))
+        widths = [max(32, 4 * config.d_model // 2**step) for step in range(steps)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([config.d_model, *widths], widths):
+            layers += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+                       nn.Conv2d(c_out, c_out, kernel_size=3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        self.ups = nn.Sequential(*layers)
+        self.to_rgb = nn.Conv2d(widths[-1], 3, kernel_size=3, padding=1)
+
+    def forward(self, backbone_map: torch.Tensor, grid_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.to_rgb(self.ups(backbone_map)))
+
+
+BACKBONE_ARCHITECTURES = {"pixel_shuffle": InverseBackbone, "upconv": UpConvBackbone}
 
 
 def grid_position_embedding(grid_mask: torch.Tensor, d_model: int, dtype: torch.dtype) -> torch.Tensor:
@@ -236,7 +264,7 @@ class InverterStack(nn.Module):
     def __init__(self, config: InverterConfig):
         super().__init__()
         self.config = config
-        self.backbone = InverseBackbone(config)
+        self.backbone = BACKBONE_ARCHITECTURES[config.backbone_architecture](config)
         self.encoder = InverseEncoder(config)
         self.decoder = InverseDecoder(config)
         self.prediction = InversePrediction(config)

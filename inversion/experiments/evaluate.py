@@ -331,7 +331,7 @@ def report(results: dict, plots: list[str]) -> str:
         for label, metrics in stages["quality"].items():
             ap, kept = stages["ap"].get(label), stages["shape_preservation"].get(label)
             ap_text = f"{ap['AP']:.3f} | {ap['AP50']:.3f}" if ap else " | "
-            kept_text = f"{kept['found']:.2f} | {kept['iou']:.2f}" if kept and kept["found"] is not None else " | "
+            kept_text = " | ".join("-" if kept is None or kept[key] is None else f"{kept[key]:.2f}" for key in ("found", "iou"))
             lines.append(f"| {label} | {metrics['mse']:.4f} | {metrics['psnr']:.2f} | {metrics['ssim']:.3f} | {ap_text} | {kept_text} |")
         classes = list(stages["shape_preservation"]["backbone"]["per_class"])
         lines += ["", "Objects found again with their label, by class:", "",

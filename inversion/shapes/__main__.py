@@ -3,6 +3,7 @@
     python -m inversion.shapes export --out DIR --n N --seed S
     python -m inversion.shapes train-detector --out checkpoints/shapes/detector [...]
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
+    python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def eval_detector_command(args: argparse.Namespace) -> None:
     print(json.dumps({"n": args.n, "seed": args.seed, **result}, indent=1))
 
 
+def compare_command(args: argparse.Namespace) -> None:
+    from .comparisons import run_comparisons
+
+    run_comparisons(args.out, args.work, args.train, args.heldout, args.steps, args.batch_size, tuple(args.which))
+    print(f"wrote {args.out}/results.json")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m inversion.shapes", description="The synthetic Shapes world.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -57,6 +65,16 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--seed", type=int, default=HELDOUT_SEED)
     command.add_argument("--size", type=int, default=IMAGE_SIZE)
     command.set_defaults(handler=eval_detector_command)
+
+    command = commands.add_parser("compare", help="modular vs end-to-end training; pixel-shuffle vs up-conv inverse backbone")
+    command.add_argument("--train", required=True, help="a Shapes dataset to train on (export)")
+    command.add_argument("--heldout", required=True, help="a held-out Shapes dataset to evaluate on")
+    command.add_argument("--out", default="checkpoints/shapes/comparisons", help="results.json and plots")
+    command.add_argument("--work", default="runs/comparisons", help="the training runs and their evaluations")
+    command.add_argument("--steps", type=int, default=2000)
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--which", nargs="+", choices=("objectives", "backbones"), default=["objectives", "backbones"])
+    command.set_defaults(handler=compare_command)
     return main
 
 
