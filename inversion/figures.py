@@ -7,6 +7,7 @@ importing this module changes nothing for the app or a notebook.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,7 @@ def error_gallery(cases: list[tuple[Image.Image, list[Detection], list[str], lis
     for row, (image, detections, errors, reconstructions) in zip(axes, cases):
         row[0].imshow(image)
         draw_detections(row[0], detections, (1.0, 1.0))
-        row[0].set_title("; ".join(errors), fontsize=8, color="darkred")
+        row[0].set_title(textwrap.fill("; ".join(errors), 34), fontsize=8, color="darkred")
         for axis, stage, picture in zip(row[1:], stages, reconstructions):
             axis.imshow(picture)
             axis.set_title(f"from {stage}", fontsize=8)
