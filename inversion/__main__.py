@@ -6,6 +6,7 @@
     optimise        optimisation-based inversion against the learned inverters
     cache-features  precompute a detector's targets for the transformer inverses
     publish         upload an inverter stack to the Hub with a model card
+    deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
 
 The Shapes world and the trade-off study have their own: `python -m inversion.shapes`,
 `python -m inversion.tradeoff`.
@@ -110,6 +111,21 @@ def publish_command(args: argparse.Namespace) -> None:
     print(f"uploaded: {publish(folder, args.repo_id, args.private)}")
 
 
+def deploy_command(args: argparse.Namespace) -> None:
+    from .release.space import BINARY_LIMIT_BYTES, check_limits, deploy, space_files
+
+    if not args.dry_run:
+        print(f"deployed: {deploy(args.space_id, args.root, args.private)}")
+        return
+    files = space_files(args.root)
+    for file in files:
+        route = "LFS/Xet" if file.through_lfs else ("REFUSED" if file.refused_by_hub else "git")
+        print(f"{file.size:>12,d}  {route:8s} {file.path}")
+    print(f"{len(files)} files, {sum(file.size for file in files) / 1e6:.1f} MB "
+          f"(binaries over {BINARY_LIMIT_BYTES / 1e6:g} MB must go through LFS/Xet)")
+    check_limits(files)
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of every command, each setting its `handler`."""
     main = argparse.ArgumentParser(prog="python -m inversion", description=__doc__.split("\n")[0])
@@ -159,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--dry-run", metavar="FOLDER", help="only write the repo folder here; upload nothing")
     command.add_argument("--private", action="store_true")
     command.set_defaults(handler=publish_command)
+
+    command = commands.add_parser("deploy", help="upload the app to a Hugging Face Space")
+    command.add_argument("space_id", help="owner/name of the Space")
+    command.add_argument("--root", default=".", help="the project folder (default: the current one)")
+    command.add_argument("--dry-run", action="store_true", help="list the files and sizes; check the Hub's limits; upload nothing")
+    command.add_argument("--private", action="store_true")
+    command.set_defaults(handler=deploy_command)
     return main
 
 

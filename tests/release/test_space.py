@@ -1,0 +1,36 @@
+"""The Space deployment sends exactly what the Space needs and refuses what the Hub would refuse."""
+
+import shutil
+
+import pytest
+
+from inversion.__main__ import main
+from inversion.release.space import BINARY_LIMIT_BYTES, DeployError, check_limits, space_files
+from support.paths import REPO
+
+
+def test_the_dry_run_lists_the_space_and_nothing_else(capsys):
+    assert main(["deploy", "owner/space", "--root", str(REPO), "--dry-run"]) == 0
+    listed = {line.split()[-1] for line in capsys.readouterr().out.splitlines()[:-1]}
+    assert {"app.py", "space_config.yaml", "requirements.txt", "README.md", ".gitattributes"} <= listed
+    assert {"lab/catalogue.py", "inversion/core/detector.py", "checkpoints/shapes/detector/model.safetensors",
+            "checkpoints/shapes/inverters/inverters.safetensors", "examples/shapes_15.png"} <= listed
+    assert not any(path.startswith(("tests/", "benchmarks/", "docs/", "runs/", ".venv/")) for path in listed)
+    assert not any("__pycache__" in path for path in listed)
+
+
+def test_large_binaries_outside_lfs_are_named(tmp_path):
+    for name in ("README.md", "app.py", "space_config.yaml", "requirements.txt"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "big.png").write_bytes(b"\x89PNG" + bytes(BINARY_LIMIT_BYTES))
+    (tmp_path / "examples" / "small.png").write_bytes(b"\x89PNG" + bytes(10))
+    with pytest.raises(DeployError, match=r"examples/big.png \(1.0 MB\)"):
+        check_limits(space_files(tmp_path))
+    (tmp_path / ".gitattributes").write_text("*.png filter=lfs diff=lfs merge=lfs -text\n")
+    check_limits(space_files(tmp_path))  # routed through LFS now
+
+
+def test_a_folder_that_is_not_the_project_is_named(tmp_path, capsys):
+    assert main(["deploy", "owner/space", "--root", str(tmp_path), "--dry-run"]) == 2
+    assert "is not the project folder" in capsys.readouterr().err
