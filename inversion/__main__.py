@@ -30,15 +30,22 @@ def reconstruct_command(args: argparse.Namespace) -> None:
     from .core.reconstruct import reconstruct
     from .core.registry import load_model
     from .core.stages import STAGE_SOURCES, layer_sources
-    from .figures import reconstruction_grid
+    from .figures import reconstruction_grid, result_card, stage_panels
 
     image = load_image(args.image)
     model = load_model(args.model)
     representations = model.detector.capture([image])
     sources = [*STAGE_SOURCES, *(layer_sources(representations) if args.layers else [])]
-    figure = reconstruction_grid(representations, reconstruct(model.require_inverters(), representations, sources))
-    figure.savefig(args.out, dpi=120)
+    reconstructions = reconstruct(model.require_inverters(), representations, sources)
+    reconstruction_grid(representations, reconstructions).savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
+    if args.card:
+        stages = {source: images for source, images in reconstructions.items() if source in STAGE_SOURCES}
+        revision = f" @ {model.spec.revision[:12]}" if model.spec.revision else ""
+        card = result_card("What DETR keeps of this image, stage by stage", stage_panels(representations, stages),
+                           f"Model: {model.spec.label} ({model.spec.detector}{revision})", args.link)
+        card.savefig(args.card, dpi=100)
+        print(f"wrote {args.card}")
 
 
 def training_config(args: argparse.Namespace):
@@ -136,6 +143,8 @@ def parser() -> argparse.ArgumentParser:
     add_model(command)
     command.add_argument("--out", default="reconstruction.png", help="where to write the figure (PNG)")
     command.add_argument("--layers", action="store_true", help="also reconstruct from every encoder and decoder layer")
+    command.add_argument("--card", help="also write a result card for a slide (1920 x 1080 .png, or .pdf / .svg)")
+    command.add_argument("--link", help="the link printed on the card, with its QR code")
     command.set_defaults(handler=reconstruct_command)
 
     command = commands.add_parser("train", help="train inverse modules for a DETR (modular by default)")

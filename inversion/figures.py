@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import textwrap
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import segno
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -29,35 +31,15 @@ def to_image(figure: Figure, dpi: int = 100) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def draw_detections(axis, detections: list[Detection], scale: tuple[float, float]) -> None:
+def draw_detections(axis, detections: list[Detection], scale: tuple[float, float], fontsize: int = 7) -> None:
     """Draw labelled boxes on a matplotlib axis; `scale` maps original pixels to the shown image."""
     for detection in detections:
         x0, y0, x1, y1 = (value * factor for value, factor in zip(detection.box, (*scale, *scale)))
         axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=1.5))
-        axis.text(x0, y0, f"{detection.label} {detection.score:.2f}", color="black", fontsize=7,
+        axis.text(x0, y0, f"{detection.label} {detection.score:.2f}", color="black", fontsize=fontsize,
                   bbox=dict(facecolor="lime", alpha=0.8, pad=1, linewidth=0), va="bottom")
 
 
-def reconstruction_grid(representations: Representations, reconstructions: dict[Source, list[torch.Tensor]]) -> Figure:
-    """A grid: the input with its detections, then each reconstruction with its PSNR and SSIM."""
-    target = input_image(representations)
-    panels = len(reconstructions) + 1
-    columns = min(panels, 5)
-    rows = -(-panels // columns)
-    fig = Figure(figsize=(3.2 * columns, 3.8 * rows), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    original_height, original_width = representations.original_sizes[0]
-    height, width = representations.content_sizes[0]
-    axes[0].imshow(to_pil(target))
-    draw_detections(axes[0], representations.detections[0], (width / original_width, height / original_height))
-    axes[0].set_title("input and detections", fontsize=9)
-    for axis, (source, images) in zip(axes[1:], reconstructions.items()):
-        quality = image_quality(images[0], target)
-        axis.imshow(to_pil(images[0]))
-        axis.set_title(f"from {source.label}\nPSNR {quality['psnr']:.1f} dB  SSIM {quality['ssim']:.2f}", fontsize=9)
-    for axis in axes:
-        axis.axis("off")
-    return fig
 
 
 def similarity_heat_map(encoder: np.ndarray, decoder: np.ndarray) -> Image.Image:
@@ -202,4 +184,78 @@ def backbone_comparison_plot(results: dict) -> Figure:
     axis.set_xlabel("GFLOPs per 128 x 128 reconstruction")
     axis.set_ylabel("PSNR from the backbone (dB)")
     axis.set_title("Inverse backbone: quality against cost", fontsize=10)
+    return fig
+
+
+CITATION = "Rathjens, Reyhanian, Kappel, Wiskott: Inverting Visual Representations with Detection Transformers, arXiv:2412.06534"
+CARD_SIZE = (19.2, 10.8)  # inches: 1920 x 1080 pixels at 100 dpi, a 16:9 slide
+
+
+@dataclass
+class CardPanel:
+    """One picture on a result card, with its caption and the detections to draw on it (its pixels)."""
+
+    image: Image.Image
+    caption: str
+    detections: list[Detection] = field(default_factory=list)
+
+
+def qr_code(text: str, pixels_per_module: int = 10) -> Image.Image:
+    """A QR code of `text` (segno, error correction M) as an RGB image with its quiet zone."""
+    buffer = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(buffer, kind="png", scale=pixels_per_module, border=4)
+    return Image.open(buffer).convert("RGB")
+
+
+def result_card(title: str, panels: list[CardPanel], model: str, link: str | None = None) -> Figure:
+    """A 16:9 slide of one result: its pictures in a row (at most six), the model, the citation, and the
+    link with its QR code, in large high-contrast type. Save as PNG (1920 x 1080 at 100 dpi), PDF or SVG."""
+    fig = Figure(figsize=CARD_SIZE, facecolor="white")
+    fig.text(0.03, 0.93, title, fontsize=34, weight="bold", color="black", va="center")
+    width = 0.94 / len(panels)
+    for index, panel in enumerate(panels):
+        axis = fig.add_axes((0.03 + index * width, 0.26, width * 0.94, 0.58))
+        axis.imshow(panel.image)
+        draw_detections(axis, panel.detections, (1.0, 1.0), fontsize=12)
+        axis.set_title(panel.caption, fontsize=18, color="black", pad=10)
+        axis.axis("off")
+    fig.text(0.03, 0.15, model, fontsize=18, color="black")
+    fig.text(0.03, 0.09, CITATION, fontsize=15, color="#333333")
+    if link:
+        fig.text(0.03, 0.035, link, fontsize=13, color="#0b3d91", family="monospace")
+        code = fig.add_axes((0.86, 0.01, 0.13, 0.23))
+        code.imshow(qr_code(link), interpolation="nearest")
+        code.axis("off")
+    return fig
+
+
+def stage_panels(representations: Representations, reconstructions: dict[Source, list[torch.Tensor]],
+                 index: int = 0) -> list[CardPanel]:
+    """Image `index` as the detector saw it with its detections, then each reconstruction with its PSNR and SSIM."""
+    target = input_image(representations, index)
+    (height, width), (original_height, original_width) = representations.content_sizes[index], representations.original_sizes[index]
+    sx, sy = width / original_width, height / original_height
+    detections = [replace(d, box=(d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy))
+                  for d in representations.detections[index]]
+    panels = [CardPanel(to_pil(target), "input and detections", detections)]
+    for source, images in reconstructions.items():
+        quality = image_quality(images[index], target)
+        panels.append(CardPanel(to_pil(images[index]),
+                                f"from {source.label}\nPSNR {quality['psnr']:.1f} dB  SSIM {quality['ssim']:.2f}"))
+    return panels
+
+
+def reconstruction_grid(representations: Representations, reconstructions: dict[Source, list[torch.Tensor]]) -> Figure:
+    """A grid: the input with its detections, then each reconstruction with its PSNR and SSIM."""
+    panels = stage_panels(representations, reconstructions)
+    columns = min(len(panels), 5)
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(3.2 * columns, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for axis, panel in zip(axes, panels):
+        axis.imshow(panel.image)
+        draw_detections(axis, panel.detections, (1.0, 1.0))
+        axis.set_title(panel.caption, fontsize=9)
+    for axis in axes:
+        axis.axis("off")
     return fig
