@@ -34,3 +34,7 @@ lint: $(VENV)/installed.stamp
 
 bench: $(VENV)/installed.stamp
 	$(PYTHON) -m benchmarks.core --json
+
+# Refresh the README's screenshots (docs/screenshots/) from the browser test; tests never write them.
+screenshots: $(VENV)/installed.stamp $(CHROMIUM)
+	SCREENSHOTS=$(CURDIR)/docs/screenshots HF_HUB_OFFLINE=1 $(PYTHON) -m pytest tests/lab/test_app_browser.py

@@ -1,9 +1,8 @@
-"""Latency and memory of the running app: `python app.py` serving Shapes and DETR-R50, driven by gradio_client.
+"""Latency and memory of the running app serving Shapes and DETR-R50, driven by gradio_client.
 
-    python -m inversion.app_bench --json
+    python -m benchmarks.app --json
 
-Shapes is the bundled model when its inverters exist, else a random-weight stand-in of its
-architecture; DETR-R50 is always its architecture with random weights (nothing is downloaded).
+Shapes is the bundled model; DETR-R50 is its architecture with random weights (nothing is downloaded).
 Prints the median and worst end-to-end time of stage-reconstruction requests for each model,
 the app's start-up time and its peak resident memory (VmHWM) with both models loaded.
 Targets (issue 4): Shapes request <= 1 s, peak memory <= 3 GiB.
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,30 +23,26 @@ from pathlib import Path
 
 import httpx
 
-from inversion.core.checkpoints import PROJECT_ROOT
 from inversion.core.registry import read_space_config
+from inversion.testing import detr_r50_config, save_standin, write_space_config
+from lab.server import free_port
 
+REPO = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.0
 TARGET_GIB = 3.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
-def app_process(config: Path, folder: Path, timeout: float = 300.0):
-    """`python app.py` serving `config` on a free localhost port; yields (process, URL)."""
+def app_process(config: Path, folder: Path, optimise_steps: int | None = None, timeout: float = 300.0):
+    """The app serving `config` in its own process on a free loopback port; yields (process, URL)."""
     port = free_port()
-    env = dict(os.environ, INVERSION_SPACE_CONFIG=str(config), HF_HUB_OFFLINE="1", GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_SERVER_PORT=str(port), GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"),
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"),
                GRADIO_ANALYTICS_ENABLED="False")
+    command = [sys.executable, "-m", "lab.server", "--config", str(config), "--port", str(port)]
+    command += ["--optimise-steps", str(optimise_steps)] if optimise_steps else []
     log_path = folder / "app.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py")], env=env, cwd=PROJECT_ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/"
         try:
             deadline = time.monotonic() + timeout
@@ -71,20 +65,15 @@ def _answers(url: str) -> bool:
         return False
 
 
-def bench_config(folder: Path) -> tuple[Path, str]:
-    """A space config with Shapes (bundled, or a stand-in) and a random-weight DETR-R50; and which Shapes."""
-    from benchmarks.core import detr_r50_config
-    from inversion.testing import save_standin, shapes_config, write_space_config
-
-    models = read_space_config()["models"]
-    shapes, kind = models["shapes"], "bundled"
-    if not (PROJECT_ROOT / shapes["inverters"] / "inverters.json").is_file():
-        shapes = {**shapes, **save_standin(folder / "shapes", shapes_config(), tuple(shapes["working_size"])),
-                  "label": "Shapes stand-in (random weights)"}
-        kind = "stand-in (random weights)"
-    detr = {**models["detr-resnet-50"], **save_standin(folder / "detr", detr_r50_config(), (480, 640)),
+def bench_config(folder: Path) -> Path:
+    """A space config with the bundled Shapes model and DETR-R50's architecture with random weights."""
+    config = read_space_config(REPO / "space_config.yaml")
+    shapes = dict(config["models"]["shapes"])
+    shapes.update(detector=str(REPO / shapes["detector"]), inverters=str(REPO / shapes["inverters"]))
+    detr = {**config["models"]["detr-resnet-50"], **save_standin(folder / "detr", detr_r50_config(), (480, 640)),
             "label": "DETR-R50 architecture (random weights)"}
-    return write_space_config(folder / "space_config.yaml", {"shapes": shapes, "detr-resnet-50": detr}, "shapes"), kind
+    return write_space_config(folder / "space_config.yaml", {"shapes": shapes, "detr-resnet-50": detr}, "shapes",
+                              config["limits"])
 
 
 def peak_gib(pid: int) -> float:
@@ -111,13 +100,13 @@ def run(repeats: int = 10) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config, shapes_kind = bench_config(folder)
+        config = bench_config(folder)
         start = time.perf_counter()
         with app_process(config, folder) as (process, url):
             startup = time.perf_counter() - start
             client = Client(url, verbose=False)
-            shapes = time_requests(client, PROJECT_ROOT / "examples" / "shapes_15.png", "shapes", repeats)
-            detr = time_requests(client, PROJECT_ROOT / "examples" / "astronaut.png", "detr-resnet-50", max(3, repeats // 3))
+            shapes = time_requests(client, REPO / "examples" / "shapes_15.png", "shapes", repeats)
+            detr = time_requests(client, REPO / "examples" / "astronaut.png", "detr-resnet-50", max(3, repeats // 3))
             peak = peak_gib(process.pid)
     return {
         "shapes_stage_request_s": {"median": statistics.median(shapes), "max": max(shapes)},
@@ -126,7 +115,6 @@ def run(repeats: int = 10) -> dict:
         "startup_s": startup,
         "peak_memory_gib": peak,
         "peak_memory_vs_target": peak / TARGET_GIB,
-        "shapes_model": shapes_kind,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
     }
 

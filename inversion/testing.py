@@ -18,7 +18,7 @@ from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 from .core.checkpoints import save_inverters
 from .core.detector import Detector
 from .core.inverters import InverterConfig, InverterStack
-from .shapes.detector import build_detector
+from .shapes.detector import DetectorRecipe, build_detector
 
 
 def tiny_detr_config(d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> DetrConfig:
@@ -79,9 +79,7 @@ def save_standin(folder: str | Path, config: DetrConfig, working_size: tuple[int
 
 def shapes_config() -> DetrConfig:
     """The Shapes world's detector architecture (its training recipe's defaults)."""
-    from .shapes.detector import TrainConfig
-
-    return build_detector(TrainConfig()).config
+    return build_detector(DetectorRecipe()).config
 
 
 def write_space_config(path: str | Path, models: dict[str, dict], default_model: str, limits: dict) -> Path:

@@ -9,6 +9,7 @@ or hand-edited link still opens the app. Uploaded images cannot travel in a link
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,7 +19,8 @@ from lab.service import ENTRIES, MASK_KINDS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # the Space's own files
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-TABS = ("stages", "swap", "perturb", "about")
+TABS = ("stages", "swap", "perturb", "tradeoff", "about")
+_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short
 
 
 @dataclass
@@ -100,8 +102,8 @@ def _digest(path: Path) -> str:
 def _layer_name(short: str) -> str | None:
     """'e3' -> 'encoder 3', 'd2' -> 'decoder 2'; anything else -> None."""
     stage = {"e": "encoder", "d": "decoder"}.get(short[:1])
-    return f"{stage} {int(short[1:])}" if stage and short[1:].isdigit() else None
+    return f"{stage} {int(short[1:])}" if stage and _NUMBER.fullmatch(short[1:]) else None
 
 
 def _integer(text: str | None, low: int, high: int, default: int) -> int:
-    return int(text) if text is not None and text.isdigit() and low <= int(text) <= high else default
+    return int(text) if text is not None and _NUMBER.fullmatch(text) and low <= int(text) <= high else default

@@ -1,0 +1,37 @@
+"""One module per tab; each `build(page)` lays out its tab inside the page and wires its events.
+
+A tab whose state links can restore returns a `Tab`: the controls a link sets, how, and the
+action to re-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from lab.catalogue import Catalogue
+
+
+@dataclass
+class Page:
+    """What every tab shares: the models, the model choice, the link box and the example images."""
+
+    catalogue: Catalogue
+    model: gr.Dropdown
+    link: gr.Textbox
+    examples: list[Path]
+
+
+@dataclass
+class Tab:
+    """What a link needs of a tab: the controls it sets, how, and the action it re-runs."""
+
+    name: str  # the tab's id in links
+    controls: list  # the components `restore` sets, the image input first
+    restore: Callable  # (LinkState, example image path or None, model name) -> one update per control
+    run: Callable
+    inputs: list
+    outputs: list

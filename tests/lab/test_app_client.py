@@ -12,16 +12,20 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from browser.app_server import serve
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from inversion.core.checkpoints import PROJECT_ROOT
-from inversion.core.hub import local_folder
+from inversion.core.hub import is_hub_id
 from inversion.core.registry import model_specs
 from inversion.shapes.world import generate_sample
+from lab import gpu
 from lab.links import LinkState, from_query, to_query
+from lab.page import model_notice
+from support.app_server import OPTIMISE_STEPS, serve
+from support.paths import EXAMPLES, REPO
+
+pytestmark = pytest.mark.app
 
 STAGES = ["backbone", "encoder", "decoder", "prediction"]
 
@@ -139,8 +143,7 @@ def test_exif_rotation_is_applied_and_a_single_pixel_works(client, files):
 
 
 def test_no_detection_is_explained(served, client, files):
-    app = served[0]
-    detector = app.MODELS["shapes"].detector
+    detector = served[0].models["shapes"].detector
     threshold, detector.threshold = detector.threshold, 1.0
     try:
         summary, _ = check_stage_result(stages(client, files["shapes"]))
@@ -188,28 +191,26 @@ def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, file
 
 
 def test_the_gpu_budget_counts_the_optimisation_steps(served):
-    app = served[0]
-    assert app.stage_seconds("shapes", None, False, False) == app.gpu_seconds("shapes", 1, 4)
-    assert app.stage_seconds("shapes", None, True, True) == app.gpu_seconds("shapes", 1, 20, 4 * 3)
-    assert app.stage_seconds("bare", None, True, False) == app.gpu_seconds("bare", 1, 0, 4 * 3)
-    assert app.gpu_seconds("shapes", 1, 4, 4 * 200) > app.gpu_seconds("shapes", 1, 4) + 3  # 200 steps per stage
+    steps = 4 * OPTIMISE_STEPS
+    assert gpu.stage_seconds("shapes", None, False, False) == gpu.gpu_seconds("shapes", 1, 4)
+    assert gpu.stage_seconds("shapes", None, True, True) == gpu.gpu_seconds("shapes", 1, 20, steps)
+    assert gpu.stage_seconds("bare", None, True, False) == gpu.gpu_seconds("bare", 1, 0, steps)
+    assert gpu.gpu_seconds("shapes", 1, 4, 4 * 200) > gpu.gpu_seconds("shapes", 1, 4) + 3  # 200 steps per stage
 
 
 def test_an_example_is_named_in_the_link(client):
-    _, query = check_stage_result(stages(client, PROJECT_ROOT / "examples" / "shapes_15.png"))
+    _, query = check_stage_result(stages(client, EXAMPLES / "shapes_15.png"))
     assert _params(query) == {"model": "shapes", "example": "shapes_15.png"}
 
 
-def test_a_link_restores_model_tab_example_and_settings(served):
-    app = served[0]
+def test_a_link_restores_model_tab_example_and_settings():
     query = "?model=shapes&tab=perturb&example=shapes_05.png&object=1&mask=box&perturbation=hue&hue=33"
-    request = gradio.Request(query_params=_params(query))
-    outputs = app.restore(request)
-    model, tabs, stage_image, *_, perturb_image, obj, mask, kind, hue, pending = outputs
-    assert (model, tabs["selected"], obj, mask, kind, hue, pending) == ("shapes", "perturb", 1, "box", "hue", 33, "perturb")
-    assert perturb_image.endswith("examples/shapes_05.png") and stage_image == gradio.skip()
-    junk = app.restore(gradio.Request(query_params={"model": "gpt", "tab": "x", "example": "../secret", "hue": "-4"}))
-    assert (junk[0], junk[1]["selected"], junk[-1], junk[-2]) == ("shapes", "stages", "", 90)
+    state = from_query(_params(query), ["shapes"], ["shapes_05.png"])
+    assert state == LinkState(model="shapes", tab="perturb", example="shapes_05.png", object=1, mask="box",
+                              perturbation="hue", hue=33)
+    junk = from_query({"model": "gpt", "tab": "x", "example": "../secret", "hue": "-4", "object": "²", "swap": "e²,d1"},
+                      ["shapes"], ["shapes_05.png"])
+    assert junk == LinkState(swap=["decoder 1"])
 
 
 def test_link_state_round_trips():
@@ -222,23 +223,26 @@ def test_the_page_says_what_is_missing(served):
     config = httpx.get(served[1] + "config").text
     assert "DETR-R50 on COCO (facebook/detr-resnet-50)** is not available here" in config
     assert "Could not fetch" in config
-    assert "has no trained inverters yet" in served[0].model_notice("bare")
+    assert "has no trained inverters yet" in model_notice(served[0], "bare")
 
 
 def test_space_front_matter_matches_space_config():
-    text = (PROJECT_ROOT / "README.md").read_text()
+    text = (REPO / "README.md").read_text()
     assert text.startswith("---\n")
     front = yaml.safe_load(text.split("---\n")[1])
-    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and (PROJECT_ROOT / "app.py").is_file()
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and (REPO / "app.py").is_file()
     assert front["sdk_version"] == gradio.__version__
-    assert f"gradio=={front['sdk_version']}" in (PROJECT_ROOT / "requirements.txt").read_text()
-    assert front["python_version"] == "3.12"
+    assert f"gradio=={front['sdk_version']}" in (REPO / "requirements.txt").read_text()
+    assert front["python_version"].startswith("3.12.")
     assert front["suggested_hardware"].startswith("zero-")
     hub_repos = {
         repo for spec in model_specs().values() for repo in (spec.detector, spec.inverters)
-        if repo is not None and repo.count("/") == 1 and local_folder(repo) is None  # owner/name on the Hub
+        if repo is not None and is_hub_id(repo)
     }
     assert set(front["models"]) == hub_repos
+    pinned = {f"{spec.detector} config.json,model.safetensors {spec.revision}" for spec in model_specs().values()
+              if is_hub_id(spec.detector)}
+    assert set(front["preload_from_hub"]) == pinned  # the Space downloads the pinned detector at build time
 
 
 def _params(query: str) -> dict:

@@ -6,29 +6,25 @@ checkpoints/shapes/inverters exists.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from inversion import experiments
-from inversion.core.checkpoints import PROJECT_ROOT
-from inversion.core.registry import ModelSpec, model_specs
-from inversion.core.stages import STAGES, Detection
+from inversion.core.registry import ModelSpec, build_model, model_specs
+from inversion.core.stages import STAGES
 from inversion.experiments.colour import hue_distance, mean_hue
 from inversion.shapes.world import generate_sample
 from inversion.testing import save_standin, shapes_config
-from lab.catalogue import load_spec
-from lab.service import ExperimentError
-
-SHAPES_READY = (PROJECT_ROOT / "checkpoints/shapes/inverters/inverters.json").is_file()
-needs_shapes = pytest.mark.skipif(not SHAPES_READY, reason="the trained Shapes inverters are not in checkpoints/ yet")
+from lab import service
+from lab.service import RequestError
 
 
 def standin_spec(entry: dict, inverters: bool = True) -> ModelSpec:
     return ModelSpec(name="standin", label="Shapes stand-in", detector=entry["detector"], revision=None,
                      inverters=entry["inverters"] if inverters else None, inverters_revision=None,
-                     working_size=(128, 128), threshold=0.0)
+                     working_size=(128, 128), threshold=0.0, root=Path.cwd())
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +34,8 @@ def standin_entry(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(standin_entry):
-    loaded, note = load_spec(standin_spec(standin_entry))
-    assert note is None
+    loaded = build_model(standin_spec(standin_entry), strict=False)
+    assert loaded.inverters_problem is None
     return loaded
 
 
@@ -51,7 +47,7 @@ def shapes_image():
 
 def test_stage_reconstructions_give_one_scored_panel_per_stage(model):
     image = Image.new("RGB", (200, 100), (30, 120, 200))  # wide: fitted into 128 x 64
-    result = experiments.stage_reconstructions(model, image)
+    result = service.stage_reconstructions(model, image)
     assert [panel.label for panel in result.panels] == ["backbone", "encoder", "decoder", "prediction"]
     assert result.input.view.size == (128, 64)
     for panel in result.panels:
@@ -64,21 +60,21 @@ def test_stage_reconstructions_give_one_scored_panel_per_stage(model):
 
 
 def test_every_layer_adds_encoder_and_decoder_panels(model, shapes_image):
-    result = experiments.stage_reconstructions(model, shapes_image, all_layers=True)
+    result = service.stage_reconstructions(model, shapes_image, all_layers=True)
     layers = model.detector.config.encoder_layers
     expected = [f"encoder {i}" for i in range(layers + 1)] + [f"decoder {i}" for i in range(layers + 1)]
     assert [panel.label for panel in result.panels][4:] == expected
 
 
 def test_layer_swap_feeds_layers_to_the_chosen_inverse_and_measures_cka(model, shapes_image):
-    result = experiments.layer_swap(model, shapes_image, ["encoder 0", "encoder 2", "decoder 1"], "backbone")
+    result = service.layer_swap(model, shapes_image, ["encoder 0", "encoder 2", "decoder 1"], "backbone")
     assert [panel.label for panel in result.panels] == ["encoder 0 as backbone", "encoder 2 as backbone", "decoder 1"]
     size = model.detector.config.encoder_layers + 1
     assert result.encoder_similarity.shape == result.decoder_similarity.shape == (size, size)
     np.testing.assert_allclose(np.diag(result.encoder_similarity), 1.0, atol=1e-6)
     assert np.isnan(result.decoder_similarity[0]).all()  # decoder layer 0 is the zero queries
     assert result.heat_map.width > 300
-    as_encoder = experiments.layer_swap(model, shapes_image, ["encoder 1"], "encoder")
+    as_encoder = service.layer_swap(model, shapes_image, ["encoder 1"], "encoder")
     assert [panel.label for panel in as_encoder.panels] == ["encoder 1"]
 
 
@@ -88,12 +84,12 @@ def test_layer_swap_feeds_layers_to_the_chosen_inverse_and_measures_cka(model, s
     (["encoder 1"], "decoder", "not 'decoder'"),
 ])
 def test_bad_layer_swaps_are_refused_with_a_reason(model, shapes_image, layers, entry, message):
-    with pytest.raises(ExperimentError, match=message):
-        experiments.layer_swap(model, shapes_image, layers, entry)
+    with pytest.raises(RequestError, match=message):
+        service.layer_swap(model, shapes_image, layers, entry)
 
 
 def test_perturbation_changes_the_box_and_nothing_else(model, shapes_image):
-    result = experiments.colour_perturbation(model, shapes_image, 0, "box", "grey")
+    result = service.colour_perturbation(model, shapes_image, 0, "box", "grey")
     before, after = np.asarray(result.original.view), np.asarray(result.perturbed.view)
     changed = (before != after).any(axis=2)
     assert result.object_index == 0
@@ -109,15 +105,15 @@ def test_perturbation_changes_the_box_and_nothing_else(model, shapes_image):
 
 
 def test_whole_image_red_sets_every_hue(model, shapes_image):
-    result = experiments.colour_perturbation(model, shapes_image, None, "image", "red")
+    result = service.colour_perturbation(model, shapes_image, None, "image", "red")
     assert result.object_index is None and result.mask.all()
     assert hue_distance(mean_hue(result.perturbed.view, result.mask), 0) < 3
-    free = experiments.colour_perturbation(model, shapes_image, None, "image", "hue", hue=150)
+    free = service.colour_perturbation(model, shapes_image, None, "image", "hue", hue=150)
     assert hue_distance(mean_hue(free.perturbed.view, free.mask), 150) < 3
 
 
 def test_grabcut_mask_stays_inside_the_box(model, shapes_image):
-    result = experiments.colour_perturbation(model, shapes_image, 1, "grabcut", "blue")
+    result = service.colour_perturbation(model, shapes_image, 1, "grabcut", "blue")
     x0, y0, x1, y1 = result.original.detections[1].box
     ys, xs = np.nonzero(result.mask)
     assert xs.min() >= math.floor(x0) - 1 and xs.max() <= math.ceil(x1) and ys.min() >= math.floor(y0) - 1
@@ -127,11 +123,11 @@ def test_no_detection_needs_the_whole_image_mask(model, shapes_image):
     threshold = model.detector.threshold
     model.detector.threshold = 1.0  # nothing scores above 1
     try:
-        with pytest.raises(ExperimentError, match="no object.*the whole image"):
-            experiments.colour_perturbation(model, shapes_image, 0, "grabcut", "red")
-        result = experiments.colour_perturbation(model, shapes_image, 0, "image", "green")
+        with pytest.raises(RequestError, match="no object.*the whole image"):
+            service.colour_perturbation(model, shapes_image, 0, "grabcut", "red")
+        result = service.colour_perturbation(model, shapes_image, 0, "image", "green")
         assert result.original.detections == [] and result.changes == []
-        assert experiments.stage_reconstructions(model, shapes_image).input.detections == []
+        assert service.stage_reconstructions(model, shapes_image).input.detections == []
     finally:
         model.detector.threshold = threshold
 
@@ -143,15 +139,15 @@ def test_no_detection_needs_the_whole_image_mask(model, shapes_image):
     ((0, "box", "hue"), "between 0 and 179"),
 ])
 def test_bad_perturbation_requests_are_refused_with_a_reason(model, shapes_image, args, message):
-    with pytest.raises(ExperimentError, match=message):
-        experiments.colour_perturbation(model, shapes_image, *args)
+    with pytest.raises(RequestError, match=message):
+        service.colour_perturbation(model, shapes_image, *args)
 
 
 def test_a_model_without_inverters_gets_optimised_stage_reconstructions(standin_entry):
-    bare, _ = load_spec(standin_spec(standin_entry, inverters=False))
+    bare = build_model(standin_spec(standin_entry, inverters=False))
     image = Image.new("RGB", (200, 100), (30, 120, 200))  # wide: fitted into 128 x 64
     progress = []
-    result = experiments.stage_reconstructions(bare, image, all_layers=True, optimise_steps=3,
+    result = service.stage_reconstructions(bare, image, all_layers=True, optimise_steps=3,
                                                progress=lambda fraction, text: progress.append((fraction, text)))
     assert [panel.label for panel in result.panels] == list(STAGES)
     assert result.optimised_panels == []
@@ -166,41 +162,31 @@ def test_a_model_without_inverters_gets_optimised_stage_reconstructions(standin_
 
 
 def test_other_experiments_without_inverters_say_so(standin_entry, shapes_image):
-    bare, _ = load_spec(standin_spec(standin_entry, inverters=False))
-    with pytest.raises(ExperimentError, match="no trained inverters yet.*stage reconstructions still work"):
-        experiments.layer_swap(bare, shapes_image, ["encoder 1"])
-    assert experiments.detect(bare, shapes_image).view.size == (128, 128)
+    bare = build_model(standin_spec(standin_entry, inverters=False))
+    with pytest.raises(RequestError, match="no trained inverters yet.*stage reconstructions still work"):
+        service.layer_swap(bare, shapes_image, ["encoder 1"])
+    assert service.detect(bare, shapes_image).view.size == (128, 128)
 
 
 def test_learned_and_optimised_reconstructions_side_by_side(model, shapes_image):
-    result = experiments.stage_reconstructions(model, shapes_image, optimised=True, optimise_steps=2)
+    result = service.stage_reconstructions(model, shapes_image, optimised=True, optimise_steps=2)
     assert [panel.label for panel in result.panels] == list(STAGES)
     assert [panel.label for panel in result.optimised_panels] == list(STAGES)
     assert {panel.image.size for panel in result.panels + result.optimised_panels} == {(128, 128)}
     assert all(0 < panel.psnr < 100 and -1 <= panel.ssim <= 1 for panel in result.optimised_panels)
     assert result.note.startswith("The second row is optimisation-based: 2 steps")
-    assert experiments.stage_reconstructions(model, shapes_image).note == ""
+    assert service.stage_reconstructions(model, shapes_image).note == ""
 
 
 def test_the_optimisation_budget_shrinks_with_the_canvas_on_a_cpu(model):
-    assert experiments.optimise_budget(model) == experiments.OPTIMISE_STEPS  # 128 x 128
-    assert experiments.optimised_stage_steps(model, optimised=False) == 0  # learned inverters suffice
-    assert experiments.optimised_stage_steps(model, optimised=True, optimise_steps=7) == 7
+    assert service.optimise_budget(model) == service.OPTIMISE_STEPS  # 128 x 128
+    assert service.optimised_stage_steps(model, optimised=False) == 0  # learned inverters suffice
+    assert service.optimised_stage_steps(model, optimised=True, optimise_steps=7) == 7
     size, model.detector.working_size = model.detector.working_size, (480, 640)
     try:
-        assert experiments.optimise_budget(model) == 10  # DETR-R50's canvas
+        assert service.optimise_budget(model) == 10  # DETR-R50's canvas
     finally:
         model.detector.working_size = size
-
-
-def test_detection_changes_name_label_changes_losses_and_score_deltas():
-    square = Detection("square", 2, 0.9, (10, 10, 50, 50))
-    circle = Detection("circle", 1, 0.8, (60, 60, 100, 100))
-    after = [Detection("circle", 1, 0.6, (12, 11, 50, 49)), Detection("star", 4, 0.7, (0, 80, 20, 100))]
-    changes = experiments.match_detections([square, circle], after)
-    assert [change.status for change in changes] == ["label changed", "lost", "new"]
-    assert changes[0].score_delta == pytest.approx(-0.3)
-    assert changes[1].score_delta is None
 
 
 # ---------------------------------------------------------------- the trained Shapes model
@@ -208,35 +194,33 @@ def test_detection_changes_name_label_changes_losses_and_score_deltas():
 
 @pytest.fixture(scope="module")
 def shapes_model():
-    loaded, note = load_spec(model_specs()["shapes"])
-    assert note is None, note
-    return loaded
+    return build_model(model_specs()["shapes"])
 
 
-@needs_shapes
+@pytest.mark.shapes
 def test_shapes_stages_find_the_objects_and_fade_with_depth(shapes_model):
     image, objects = generate_sample(15)
-    result = experiments.stage_reconstructions(shapes_model, image)
+    result = service.stage_reconstructions(shapes_model, image)
     assert {d.label for d in result.input.detections} == {o.name for o in objects}
     psnr = {panel.label: panel.psnr for panel in result.panels}
     assert psnr["backbone"] > 18
     assert psnr["backbone"] > psnr["prediction"]
 
 
-@needs_shapes
+@pytest.mark.shapes
 def test_shapes_layer_similarity_falls_with_distance(shapes_model):
     image, _ = generate_sample(18)
-    result = experiments.layer_swap(shapes_model, image, experiments.layer_choices(shapes_model), "encoder")
+    result = service.layer_swap(shapes_model, image, service.layer_choices(shapes_model), "encoder")
     cka = result.encoder_similarity
     assert cka[0, 1] > cka[0, -1]
     last = [panel for panel in result.panels if panel.label == f"encoder {len(cka) - 1}"][0]
     assert last.psnr > 15  # the final encoder layer is what the inverse encoder was trained on
 
 
-@needs_shapes
+@pytest.mark.shapes
 def test_shapes_recolouring_a_square_keeps_it_detected(shapes_model):
     image, objects = generate_sample(5)  # one green square
-    result = experiments.colour_perturbation(shapes_model, image, 0, "grabcut", "red")
+    result = service.colour_perturbation(shapes_model, image, 0, "grabcut", "red")
     assert result.original.detections[0].label == "square"
     assert hue_distance(mean_hue(result.perturbed.view, result.mask), 0) < 5
     before, after = np.asarray(result.original.view), np.asarray(result.perturbed.view)

@@ -1,0 +1,75 @@
+"""The page: a header with the model choice and its notices, one tab per view, and links that restore a result."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from lab import gpu, text
+from lab.catalogue import Catalogue
+from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
+from lab.tabs import Page, about, layer_swap, perturb, stages, tradeoff
+
+# When a link is opened, show its URL; when a result changes the link, put it in the address bar.
+LINK_JS = """(query) => {
+    if (!query || !query.startsWith("?")) return query;
+    const url = new URL(window.location.href);
+    url.search = query;
+    window.history.replaceState(null, "", url);
+    return url.toString();
+}"""
+
+
+def model_notice(catalogue: Catalogue, model_name: str) -> str:
+    """Why some models are missing or incomplete, and what the chosen one cannot do."""
+    lines = [text.unavailable(label, why) for label, why in catalogue.problems.items()]
+    model = catalogue.models.get(model_name)
+    if model is not None and model.inverters is None:
+        lines.append(text.no_inverters(model.spec.label))
+    return "\n\n".join(f"⚠️ {line}" for line in lines)
+
+
+def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Blocks:
+    """The whole app for a catalogue of models (optimise_steps: per stage; None: each model's budget)."""
+    gpu.attach(catalogue, optimise_steps)
+    examples = [path for path in example_files() if example_model(path) in catalogue.models]
+    with gr.Blocks(title=text.TITLE) as demo:
+        gr.Markdown(text.INTRO)
+        model = gr.Dropdown(choices=[(m.spec.label, name) for name, m in catalogue.models.items()], value=catalogue.default,
+                            label="Model", interactive=True)
+        notice = gr.Markdown(model_notice(catalogue, catalogue.default), elem_id="model-notice")
+        pending = gr.State("")
+        link = gr.Textbox(label="Link to this result", buttons=["copy"], interactive=False, elem_id="result-link", render=False,
+                          info=text.LINK_INFO)
+        page = Page(catalogue, model, link, examples)
+        with gr.Tabs() as tabs:
+            restorable = [stages.build(page), layer_swap.build(page), perturb.build(page)]
+            tradeoff.build(page)
+            about.build(page)
+        link.render()
+        model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")
+        link.change(None, link, link, js=LINK_JS, api_visibility="private")
+
+        def open_link(request: gr.Request):
+            """Open the page in the state its link describes; `pending` names the tab to re-run."""
+            state = from_query(dict(request.query_params), list(catalogue.models), [path.name for path in examples])
+            model_name = state.model or catalogue.default
+            image = str(EXAMPLES_DIR / state.example) if state.example else None
+            updates = [update for tab in restorable
+                       for update in tab.restore(state, image if state.tab == tab.name else None, model_name)]
+            return model_name, gr.update(selected=state.tab), state.tab if image else "", *updates
+
+        event = demo.load(open_link, None, [model, tabs, pending, *(c for tab in restorable for c in tab.controls)],
+                          api_visibility="private")
+        for tab in restorable:
+            event = event.then(rerun(tab), [pending, *tab.inputs], tab.outputs, api_visibility="private")
+    return demo
+
+
+def rerun(tab):
+    """A handler that re-runs `tab`'s action after its link is opened, and does nothing otherwise."""
+
+    def run(pending, *inputs):
+        return tab.run(*inputs) if pending == tab.name else (gr.skip(),) * len(tab.outputs)
+
+    return run
+
