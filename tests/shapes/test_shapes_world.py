@@ -14,7 +14,7 @@ from inversion.core.registry import load_model
 from inversion.core.stages import STAGE_SOURCES
 from inversion.experiments.coco_ap import coco_ap
 from inversion.experiments.colour import PERTURBATIONS, hue_distance, perturb
-from inversion.experiments.evaluate import detections_for, instance_mask, load_samples, subset_ground_truth
+from inversion.experiments.evaluate import instance_mask, load_samples, run_detector, subset_ground_truth
 from inversion.shapes.world import PROTOTYPE_HUES, export_coco
 from inversion.training.data import open_dataset
 
@@ -55,14 +55,14 @@ def test_setting_the_hue_away_from_the_prototype_lowers_that_class_ap(shapes, he
         holding = [s for s in samples if any(a["category_id"] == category["id"] for a in s.annotations)]
         ids = [s.image_id for s in holding]
         truth = subset_ground_truth(coco, ids)
-        clean = coco_ap(truth, detections_for(shapes, [s.image for s in holding], ids, 32))["per_class"][category["name"]]
+        clean = coco_ap(truth, run_detector(shapes, [s.image for s in holding], ids, 32).ranked)["per_class"][category["name"]]
         prototype = PROTOTYPE_HUES[category["name"]]
         farthest = max(("red", "green", "blue"), key=lambda kind: hue_distance(PERTURBATIONS[kind][1], prototype))
         recoloured = [
             Image.fromarray(perturb(s.image, instance_mask(coco, s.annotations, category["id"], (s.image.height, s.image.width)), farthest))
             for s in holding
         ]
-        after = coco_ap(truth, detections_for(shapes, recoloured, ids, 32))["per_class"][category["name"]]
+        after = coco_ap(truth, run_detector(shapes, recoloured, ids, 32).ranked)["per_class"][category["name"]]
         drops[category["name"]] = (clean - after) / max(clean, 1e-9)
     strongest = max(drops, key=drops.get)
     assert drops[strongest] >= 0.3, drops
