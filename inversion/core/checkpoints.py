@@ -30,6 +30,11 @@ WEIGHTS_FILE = "inverters.safetensors"
 MIRRORED_FIELDS = ("d_model", "num_queries", "num_logits", "stride")
 
 
+def checkpoint_folder(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+    """The local folder of an inverter checkpoint: a folder, or a Hub repo's two files fetched at `revision`."""
+    return resolve_folder(name_or_path, revision, (CONFIG_FILE, WEIGHTS_FILE))
+
+
 def detector_identity(detector: Detector) -> dict:
     """What a checkpoint records about the detector it was trained for."""
     return {"id": detector.name, "revision": detector.revision}
@@ -79,7 +84,7 @@ def load_inverters(
     With a detector, refuse a checkpoint made for another detector: different sizes, or a
     different detector id or revision, are named in the error.
     """
-    folder = resolve_folder(name_or_path, revision)
+    folder = checkpoint_folder(name_or_path, revision)
     config = read_config(folder)
     try:
         architecture = InverterConfig(**config["architecture"])

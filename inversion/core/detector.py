@@ -22,6 +22,8 @@ from .stages import Detection, Representations
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_WORKING_SIZE = (480, 640)  # the paper's canvas for DETR-R50 (a 15 x 20 grid at stride 32)
+DETECTOR_FILES = ("config.json", "model.safetensors")  # all a detector needs: never pickles, never ImageNet weights
+TRAINING_ONLY = "num_batches_tracked"  # BatchNorm's step counter: saved by some checkpoints, never used to infer
 DEFAULT_THRESHOLD = 0.7  # the score above which a query counts as a detection (DETR's own demos)
 
 
@@ -93,13 +95,19 @@ class Detector(nn.Module):
         model.safetensors only; a timm backbone's own ImageNet weights are never fetched: the
         checkpoint carries them). `name` is the identity inverter checkpoints record (default:
         `name_or_path`)."""
-        folder = resolve_folder(name_or_path, revision)
+        folder = resolve_folder(name_or_path, revision, DETECTOR_FILES)
         try:
-            model = DetrForObjectDetection.from_pretrained(folder)
+            model, loading = DetrForObjectDetection.from_pretrained(folder, output_loading_info=True)
         except (OSError, ValueError) as error:
             raise WeightsNotFound(
                 f"{str(name_or_path)!r} is not a loadable DETR (config.json + model.safetensors): {error}"
             ) from error
+        problems = [f"missing {key}" for key in sorted(loading["missing_keys"])]
+        problems += [f"mismatched {key[0] if isinstance(key, tuple) else key}" for key in loading["mismatched_keys"]]
+        problems += [f"unexpected {key}" for key in sorted(loading["unexpected_keys"]) if not key.endswith(TRAINING_ONLY)]
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise WeightsNotFound(f"{str(name_or_path)!r}: the weights do not match the config: {shown}.")
         return cls(model, working_size, name=name or str(name_or_path), revision=revision, threshold=threshold)
 
     @property

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .checkpoints import CheckpointError, load_inverters, read_config
+from .checkpoints import CheckpointError, checkpoint_folder, load_inverters, read_config
 from .detector import DEFAULT_THRESHOLD, Detector
-from .hub import resolve_folder
 from .inverters import InverterStack
 
 CONFIG_VARIABLE = "INVERSION_SPACE_CONFIG"
@@ -104,7 +103,7 @@ def model_specs(path: str | os.PathLike | None = None) -> dict[str, ModelSpec]:
 
 def spec_from_checkpoint(folder: str | os.PathLike) -> ModelSpec:
     """A spec for an inverter checkpoint folder that is not in the registry: it names its detector."""
-    config = read_config(resolve_folder(folder))
+    config = read_config(checkpoint_folder(folder))
     return ModelSpec(
         name=str(folder),
         label=str(folder),

@@ -18,9 +18,8 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, read_config
+from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, checkpoint_folder, read_config
 from ..core.errors import UserFacingError
-from ..core.hub import resolve_folder
 from ..core.stages import STAGES
 
 LICENSE = "apache-2.0"
@@ -121,7 +120,7 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
 
 def build_repo_folder(checkpoint: str | Path, repo_id: str, folder: str | Path, eval_dir: str | Path | None) -> Path:
     """Write everything the Hub repo will hold into `folder`."""
-    source = resolve_folder(checkpoint)
+    source = checkpoint_folder(checkpoint)
     config = read_config(source)
     if not (source / WEIGHTS_FILE).is_file():
         raise CheckpointError(f"{source} has no {WEIGHTS_FILE} to publish.")
