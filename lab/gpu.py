@@ -1,80 +1,81 @@
-"""The app's GPU work: one @spaces.GPU call per user action, with the ZeroGPU duration it asks for.
+"""The app's GPU work: one @spaces.GPU call per user action, each asking ZeroGPU for the seconds its request needs.
 
-Off ZeroGPU the decorator does nothing, so the same calls run on a laptop's CPU. The functions
-read the models of the catalogue `attach` was given (ZeroGPU wants decorated functions at import).
+Off ZeroGPU the decorator does nothing, so the same calls run on a laptop's CPU. A call takes the
+model's name, not the model (only the name, the image and the settings travel to ZeroGPU's
+worker), and returns the service's results: PIL images and numpy arrays, never CUDA tensors.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import gradio as gr
 import spaces
 
-from inversion.core.errors import UserFacingError
+from inversion.core.registry import Model
 from lab import service
 from lab.catalogue import Catalogue
+from lab.components import user_errors
 
-_served: dict = {}  # "catalogue": the Catalogue, "optimise_steps": steps per stage or None (each model's budget)
-
-
-def attach(catalogue: Catalogue, optimise_steps: int | None = None) -> None:
-    """Serve this catalogue's models (optimise_steps: optimisation steps per stage; None: each model's budget)."""
-    _served.update(catalogue=catalogue, optimise_steps=optimise_steps)
+STAGE_COUNT = 4  # backbone, encoder, decoder, prediction
+EVERY_LAYER_COUNT = 20  # reconstructions budgeted for a stage request with every layer (DETR-R50: 4 stages + 7 + 7 layers)
 
 
-def model(name: str):
-    return _served["catalogue"].models[name]
-
-
-def gpu_seconds(model_name: str, images: int, reconstructions: int, optimisation_steps: int = 0) -> int:
+def gpu_seconds(model: Model, images: int, reconstructions: int, optimisation_steps: int = 0) -> int:
     """A generous ZeroGPU budget for one request: grows with the canvas and the work asked for.
 
     At 480x640, a second per image and reconstruction and a tenth of one per optimisation step.
     """
-    height, width = model(model_name).spec.working_size
+    height, width = model.spec.working_size
     return int(5 + (images * (1 + reconstructions) + optimisation_steps / 10) * height * width / (480 * 640))
 
 
-def stage_seconds(model_name: str, image, all_layers: bool, optimised: bool, progress=None) -> int:
-    """The budget of a stage-reconstruction request (`stages`' arguments): reconstructions and optimisation."""
-    chosen = model(model_name)
-    learned = 0 if chosen.inverters is None else 20 if all_layers else 4
-    steps = service.optimised_stage_steps(chosen, optimised, _served["optimise_steps"])
-    return gpu_seconds(model_name, 1, learned, 4 * steps)  # the four stages
+def stage_seconds(model: Model, all_layers: bool, optimised: bool, optimise_steps: int | None = None) -> int:
+    """The budget of a stage-reconstruction request: its learned reconstructions and its optimisation steps."""
+    learned = 0 if model.inverters is None else EVERY_LAYER_COUNT if all_layers else STAGE_COUNT
+    steps = service.optimised_stage_steps(model, optimised, optimise_steps)
+    return gpu_seconds(model, 1, learned, STAGE_COUNT * steps)
 
 
-@contextmanager
-def user_errors():
-    """Problems the user can fix become a gr.Error with the library's message."""
-    try:
-        yield
-    except UserFacingError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+@dataclass(frozen=True)
+class GpuCalls:
+    """The GPU calls of one page, each (model name, image, settings...) -> the service's result."""
+
+    detect: Callable
+    stages: Callable  # (..., progress): a gr.Progress the optimisation reports to
+    layer_swap: Callable
+    perturb: Callable
 
 
-@spaces.GPU(duration=lambda model_name, image: gpu_seconds(model_name, 1, 0))
-def detect(model_name, image):
-    with user_errors():
-        return service.detect(model(model_name), image)
+def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
+    """The GPU calls over a catalogue's models (optimise_steps: per stage; None: each model's budget).
 
+    Build them at import (app.py does, through build_demo): ZeroGPU wants its functions decorated then.
+    """
+    models = catalogue.models
 
-@spaces.GPU(duration=stage_seconds)
-def stages(model_name, image, all_layers, optimised, progress):
-    with user_errors():
-        return service.stage_reconstructions(
-            model(model_name), image, all_layers, optimised, _served["optimise_steps"],
-            progress=lambda fraction, text: progress(fraction, desc=text),
-        )
+    @spaces.GPU(duration=lambda model_name, image: gpu_seconds(models[model_name], 1, 0))
+    def detect(model_name, image):
+        with user_errors():
+            return service.detect(models[model_name], image)
 
+    @spaces.GPU(duration=lambda model_name, image, all_layers, optimised, progress:
+                stage_seconds(models[model_name], all_layers, optimised, optimise_steps))
+    def stages(model_name, image, all_layers, optimised, progress):
+        with user_errors():
+            return service.stage_reconstructions(
+                models[model_name], image, all_layers, optimised, optimise_steps,
+                progress=lambda fraction, text: progress(fraction, desc=text),
+            )
 
-@spaces.GPU(duration=lambda model_name, image, layers, entry: gpu_seconds(model_name, 1, len(layers)))
-def layer_swap(model_name, image, layers, entry):
-    with user_errors():
-        return service.layer_swap(model(model_name), image, layers, entry)
+    @spaces.GPU(duration=lambda model_name, image, layers, entry: gpu_seconds(models[model_name], 1, len(layers)))
+    def layer_swap(model_name, image, layers, entry):
+        with user_errors():
+            return service.layer_swap(models[model_name], image, layers, entry)
 
+    @spaces.GPU(duration=lambda model_name, image, *settings: gpu_seconds(models[model_name], 2, STAGE_COUNT))
+    def perturb(model_name, image, object_index, mask_kind, perturbation, hue):
+        with user_errors():
+            return service.colour_perturbation(models[model_name], image, object_index, mask_kind, perturbation, hue)
 
-@spaces.GPU(duration=lambda model_name, image, *settings: gpu_seconds(model_name, 2, 4))
-def perturb(model_name, image, object_index, mask_kind, perturbation, hue):
-    with user_errors():
-        return service.colour_perturbation(model(model_name), image, object_index, mask_kind, perturbation, hue)
+    return GpuCalls(detect, stages, layer_swap, perturb)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from lab import gpu, text
+from lab import text
 from lab.catalogue import Catalogue
+from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
-from lab.tabs import Page, about, layer_swap, perturb, stages, tradeoff
+from lab.tabs import Page, Tab, about, layer_swap, perturb, stages, tradeoff
 
 # When a link is opened, show its URL; when a result changes the link, put it in the address bar.
 LINK_JS = """(query) => {
@@ -25,22 +26,23 @@ def model_notice(catalogue: Catalogue, model_name: str) -> str:
     model = catalogue.models.get(model_name)
     if model is not None and model.inverters is None:
         lines.append(text.no_inverters(model.spec.label))
-    return "\n\n".join(f"⚠️ {line}" for line in lines)
+    return text.notice(lines)
 
 
 def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Blocks:
-    """The whole app for a catalogue of models (optimise_steps: per stage; None: each model's budget)."""
-    gpu.attach(catalogue, optimise_steps)
+    """The whole app for a catalogue of models (optimise_steps: per stage; None: each model's budget).
+
+    Call it at import on ZeroGPU (its GPU functions are decorated here); serve it with lab.server.
+    """
     examples = [path for path in example_files() if example_model(path) in catalogue.models]
     with gr.Blocks(title=text.TITLE) as demo:
         gr.Markdown(text.INTRO)
-        model = gr.Dropdown(choices=[(m.spec.label, name) for name, m in catalogue.models.items()], value=catalogue.default,
-                            label="Model", interactive=True)
+        choices = [(model.spec.label, name) for name, model in catalogue.models.items()]
+        model = gr.Dropdown(choices=choices, value=catalogue.default, label=text.MODEL, interactive=True)
         notice = gr.Markdown(model_notice(catalogue, catalogue.default), elem_id="model-notice")
-        pending = gr.State("")
-        link = gr.Textbox(label="Link to this result", buttons=["copy"], interactive=False, elem_id="result-link", render=False,
-                          info=text.LINK_INFO)
-        page = Page(catalogue, model, link, examples)
+        link = gr.Textbox(label=text.LINK, info=text.LINK_INFO, buttons=["copy"], interactive=False, elem_id="result-link",
+                          render=False)
+        page = Page(catalogue, gpu_calls(catalogue, optimise_steps), model, link, examples)
         with gr.Tabs() as tabs:
             restorable = [stages.build(page), layer_swap.build(page), perturb.build(page)]
             tradeoff.build(page)
@@ -48,28 +50,33 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
         link.render()
         model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")
         link.change(None, link, link, js=LINK_JS, api_visibility="private")
-
-        def open_link(request: gr.Request):
-            """Open the page in the state its link describes; `pending` names the tab to re-run."""
-            state = from_query(dict(request.query_params), list(catalogue.models), [path.name for path in examples])
-            model_name = state.model or catalogue.default
-            image = str(EXAMPLES_DIR / state.example) if state.example else None
-            updates = [update for tab in restorable
-                       for update in tab.restore(state, image if state.tab == tab.name else None, model_name)]
-            return model_name, gr.update(selected=state.tab), state.tab if image else "", *updates
-
-        event = demo.load(open_link, None, [model, tabs, pending, *(c for tab in restorable for c in tab.controls)],
-                          api_visibility="private")
-        for tab in restorable:
-            event = event.then(rerun(tab), [pending, *tab.inputs], tab.outputs, api_visibility="private")
+        open_links(demo, page, tabs, restorable)
     return demo
 
 
-def rerun(tab):
+def open_links(demo: gr.Blocks, page: Page, tabs: gr.Tabs, restorable: list[Tab]) -> None:
+    """On page load, set the model, tab and controls a link names, then re-run that tab's action on its example."""
+    pending = gr.State("")  # the tab whose action to re-run ("" when the link names no example)
+    names = [path.name for path in page.examples]
+
+    def open_link(request: gr.Request):
+        state = from_query(dict(request.query_params), list(page.catalogue.models), names)
+        model_name = state.model or page.catalogue.default
+        image = str(EXAMPLES_DIR / state.example) if state.example else None
+        updates = [update for tab in restorable
+                   for update in tab.restore(state, image if state.tab == tab.name else None, model_name)]
+        return model_name, gr.update(selected=state.tab), state.tab if image else "", *updates
+
+    controls = [control for tab in restorable for control in tab.controls]
+    event = demo.load(open_link, None, [page.model, tabs, pending, *controls], api_visibility="private")
+    for tab in restorable:
+        event = event.then(rerun(tab), [pending, *tab.inputs], tab.outputs, api_visibility="private")
+
+
+def rerun(tab: Tab):
     """A handler that re-runs `tab`'s action after its link is opened, and does nothing otherwise."""
 
     def run(pending, *inputs):
         return tab.run(*inputs) if pending == tab.name else (gr.skip(),) * len(tab.outputs)
 
     return run
-

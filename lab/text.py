@@ -1,22 +1,19 @@
-"""Every word the app shows, in one place: titles, labels, choices, notices, the About page."""
+"""Every word the app shows, in one place: titles, labels, choices, notices, summaries, the About pages.
+
+The tab modules only wire components; they take their words from here, section by section.
+"""
 
 from __future__ import annotations
+
+# ---------------------------------------------------------------- the page
 
 TITLE = "DETR Inversion Lab"
 INTRO = ("# DETR Inversion Lab\nWhat does a Detection Transformer keep of an image? "
          "Reconstruct it from every stage and layer of DETR.")
-
-MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
-PERTURBATION_CHOICES = [
-    ("hue to red", "red"), ("hue to green", "green"), ("hue to blue", "blue"), ("rotate hue 120°", "rotate120"),
-    ("rotate hue 240°", "rotate240"), ("grey", "grey"), ("free hue (slider)", "hue"),
-]
-ENTRY_CHOICES = [("as the backbone map", "backbone"), ("as the final encoder output", "encoder")]
-
+MODEL = "Model"
+LINK = "Link to this result"
 LINK_INFO = ("Opens the app with the same model, tab, example and settings "
              "(uploaded images are not part of links).")
-NO_IMAGE = "Upload an image, take one with the webcam, or click an example first."
-BAD_OBJECT = "Choose an object from the list (got {value!r})."
 
 
 def unavailable(label: str, why: str) -> str:
@@ -28,12 +25,96 @@ def no_inverters(label: str) -> str:
             "and the layer swap and colour perturbation need trained inverters.")
 
 
+def notice(lines: list[str]) -> str:
+    """The notice under the model choice: one warning per line."""
+    return "\n\n".join(f"⚠️ {line}" for line in lines)
+
+
+# ---------------------------------------------------------------- shared by the tabs
+
+IMAGE = "Image"
+NO_IMAGE = "Upload an image, take one with the webcam, or click an example first."
+RUNNING = "Running DETR and the inverters"
+
+
+def example_label(image_name: str, model_name: str) -> str:
+    """An example row's label: the image's name without its suffix, and the model it was chosen for."""
+    return f"{image_name.rsplit('.', 1)[0]} · {model_name}"
+
+
+def detection_label(index: int | None, detection) -> str:
+    """'2: square 0.93' (numbered as in the object list), or 'square 0.93' when `index` is None."""
+    named = f"{detection.label} {detection.score:.2f}"
+    return named if index is None else f"{index}: {named}"
+
+
+# ---------------------------------------------------------------- stage reconstructions
+
+STAGES_TAB = "Stage reconstructions"
+ALL_LAYERS = "Also every encoder and decoder layer"
+OPTIMISED = "Also optimisation-based inversion (slow)"
+OPTIMISED_INFO = "Gradient descent on the pixels, no trained inverter: learned and optimised side by side."
+RECONSTRUCT = "Reconstruct"
+DETECTOR_VIEW = "The detector's view of the input, and its detections"
+STAGE_GALLERY = "Reconstructions (PSNR and SSIM to the input)"
+OPTIMISED_GALLERY = "Optimisation-based reconstructions (PSNR and SSIM to the input)"
+
+
 def no_detection(threshold: float) -> str:
     return f"No object detected (score threshold {threshold:g}): the reconstructions show what DETR kept anyway."
 
 
 def detections_found(found: list) -> str:
-    return f"{len(found)} detected: " + ", ".join(f"{d.label} {d.score:.2f}" for d in found) + "."
+    return f"{len(found)} detected: " + ", ".join(detection_label(None, d) for d in found) + "."
+
+
+# ---------------------------------------------------------------- layer swap
+
+SWAP_TAB = "Layer swap"
+SOURCE_LAYERS = "Source layers"
+ENTRY = "Encoder layers enter the inverse…"
+ENTRY_INFO = "Decoder layers always enter the inverse decoder, as its final output."
+ENTRY_CHOICES = [("as the backbone map", "backbone"), ("as the final encoder output", "encoder")]
+SIMILARITY = "Similarity between layers for this image (linear CKA)"
+SWAP_GALLERY = "Reconstructions from the chosen layers"
+
+# ---------------------------------------------------------------- colour perturbation
+
+PERTURB_TAB = "Colour perturbation"
+OBJECT = "Object (or click its box)"
+BAD_OBJECT = "Choose an object from the list (got {value!r})."
+MASK = "Recolour"
+MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
+PERTURBATION = "Perturbation"
+PERTURBATION_CHOICES = [
+    ("hue to red", "red"), ("hue to green", "green"), ("hue to blue", "blue"), ("rotate hue 120°", "rotate120"),
+    ("rotate hue 240°", "rotate240"), ("grey", "grey"), ("free hue (slider)", "hue"),
+]
+HUE = "Free hue (OpenCV units, degrees / 2)"
+PERTURB = "Perturb"
+PERTURBING = "Running DETR on both images and the inverters"
+ORIGINAL = "Original and its detections"
+PERTURBED = "Perturbed and its detections"
+CHANGES = "Detections before and after"
+CHANGE_HEADERS = ["original", "perturbed", "score change", "what happened"]
+NOTHING = "—"  # a detection that is not there, a score change that cannot be computed
+ORIGINAL_GALLERY = "Reconstructions of the original"
+PERTURBED_GALLERY = "Reconstructions of the perturbed image"
+
+# ---------------------------------------------------------------- classification vs reconstruction
+
+TRADEOFF_TAB = "Classification vs reconstruction"
+ARCHITECTURE = "Architecture"
+LATENT = "Latent size"
+LAMBDA = "λ (weight of reconstruction)"
+TRAIN = "Train on digits"
+DIGITS = "Test digits (top) and their reconstructions (bottom)"
+FRONTIER = "Shipped digits sweep: accuracy against reconstruction MSE (star: your run)"
+
+
+def sweep_plot(metric: str) -> str:
+    """The label of the shipped sweep's plot of `metric` ('accuracy' or 'mse') against λ."""
+    return f"Shipped sweep: test {metric} against λ"
 
 
 def tradeoff_summary(arch: str, result) -> str:
@@ -43,6 +124,23 @@ def tradeoff_summary(arch: str, result) -> str:
             f"reconstruction MSE {result.mse:.4f}, trained in {result.seconds:.1f} s{stopped}.")
 
 
+TRADEOFF_ABOUT = """\
+**Classification vs reconstruction in one latent** (Rathjens & Wiskott, arXiv:2401.09237).
+A small network encodes a digit into a few numbers (the latent); a classifier reads the class from
+them and a decoder redraws the digit from them. The encoder is trained on
+λ · reconstruction MSE + (1 − λ) · cross-entropy; the decoder learns only from the MSE and the
+classifier only from the cross-entropy, so at every λ the decoder shows what the latent still
+holds of the image.
+
+A detector such as DETR is the λ = 0 end: trained for its task alone, with nothing asking it to
+keep the image. The inversion tabs train decoders on its frozen features after the fact, exactly
+like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
+the price of accuracy; a wider latent or a bigger network makes the price smaller.
+"""
+
+# ---------------------------------------------------------------- about
+
+ABOUT_TAB = "About"
 ABOUT = """
 ### What you are looking at
 DETR runs once on your image. The representation after its **backbone**, after every **encoder** and
@@ -77,21 +175,6 @@ Hugging Face Hub. Links restore the model, tab, example and settings of a result
   year    = {2024}
 }
 ```
-"""
-
-
-TRADEOFF_ABOUT = """\
-**Classification vs reconstruction in one latent** (Rathjens & Wiskott, arXiv:2401.09237).
-A small network encodes a digit into a few numbers (the latent); a classifier reads the class from
-them and a decoder redraws the digit from them. The encoder is trained on
-λ · reconstruction MSE + (1 − λ) · cross-entropy; the decoder learns only from the MSE and the
-classifier only from the cross-entropy, so at every λ the decoder shows what the latent still
-holds of the image.
-
-A detector such as DETR is the λ = 0 end: trained for its task alone, with nothing asking it to
-keep the image. The inversion tabs train decoders on its frozen features after the fact, exactly
-like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
-the price of accuracy; a wider latent or a bigger network makes the price smaller.
 """
 
 

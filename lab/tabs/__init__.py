@@ -13,16 +13,22 @@ from pathlib import Path
 import gradio as gr
 
 from lab.catalogue import Catalogue
+from lab.gpu import GpuCalls
 
 
 @dataclass
 class Page:
-    """What every tab shares: the models, the model choice, the link box and the example images."""
+    """What every tab shares: the models and their GPU calls, the model choice, the link box, the example images."""
 
     catalogue: Catalogue
+    gpu: GpuCalls
     model: gr.Dropdown
     link: gr.Textbox
     examples: list[Path]
+
+    @property
+    def max_megapixels(self) -> float:
+        return self.catalogue.limits.max_megapixels
 
 
 @dataclass
@@ -32,6 +38,6 @@ class Tab:
     name: str  # the tab's id in links
     controls: list  # the components `restore` sets, the image input first
     restore: Callable  # (LinkState, example image path or None, model name) -> one update per control
-    run: Callable
+    run: Callable  # the tab's action, taking `inputs` and returning `outputs`
     inputs: list
     outputs: list

@@ -4,47 +4,45 @@ from __future__ import annotations
 
 import gradio as gr
 
-from lab import gpu, service, text
-from lab.components import examples, gallery, image_input, read_image
+from lab import service, text
+from lab.components import as_file, examples, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
-from lab.tabs import Tab
+from lab.tabs import Page, Tab
 
 
-def layer_update(model_name: str, selected: list[str] | None = None):
-    """The layer choices of a model, keeping the chosen ones it has (all when none are chosen)."""
-    choices = service.layer_choices(gpu.model(model_name))
-    return gr.update(choices=choices, value=[name for name in selected or choices if name in choices])
+def build(page: Page) -> Tab:
+    """The layer-swap tab (api /layer_swap); its layer choices follow the chosen model."""
+    models = page.catalogue.models
 
-
-def build(page):
-    limits = page.catalogue.limits
+    def layer_update(model_name: str, selected: list[str] | None = None):
+        """The layer choices of a model, keeping the chosen ones it has (all when none are chosen)."""
+        choices = service.layer_choices(models[model_name])
+        return gr.update(choices=choices, value=[name for name in selected or choices if name in choices])
 
     def run(upload, model_name, layers, entry, progress=gr.Progress()):
-        image = read_image(upload, limits.max_megapixels)
-        progress(0.2, desc="Running DETR and the inverters")
-        result = gpu.layer_swap(model_name, image, list(layers or []), entry)
-        shown = [] if set(layers) == set(service.layer_choices(gpu.model(model_name))) else list(layers)
+        image = read_image(upload, page.max_megapixels)
+        progress(0.2, desc=text.RUNNING)
+        chosen = list(layers or [])
+        result = page.gpu.layer_swap(model_name, image, chosen, entry)
+        shown = [] if set(chosen) == set(service.layer_choices(models[model_name])) else chosen
         link = LinkState(model=model_name, tab="swap", example=example_name(upload), swap=shown, entry=entry)
-        return gallery(result.panels), result.heat_map, to_query(link)
+        return gallery(result.panels), as_file(result.heat_map), to_query(link)
 
     def run_example(upload, model_name, entry):
         """An example row: every layer of the example's model."""
-        return run(upload, model_name, service.layer_choices(gpu.model(model_name)), entry)
+        return run(upload, model_name, service.layer_choices(models[model_name]), entry)
 
-    with gr.Tab("Layer swap", id="swap"):
+    with gr.Tab(text.SWAP_TAB, id="swap"):
         with gr.Row():
             with gr.Column(scale=1):
                 picture = image_input()
-                default_layers = service.layer_choices(page.catalogue.models[page.catalogue.default])
-                layers = gr.CheckboxGroup(default_layers, value=default_layers, label="Source layers")
-                entry = gr.Radio(text.ENTRY_CHOICES, value="backbone", label="Encoder layers enter the inverse…",
-                                 info="Decoder layers always enter the inverse decoder, as its final output.")
-                button = gr.Button("Reconstruct", variant="primary")
+                default_layers = service.layer_choices(models[page.catalogue.default])
+                layers = gr.CheckboxGroup(default_layers, value=default_layers, label=text.SOURCE_LAYERS)
+                entry = gr.Radio(text.ENTRY_CHOICES, value="backbone", label=text.ENTRY, info=text.ENTRY_INFO)
+                button = gr.Button(text.RECONSTRUCT, variant="primary")
             with gr.Column(scale=2):
-                heat = gr.Image(label="Similarity between layers for this image (linear CKA)", format="png", height=360,
-                                elem_id="swap-heat")
-        swap_gallery = gr.Gallery(label="Reconstructions from the chosen layers", columns=4, object_fit="contain",
-                                  format="png", height=300, elem_id="swap-gallery")
+                heat = gr.Image(label=text.SIMILARITY, format="png", height=360, elem_id="swap-heat")
+        swap_gallery = results_gallery(text.SWAP_GALLERY, elem_id="swap-gallery")
         inputs = [picture, page.model, layers, entry]
         outputs = [swap_gallery, heat, page.link]
         examples(run_example, [picture, page.model, entry], outputs,

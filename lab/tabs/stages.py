@@ -4,41 +4,38 @@ from __future__ import annotations
 
 import gradio as gr
 
-from lab import gpu, text
-from lab.components import annotated, examples, gallery, image_input, read_image
+from lab import text
+from lab.components import annotated, examples, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
-from lab.tabs import Tab
+from lab.tabs import Page, Tab
 
 
-def build(page):
-    limits = page.catalogue.limits
+def build(page: Page) -> Tab:
+    """The stage-reconstruction tab (api /stages) and its example rows."""
 
     def run(upload, model_name, all_layers, optimised, progress=gr.Progress()):
-        image = read_image(upload, limits.max_megapixels)
-        progress(0.2, desc="Running DETR and the inverters")
-        result = gpu.stages(model_name, image, bool(all_layers), bool(optimised), progress)
-        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=bool(all_layers))
+        image = read_image(upload, page.max_megapixels)
+        progress(0.2, desc=text.RUNNING)
+        result = page.gpu.stages(model_name, image, bool(all_layers), bool(optimised), progress)
         found = result.input.detections
-        threshold = gpu.model(model_name).detector.threshold
-        summary = "\n\n".join(line for line in (text.detections_found(found) if found else text.no_detection(threshold),
-                                                 result.note) if line)
+        threshold = page.catalogue.models[model_name].detector.threshold
+        detections = text.detections_found(found) if found else text.no_detection(threshold)
+        summary = "\n\n".join(line for line in (detections, result.note) if line)
+        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=bool(all_layers))
         return annotated(result.input), gallery(result.panels), gallery(result.optimised_panels), summary, to_query(link)
 
-    with gr.Tab("Stage reconstructions", id="stages"):
+    with gr.Tab(text.STAGES_TAB, id="stages"):
         with gr.Row():
             with gr.Column(scale=1):
                 picture = image_input()
-                all_layers = gr.Checkbox(label="Also every encoder and decoder layer")
-                optimised = gr.Checkbox(label="Also optimisation-based inversion (slow)",
-                                        info="Gradient descent on the pixels, no trained inverter: learned and optimised side by side.")
-                button = gr.Button("Reconstruct", variant="primary")
+                all_layers = gr.Checkbox(label=text.ALL_LAYERS)
+                optimised = gr.Checkbox(label=text.OPTIMISED, info=text.OPTIMISED_INFO)
+                button = gr.Button(text.RECONSTRUCT, variant="primary")
             with gr.Column(scale=2):
-                view = gr.AnnotatedImage(label="The detector's view of the input, and its detections", height=360)
+                view = gr.AnnotatedImage(label=text.DETECTOR_VIEW, height=360)
                 summary = gr.Markdown()
-        learned_gallery = gr.Gallery(label="Reconstructions (PSNR and SSIM to the input)", columns=4, object_fit="contain",
-                                     format="png", height=300, elem_id="stage-gallery")
-        optimised_gallery = gr.Gallery(label="Optimisation-based reconstructions (PSNR and SSIM to the input)", columns=4,
-                                       object_fit="contain", format="png", height=300, visible=False, elem_id="optimised-gallery")
+        learned_gallery = results_gallery(text.STAGE_GALLERY, elem_id="stage-gallery")
+        optimised_gallery = results_gallery(text.OPTIMISED_GALLERY, visible=False, elem_id="optimised-gallery")
         inputs = [picture, page.model, all_layers, optimised]
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])

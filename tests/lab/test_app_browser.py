@@ -2,20 +2,19 @@
 
 Opens the page, runs one example in each tab, checks the result images appear, adds the
 optimisation-based row (a few steps), opens a result link, and saves a screenshot of each tab
-(to a temporary folder; `make screenshots` refreshes the README's, in docs/screenshots/, with
-SCREENSHOTS set). It serves the bundled Shapes model and DETR-R50's entry (offline: reported).
+to a temporary folder, or to $SCREENSHOTS when set: `make screenshots` refreshes the README's in
+docs/screenshots/ that way. The app is served in this process with the space config's models:
+the bundled Shapes model, and DETR-R50's entry (offline: reported on the page).
 """
 
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
 
 import pytest
 from playwright import sync_api as playwright
 
-from benchmarks.app import app_process
-from support.paths import REPO
+from support.app_server import SPACE_CONFIG, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.app, pytest.mark.shapes, pytest.mark.slow]
 
@@ -36,13 +35,13 @@ def url(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does).")
     folder = tmp_path_factory.mktemp("browser-app")
-    with app_process(REPO / "space_config.yaml", folder, optimise_steps=3) as (_, address):  # a fast optimised row
+    with serving(SPACE_CONFIG, folder) as (_, address):
         yield address
 
 
 @pytest.fixture(scope="module")
-def page(url):
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+def page(url, tmp_path_factory):
+    profile = tmp_path_factory.mktemp("chromium-profile")
     with playwright.sync_playwright() as driver:
         context = driver.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
@@ -52,7 +51,6 @@ def page(url):
         page.set_default_timeout(TIMEOUT)
         yield page
         context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def open_tab(page, name: str):
@@ -87,7 +85,7 @@ def test_stage_reconstructions_example(page, screenshots):
     run_example(page, "shapes_15 · shapes", "#stage-gallery", 4)
     playwright.expect(page.locator("#stage-gallery")).to_contain_text("PSNR")
     playwright.expect(page.locator("#result-link textarea")).to_have_value(
-        playwright_regex(r"\?model=shapes&example=shapes_15\.png$"))
+        re.compile(r"\?model=shapes&example=shapes_15\.png$"))
     assert "example=shapes_15.png" in page.url
     screenshot(page, screenshots, "stages")
 
@@ -127,10 +125,4 @@ def test_a_link_reproduces_a_result(page, url):
     images = page.locator("#perturb-gallery img")
     playwright.expect(images.nth(3)).to_be_visible()
     playwright.expect(page.locator("#result-link textarea")).to_have_value(
-        playwright_regex(r"example=shapes_27\.png.*mask=image.*perturbation=grey"))
-
-
-def playwright_regex(pattern: str):
-    import re
-
-    return re.compile(pattern)
+        re.compile(r"example=shapes_27\.png.*mask=image.*perturbation=grey"))

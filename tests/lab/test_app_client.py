@@ -1,4 +1,4 @@
-"""The app launched in this process (random-weight stand-ins) and driven through gradio_client.
+"""The app served in this process (random-weight stand-ins) and driven through gradio_client.
 
 Every endpoint, the bad inputs of issue 4 (each gets a clear message or a correct result, and
 the app serves the next request), links, the on-screen notices, and the Space front matter.
@@ -22,7 +22,7 @@ from inversion.shapes.world import generate_sample
 from lab import gpu
 from lab.links import LinkState, from_query, to_query
 from lab.page import model_notice
-from support.app_server import OPTIMISE_STEPS, serve
+from support.app_server import OPTIMISE_STEPS, serving, standin_config
 from support.paths import EXAMPLES, REPO
 
 pytestmark = pytest.mark.app
@@ -32,7 +32,10 @@ STAGES = ["backbone", "encoder", "decoder", "prediction"]
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    return serve(tmp_path_factory.mktemp("app"))
+    """(the catalogue, the app's URL)."""
+    folder = tmp_path_factory.mktemp("app")
+    with serving(standin_config(folder), folder) as catalogue_and_url:
+        yield catalogue_and_url
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +183,7 @@ def test_learned_and_optimised_reconstructions_side_by_side(client, files):
     assert [item["caption"].split(" ·")[0] for item in optimised_gallery] == STAGES
     assert all(re.search(r"PSNR \d+\.\d dB · SSIM -?\d\.\d\d", item["caption"]) for item in optimised_gallery)
     assert all(Image.open(item["image"]).size == (128, 128) for item in optimised_gallery)
-    assert "The second row is optimisation-based: 3 steps" in summary  # INVERSION_OPTIMISE_STEPS of the test server
+    assert "The second row is optimisation-based: 3 steps" in summary  # OPTIMISE_STEPS of the test server
 
 
 def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, files):
@@ -191,11 +194,13 @@ def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, file
 
 
 def test_the_gpu_budget_counts_the_optimisation_steps(served):
+    shapes, bare = served[0].models["shapes"], served[0].models["bare"]
     steps = 4 * OPTIMISE_STEPS
-    assert gpu.stage_seconds("shapes", None, False, False) == gpu.gpu_seconds("shapes", 1, 4)
-    assert gpu.stage_seconds("shapes", None, True, True) == gpu.gpu_seconds("shapes", 1, 20, steps)
-    assert gpu.stage_seconds("bare", None, True, False) == gpu.gpu_seconds("bare", 1, 0, steps)
-    assert gpu.gpu_seconds("shapes", 1, 4, 4 * 200) > gpu.gpu_seconds("shapes", 1, 4) + 3  # 200 steps per stage
+    assert gpu.stage_seconds(shapes, False, False, OPTIMISE_STEPS) == gpu.gpu_seconds(shapes, 1, 4)
+    assert gpu.stage_seconds(shapes, True, True, OPTIMISE_STEPS) == gpu.gpu_seconds(shapes, 1, 20, steps)
+    assert gpu.stage_seconds(bare, True, False, OPTIMISE_STEPS) == gpu.gpu_seconds(bare, 1, 0, steps)
+    assert gpu.stage_seconds(bare, False, False) == gpu.gpu_seconds(bare, 1, 0, 4 * 200)  # the model's own budget
+    assert gpu.gpu_seconds(shapes, 1, 4, 4 * 200) > gpu.gpu_seconds(shapes, 1, 4) + 3  # 200 steps per stage
 
 
 def test_an_example_is_named_in_the_link(client):

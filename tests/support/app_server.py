@@ -1,29 +1,33 @@
-"""The app built and launched in this process on a free loopback port, serving random-weight stand-ins.
+"""The app built and served in the test process on a free loopback port, for the gradio_client and browser tests.
 
-The stand-in config offers `shapes` (the Shapes architecture with random weights, every query a
+`standin_config` offers `shapes` (the Shapes architecture with random weights, every query a
 detection), `detr-resnet-50` (the real Hub entry: unreachable offline, so reported on screen)
-and `bare` (a detector without inverters). Optimisation-based inversion is kept to 3 steps per
-stage so the tests stay fast. Used by the gradio_client and the browser tests.
+and `bare` (a detector without inverters). Optimisation-based inversion is kept to
+OPTIMISE_STEPS per stage so the tests stay fast.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from inversion.core.registry import read_space_config
 from inversion.testing import save_standin, shapes_config, write_space_config
-from lab.catalogue import load_catalogue
-from lab.page import build_demo
-from lab.server import free_port, launch
+from lab.catalogue import Catalogue, load_catalogue
+from lab.server import LOOPBACK, free_port, start
+from support.paths import REPO
 
 OPTIMISE_STEPS = 3
-_served: dict = {}
+SPACE_CONFIG = REPO / "space_config.yaml"  # the bundled Shapes model and the DETR-R50 entry
 
 
 def standin_config(folder: Path) -> Path:
+    """A space config of random-weight stand-ins (saved in `folder`) and the real DETR-R50 entry."""
     entry = save_standin(folder / "shapes", shapes_config(), (128, 128))
-    real = read_space_config()
+    real = read_space_config(SPACE_CONFIG)
     models = {
         "shapes": {"label": "Shapes stand-in (random weights)", **entry, "threshold": 0.0},
         "detr-resnet-50": real["models"]["detr-resnet-50"],
@@ -32,13 +36,16 @@ def standin_config(folder: Path) -> Path:
     return write_space_config(folder / "space_config.yaml", models, default_model="shapes", limits=real["limits"])
 
 
-def serve(folder: Path, config: Path | None = None):
-    """(the catalogue, the app's URL): built and launched once per test process."""
-    if not _served:
-        os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder / "examples-cache")
-        catalogue = load_catalogue(config or standin_config(folder))
+@contextmanager
+def serving(config: Path, folder: Path) -> Iterator[tuple[Catalogue, str]]:
+    """(the catalogue, the app's URL) while the app serves `config`; its cached examples go to `folder`."""
+    with pytest.MonkeyPatch.context() as patch:  # Gradio's own settings, read while the app runs
+        patch.setenv("GRADIO_EXAMPLES_CACHE", str(folder / "examples-cache"))
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        catalogue = load_catalogue(config)
         port = free_port()
-        launch(build_demo(catalogue, OPTIMISE_STEPS), server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-               quiet=True)
-        _served.update(catalogue=catalogue, url=f"http://127.0.0.1:{port}/")
-    return _served["catalogue"], _served["url"]
+        demo = start(catalogue, port, OPTIMISE_STEPS)
+        try:
+            yield catalogue, f"http://{LOOPBACK}:{port}/"
+        finally:
+            demo.close(verbose=False)

@@ -1,0 +1,20 @@
+"""The app's words: the choices offered match what the service accepts, and the trade-off tab says where DETR sits."""
+
+from inversion.experiments.colour import PERTURBATIONS
+from lab import service, text
+
+
+def test_every_choice_is_a_value_the_service_accepts():
+    assert {value for _, value in text.MASK_CHOICES} == set(service.MASK_KINDS)
+    assert {value for _, value in text.PERTURBATION_CHOICES} == {*PERTURBATIONS, "hue"}
+    assert {value for _, value in text.ENTRY_CHOICES} == set(service.ENTRIES)
+
+
+def test_the_tradeoff_tab_places_detr_at_lambda_zero():
+    assert "λ = 0" in text.TRADEOFF_ABOUT and "DETR" in text.TRADEOFF_ABOUT
+
+
+def test_notices_and_labels_read_as_sentences():
+    assert text.notice([text.unavailable("DETR-R50", "the Hub cannot be reached")]) == (
+        "⚠️ **DETR-R50** is not available here: the Hub cannot be reached")
+    assert text.example_label("shapes_15.png", "shapes") == "shapes_15 · shapes"
