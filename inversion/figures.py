@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import segno
 import torch
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
@@ -259,3 +260,32 @@ def reconstruction_grid(representations: Representations, reconstructions: dict[
     for axis in axes:
         axis.axis("off")
     return fig
+
+
+def attention_overlay(representations: Representations, index: int, attention_map: torch.Tensor,
+                      opacity: float = 0.6, colour_map: str = "inferno") -> Image.Image:
+    """An h x w attention map upsampled (bilinear) onto the detector's view of image `index`, scaled to its
+    maximum and blended over the image (working resolution, padding cropped off)."""
+    view = input_image(representations, index)
+    height, width = view.shape[-2:]
+    canvas = torch.nn.functional.interpolate(attention_map[None, None].float().cpu(), size=representations.pixels.shape[-2:],
+                                             mode="bilinear", align_corners=False)[0, 0, :height, :width]
+    heat = colormaps[colour_map]((canvas / canvas.max().clamp(min=1e-12)).numpy())[..., :3]
+    blended = (1 - opacity) * view.permute(1, 2, 0).float().cpu().numpy() + opacity * heat
+    return Image.fromarray((blended.clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def layer_skip_chart(layer_skip: dict) -> Figure:
+    """Bars: the change of the detector's AP when each encoder or decoder layer is skipped."""
+    names = list(layer_skip["skipped"])
+    changes = [layer_skip["skipped"][name]["AP_change"] for name in names]
+    figure = Figure(figsize=(1.0 + 0.7 * len(names), 3.4), layout="constrained")
+    axis = figure.subplots()
+    colours = ["tab:blue" if name.startswith("encoder") else "tab:orange" for name in names]
+    bars = axis.bar(names, changes, color=colours)
+    axis.bar_label(bars, labels=[f"{change:+.3f}" for change in changes], fontsize=8)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_ylabel("AP change (skipped - unmodified)")
+    axis.set_title(f"AP with one layer skipped (unmodified AP {layer_skip['unmodified']['AP']:.3f})", fontsize=10)
+    axis.tick_params(axis="x", labelrotation=45)
+    return figure
