@@ -4,14 +4,16 @@ and the translation of the library's user-facing errors into messages on screen.
 from __future__ import annotations
 
 import base64
+import os
+import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
-
-from inversion.core.errors import UserFacingError
 from PIL import Image
 
+from inversion.core.errors import UserFacingError
 from inversion.core.images import load_image
 from lab import text
 
