@@ -7,6 +7,7 @@
     cache-features  precompute a detector's targets for the transformer inverses
     publish         upload an inverter stack to the Hub with a model card
     deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
+    interventions   attention in boxes, feature transplants and layer skips as numbers (no inverters needed)
 
 The Shapes world and the trade-off study have their own: `python -m inversion.shapes`,
 `python -m inversion.tradeoff`.
@@ -80,6 +81,15 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
     results = evaluate(args.model, args.data, args.out, args.split, args.max_images, args.batch_size, tuple(args.sections))
     print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+
+
+def interventions_command(args: argparse.Namespace) -> None:
+    from .experiments.attention_interventions import run
+
+    results = run(args.model, args.data, args.out, args.split, args.max_images, args.batch_size, args.seed)
+    moved = {stage: results["transplant"][f"{stage}, moved place"]["found_with_label"] for stage in ("backbone", "encoder")}
+    print(f"attention in box {results['attention']['in_box']['mean']:.3f}; moved objects found with their label: "
+          + ", ".join(f"{stage} {share:.3f}" for stage, share in moved.items()) + f"; wrote {args.out}")
 
 
 def optimise_command(args: argparse.Namespace) -> None:
@@ -160,6 +170,15 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
                          default=["stages", "layer_swap", "color"])
     command.set_defaults(handler=evaluate_command)
+
+    command = commands.add_parser("interventions", help="attention in boxes, feature transplants and layer skips as numbers")
+    add_model(command)
+    add_data(command, coco_only=True)
+    add_max_images(command)
+    command.add_argument("--out", required=True, help="output folder")
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--seed", type=int, default=0, help="chooses where each transplanted object is moved")
+    command.set_defaults(handler=interventions_command)
 
     command = commands.add_parser("optimise", help="optimisation-based inversion against the learned inverters")
     add_model(command)

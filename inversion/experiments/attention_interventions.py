@@ -2,7 +2,7 @@
 
     python -m inversion interventions --model shapes --data DIR --out OUT
 
-writes OUT/results.json and OUT/layer_skip.png:
+writes OUT/results.json, OUT/transplant_trials.csv and OUT/layer_skip.png:
 - attention: the share of each detection's cross-attention (mean over heads) inside its predicted
   box, by decoder layer, overall and per predicted class, next to the share of the image the box
   covers (what uniform attention would give);
@@ -15,6 +15,7 @@ writes OUT/results.json and OUT/layer_skip.png:
 
 from __future__ import annotations
 
+import csv
 import json
 from itertools import product
 from pathlib import Path
@@ -23,16 +24,20 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.detector import Detector
+from ..core.registry import find_spec, load_detector
 from ..core.stages import Detection, Representations
 from ..figures import layer_skip_chart
+from ..training.data import CocoDataset, DatasetError, open_dataset
 from .attention import capture_attention, detection_queries, share_in_box
 from .coco_ap import coco_ap, detections_from_outputs
-from .evaluate import Sample, batches, ground_truth_detections, subset_ground_truth
+from .evaluate import Sample, batches, ground_truth_detections, load_samples, subset_ground_truth
 from .grid import Box, CellBlock, box_cells, box_coverage, move_box
 from .interventions import TRANSPLANT_STAGES, found_at, one_image, skip_layer, transplant
 from .matching import match_detections
 
 RECEIVERS = 10  # how many following images are tried, in order, as the receiver of a transplant
+TRIAL_FIELDS = ("source", "target", "label", "placement", "offset", "stage", "found_with_label", "found_label", "score",
+                "at_source_with_label", "follow", "own", "own_kept")
 
 
 def attention_in_boxes(detector: Detector, samples: list[Sample], batch_size: int = 16) -> dict:
@@ -176,13 +181,39 @@ def attention_and_interventions(detector: Detector, coco, samples: list[Sample],
     }
 
 
+def run(model_name: str, data: str, out: str, split: str | None = None, max_images: int | None = None,
+        batch_size: int = 16, seed: int = 0) -> dict:
+    """Load the model's detector (no inverters) and a COCO-format dataset, run the three studies, write the results."""
+    dataset = open_dataset(data, split)
+    if not isinstance(dataset, CocoDataset):
+        raise DatasetError(f"{data} is a plain image folder; these studies need a COCO-format dataset with annotations.")
+    spec = find_spec(model_name)
+    detector = load_detector(spec)
+    results = {"model": model_name, "detector": spec.detector, "revision": spec.revision, "data": str(data), "seed": seed,
+               **attention_and_interventions(detector, dataset.coco, load_samples(dataset, max_images), batch_size, seed)}
+    write_results(results, out)
+    return results
+
+
 def write_results(results: dict, out: str | Path) -> list[Path]:
-    """OUT/results.json and OUT/layer_skip.png."""
+    """OUT/results.json (without the trials), OUT/transplant_trials.csv (one trial a row) and OUT/layer_skip.png."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+    summary = {key: value for key, value in results.items() if key != "transplant_trials"}
+    (out / "results.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    with open(out / "transplant_trials.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, TRIAL_FIELDS)
+        writer.writeheader()
+        writer.writerows({key: _cell(value) for key, value in trial.items()} for trial in results["transplant_trials"])
     layer_skip_chart(results["layer_skip"]).savefig(out / "layer_skip.png", dpi=120)
-    return [out / "results.json", out / "layer_skip.png"]
+    return [out / "results.json", out / "transplant_trials.csv", out / "layer_skip.png"]
+
+
+def _cell(value) -> str | int | float | None:
+    """A trial's value as a CSV cell: offsets as 'rows columns', floats to 4 decimals."""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def correct_detections(sample: Sample, detections: list[Detection], names: dict[int, str]) -> list[Detection]:

@@ -11,15 +11,20 @@ position in their content. Last-layer cross-attention inside the predicted box: 
 covering 0.08 of the image. AP 0.58 unmodified; skipping decoder layer 1 costs 0.56 of it, layer 3 0.05.
 """
 
-import pytest
+import csv
+import json
 
+import pytest
+from PIL import Image
+
+from inversion.__main__ import main
 from inversion.core.registry import find_spec, load_detector
 from inversion.experiments.attention_interventions import attention_in_boxes, layer_skip_ap, transplant_shares, transplant_trials
 from inversion.experiments.coco_ap import coco_from_dict
 from inversion.experiments.evaluate import Sample
-from inversion.shapes import coco_dataset, generate_sample, sample_rng
+from inversion.shapes import coco_dataset, export_coco, generate_sample, sample_rng
 
-pytestmark = pytest.mark.shapes
+pytestmark = [pytest.mark.shapes, pytest.mark.slow]  # about 12 s in all
 
 IMAGES = range(60)
 
@@ -75,3 +80,21 @@ def test_skipping_the_first_decoder_layer_costs_far_more_ap_than_the_last(detect
     result = layer_skip_ap(detector, coco, samples)
     assert result["skipped"]["decoder 1"]["AP_change"] <= -0.50  # measured -0.56
     assert result["skipped"]["decoder 3"]["AP_change"] >= -0.10  # measured -0.05
+
+
+def test_the_command_writes_the_numbers_and_the_chart(tmp_path, capsys):
+    export_coco(tmp_path / "data", n=12, seed=1)
+    assert main(["interventions", "--model", "shapes", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["images"] == 12
+    assert set(results["layer_skip"]["skipped"]) == {f"{stage} {layer}" for stage in ("encoder", "decoder") for layer in (1, 2, 3)}
+    with open(tmp_path / "out" / "transplant_trials.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == results["transplant"]["without_receiver"] + 4 * results["transplant"]["encoder, moved place"]["trials"]
+    assert Image.open(tmp_path / "out" / "layer_skip.png").size[0] > 300
+    assert f"attention in box {results['attention']['in_box']['mean']:.3f}" in capsys.readouterr().out
+
+
+def test_the_command_needs_annotations(image_folder, capsys):
+    assert main(["interventions", "--model", "shapes", "--data", str(image_folder), "--out", "unused"]) == 2
+    assert "COCO-format dataset" in capsys.readouterr().err
