@@ -1,4 +1,4 @@
-"""Latency and memory of the running app serving Shapes and DETR-R50, driven by gradio_client.
+"""Latency and memory of the running app (its own process) serving Shapes and DETR-R50, driven by gradio_client.
 
     python -m benchmarks.app --json
 
@@ -14,62 +14,29 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 from inversion.core.registry import read_space_config
 from inversion.testing import detr_r50_config, save_standin, write_space_config
-from lab.server import free_port
+from lab.server import child_process
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.0
 TARGET_GIB = 3.0
 
 
-@contextmanager
-def app_process(config: Path, folder: Path, optimise_steps: int | None = None, timeout: float = 300.0):
-    """The app serving `config` in its own process on a free loopback port; yields (process, URL)."""
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"),
-               GRADIO_ANALYTICS_ENABLED="False")
-    command = [sys.executable, "-m", "lab.server", "--config", str(config), "--port", str(port)]
-    command += ["--optimise-steps", str(optimise_steps)] if optimise_steps else []
-    log_path = folder / "app.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + timeout
-            while not _answers(url):
-                if process.poll() is not None:
-                    raise RuntimeError(f"app.py exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s; see {log_path}")
-                time.sleep(0.5)
-            yield process, url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def bench_config(folder: Path) -> Path:
-    """A space config with the bundled Shapes model and DETR-R50's architecture with random weights."""
+    """A space config with the bundled Shapes model and DETR-R50's architecture with random weights.
+
+    Shapes keeps its entry as written (its inverters record their detector by that path): the
+    config's folder gets a link to the repository's checkpoints/, against which such paths resolve.
+    """
     config = read_space_config(REPO / "space_config.yaml")
-    shapes = dict(config["models"]["shapes"])
-    shapes.update(detector=str(REPO / shapes["detector"]), inverters=str(REPO / shapes["inverters"]))
+    (folder / "checkpoints").symlink_to(REPO / "checkpoints", target_is_directory=True)
+    shapes = config["models"]["shapes"]
     detr = {**config["models"]["detr-resnet-50"], **save_standin(folder / "detr", detr_r50_config(), (480, 640)),
             "label": "DETR-R50 architecture (random weights)"}
     return write_space_config(folder / "space_config.yaml", {"shapes": shapes, "detr-resnet-50": detr}, "shapes",
@@ -98,12 +65,16 @@ def time_requests(client, image: Path, model: str, repeats: int) -> list[float]:
 def run(repeats: int = 10) -> dict:
     from gradio_client import Client
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local: the app (a child process) never asks the Hub
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = bench_config(folder)
         start = time.perf_counter()
-        with app_process(config, folder) as (process, url):
+        with child_process(config, folder) as (process, url):
             startup = time.perf_counter() - start
+            log = (folder / "app.log").read_text()
+            if "not served" in log or "served without inverters" in log:  # lab.catalogue's warnings
+                raise RuntimeError(f"The app does not serve both models whole, so the timings would mislead: {log[-2000:]}")
             client = Client(url, verbose=False)
             shapes = time_requests(client, REPO / "examples" / "shapes_15.png", "shapes", repeats)
             detr = time_requests(client, REPO / "examples" / "astronaut.png", "detr-resnet-50", max(3, repeats // 3))

@@ -15,9 +15,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from inversion.experiments.colour import PERTURBATIONS
+from lab import SPACE_ROOT
 from lab.service import ENTRIES, MASK_KINDS
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # the Space's own files
+EXAMPLES_DIR = SPACE_ROOT / "examples"
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TABS = ("stages", "swap", "perturb", "tradeoff", "about")
 _NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short

@@ -1,19 +1,29 @@
-"""Serving the app: queue settings, the files it may serve, and launching it blocking or in the background.
+"""Serving the app: queue settings, the files it may serve, and launching it here, in the background or in a child process.
 
     python -m lab.server --config other.yaml --port 7861 --optimise-steps 20
 
 (`python app.py` is the same with the defaults: ./space_config.yaml or $INVERSION_SPACE_CONFIG.)
-Tests and benchmarks serve a catalogue of their own with `start`, in their process.
+Tests and benchmarks serve a catalogue of their own with `start` (in their process) or a config
+with `child_process` (its own process: its memory measured alone, its environment read afresh).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import gradio as gr
+import httpx
 import torch
 
+from lab import SPACE_ROOT
 from lab.catalogue import Catalogue, load_catalogue
 from lab.links import EXAMPLES_DIR
 from lab.page import build_demo
@@ -49,6 +59,42 @@ def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) ->
     demo = build_demo(catalogue, optimise_steps)
     launch(demo, server_name=LOOPBACK, server_port=port, prevent_thread_lock=True, quiet=True)
     return demo
+
+
+@contextmanager
+def child_process(config: Path, folder: Path, optimise_steps: int | None = None, timeout: float = 300.0,
+                  ) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m lab.server` serving `config` on a free loopback port until the block ends; yields (process, URL).
+
+    The child inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache.
+    """
+    port = free_port()
+    env = dict(os.environ, GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"), GRADIO_ANALYTICS_ENABLED="False")
+    command = [sys.executable, "-m", "lab.server", "--config", str(config), "--port", str(port)]
+    command += ["--optimise-steps", str(optimise_steps)] if optimise_steps else []
+    log_path = folder / "app.log"
+    url = f"http://{LOOPBACK}:{port}/"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, env=env, cwd=SPACE_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(url):
+                if process.poll() is not None:
+                    raise RuntimeError(f"The app exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"The app did not answer within {timeout:.0f} s; see {log_path}")
+                time.sleep(0.5)
+            yield process, url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:

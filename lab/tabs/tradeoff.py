@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from inversion.tradeoff import live
-from lab import text
+from lab import SPACE_ROOT, text
 from lab.components import as_file
 from lab.tabs import Page
 
-SWEEP_RESULTS = Path(__file__).resolve().parents[2] / "checkpoints" / "tradeoff" / "results.json"  # shipped with the Space
+SWEEP_RESULTS = SPACE_ROOT / "checkpoints" / "tradeoff" / "results.json"
 
 
 def build(page: Page) -> None:

@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from benchmarks.app import app_process
+from lab.server import child_process
 from support.detr_r50_cache import build_fake_detr_r50_cache
 from support.paths import EXAMPLES, REPO
 
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.app, pytest.mark.slow]
 def test_the_app_serves_detr_r50_from_the_cache(tmp_path, monkeypatch):
     build_fake_detr_r50_cache(tmp_path / "hub", refs=())
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    with app_process(REPO / "space_config.yaml", tmp_path) as (_, url):
+    with child_process(REPO / "space_config.yaml", tmp_path) as (_, url):
         client = Client(url, verbose=False)
         page = httpx.get(url + "config").text
         assert "DETR-R50 on COCO (facebook/detr-resnet-50)" in page and "is not available here" not in page
