@@ -161,7 +161,7 @@ def objective_comparison_plot(runs: dict) -> Figure:
     axes = fig.subplots(1, 2)
     width = 0.8 / len(runs)
     for offset, (name, run) in enumerate(runs.items()):
-        label = f"{name.replace('_', ' ')} ({run['steps']} steps, {run['seconds'] / 60:.1f} min)"
+        label = f"{name.replace('_', ' ')} ({run['steps']} steps, {run['gflops_per_step']:.0f} GFLOPs per step)"
         for axis, key in zip(axes, ("psnr", "objects_found")):
             values = [run["stages"][stage][key] or 0 for stage in STAGES]
             axis.bar(np.arange(len(STAGES)) + offset * width, values, width, label=label)

@@ -27,6 +27,8 @@ from ..core.registry import load_model
 from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import backbone_comparison_plot, objective_comparison_plot
+from ..training.objectives import EndToEndObjective, ModularObjective
+from .world import generate_sample, sample_rng
 
 # Runs `python -m inversion train ARGS` and prints its wall time and peak resident memory as JSON.
 _MEASURED_TRAINING = (
@@ -52,6 +54,18 @@ def stage_scores(results: dict, stage: str) -> dict:
             "objects_found": stages["shape_preservation"][stage]["found"], "ap": stages["ap"][stage]["AP"]}
 
 
+def objective_step_gflops(objective: str, batch_size: int) -> float:
+    """FLOPs of one training step (forward and backward of the inverse modules) on Shapes images, in GFLOPs:
+    a cost measure that does not depend on how busy the machine is."""
+    shapes = load_model("shapes")
+    representations = shapes.detector.capture([generate_sample(sample_rng(10, index))[0] for index in range(batch_size)])
+    config = InverterConfig.for_detector(shapes.detector.config, shapes.detector.stride)
+    module = ModularObjective(InverterStack(config)) if objective == "modular" else EndToEndObjective(config)
+    with FlopCounterMode(display=False) as counter:
+        sum(module(representations).values()).backward()
+    return counter.get_total_flops() / 1e9
+
+
 def compare_objectives(work: Path, train: str, heldout: str, steps: int, batch_size: int, seed: int = 0) -> dict:
     """Modular against end-to-end training: equal steps, then equal wall time."""
     common = ["--model", "shapes", "--data", train, "--batch-size", str(batch_size), "--seed", str(seed),
@@ -65,6 +79,7 @@ def compare_objectives(work: Path, train: str, heldout: str, steps: int, batch_s
     for name, run in runs.items():
         run["steps"] = equal_time_steps if name == "end_to_end_equal_time" else steps
         run["seconds_per_step"] = run["seconds"] / run["steps"]
+        run["gflops_per_step"] = objective_step_gflops("end_to_end" if name.startswith("end_to_end") else "modular", batch_size)
         if name == "modular":  # one stack inverts every stage
             evaluation = evaluate(str(work / name), heldout, str(work / "evaluations" / name), sections=("stages",))
             run["stages"] = {stage: stage_scores(evaluation, stage) for stage in STAGES}
