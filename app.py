@@ -18,4 +18,4 @@ catalogue = load_catalogue(device=device())
 demo = build_demo(catalogue)
 
 if __name__ == "__main__":
-    launch(demo)
+    launch(demo, catalogue.limits)

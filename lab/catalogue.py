@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 class Limits:
     """What one request may ask of the app (space_config.yaml, `limits`)."""
 
-    max_megapixels: float
+    max_megapixels: float  # larger images are refused
+    max_upload_mb: float  # larger uploads are refused before they are read
 
 
 @dataclass

@@ -4,11 +4,16 @@ and the translation of the library's user-facing errors into messages on screen.
 from __future__ import annotations
 
 import base64
+import binascii
+import math
 import os
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import gradio as gr
 from PIL import Image
@@ -29,7 +34,41 @@ def user_errors():
         raise gr.Error(str(error), print_exception=False) from None
 
 
-def raw_upload(payload):
+@dataclass
+class Refused:
+    """An upload refused before it reached the image loader, and why (shown by `read_image`)."""
+
+    reason: str
+
+
+def flag(value, name: str) -> bool:
+    """A tick box's value as sent through the API: true or false, nothing else ("no" is not false)."""
+    if not isinstance(value, bool):
+        raise gr.Error(text.BAD_FLAG.format(name=name, value=value), print_exception=False)
+    return value
+
+
+def hue_value(value) -> int:
+    """The free hue slider's value: a finite number from 0 to 179."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 <= value <= 179:
+        raise gr.Error(text.BAD_HUE.format(value=value), print_exception=False)
+    return int(value)
+
+
+def decode_data_url(url: str, max_bytes: int) -> bytes | Refused:
+    """The bytes of a data: URL (base64 or percent-encoded), refusing malformed and oversized ones undecoded."""
+    header, comma, data = url.partition(",")
+    if not comma or not data:
+        return Refused(text.BAD_DATA_URL.format(why="nothing after the comma" if comma else "no comma"))
+    if len(data) > max_bytes * 4 // 3 + 4:
+        return Refused(text.TOO_LARGE.format(limit=max_bytes / 1e6))
+    try:
+        return base64.b64decode(data, validate=True) if header.endswith(";base64") else unquote_to_bytes(data)
+    except binascii.Error:
+        return Refused(text.BAD_DATA_URL.format(why="its base64 is broken"))
+
+
+def raw_upload(payload, max_bytes: int):
     """An image input's file as uploaded (a path, or bytes from a data URL), for load_image to judge.
 
     gr.Image's own preprocessing opens the file with PIL first and fails on non-images with a
@@ -38,14 +77,14 @@ def raw_upload(payload):
     if payload is None:
         return None
     if payload.url and payload.url.startswith("data:"):
-        return base64.b64decode(payload.url.split(",", 1)[1])
+        return decode_data_url(payload.url, max_bytes)
     return payload.path
 
 
-def image_input() -> gr.Image:
+def image_input(max_upload_mb: float) -> gr.Image:
     """An image input (upload, webcam, clipboard) handing its file to `read_image` as uploaded."""
     component = gr.Image(label=text.IMAGE, type="filepath", sources=["upload", "webcam", "clipboard"], height=300)
-    component.preprocess = raw_upload  # (not a subclass: Gradio would write a .pyi for it)
+    component.preprocess = partial(raw_upload, max_bytes=int(max_upload_mb * 1e6))  # (no subclass: Gradio would write a .pyi)
     return component
 
 
@@ -53,6 +92,8 @@ def read_image(upload, max_megapixels: float):
     """The upload as an RGB image, or a gr.Error that says what is wrong with it."""
     if upload is None:
         raise gr.Error(text.NO_IMAGE)
+    if isinstance(upload, Refused):
+        raise gr.Error(upload.reason, print_exception=False)
     with user_errors():
         return load_image(upload, max_megapixels)
 

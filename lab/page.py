@@ -19,6 +19,8 @@ LINK_JS = """(query) => {
     return url.toString();
 }"""
 
+CACHE_CLEANUP = (3600, 3600)  # every hour, delete uploads and results cached more than an hour ago
+
 
 def model_notice(catalogue: Catalogue, model_name: str) -> str:
     """Why some models are missing or incomplete, and what the chosen one cannot do."""
@@ -35,7 +37,7 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
     Call it at import on ZeroGPU (its GPU functions are decorated here); serve it with lab.server.
     """
     examples = [path for path in example_files() if example_model(path) in catalogue.models]
-    with gr.Blocks(title=text.TITLE) as demo:
+    with gr.Blocks(title=text.TITLE, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(text.INTRO)
         choices = [(model.spec.label, name) for name, model in catalogue.models.items()]
         model = gr.Dropdown(choices=choices, value=catalogue.default, label=text.MODEL, interactive=True)

@@ -24,8 +24,8 @@ import httpx
 import torch
 
 from lab import SPACE_ROOT
-from lab.catalogue import Catalogue, load_catalogue
-from lab.links import EXAMPLES_DIR
+from lab.catalogue import Catalogue, Limits, load_catalogue
+from lab.links import example_files
 from lab.page import build_demo
 
 QUEUE_SIZE = 20  # requests waiting at once, all visitors together
@@ -45,10 +45,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(demo: gr.Blocks, **options):
-    """Queue and start the app; `options` go to gr.Blocks.launch (a host and port, prevent_thread_lock...)."""
+def launch(demo: gr.Blocks, limits: Limits, **options):
+    """Queue and start the app; `options` go to gr.Blocks.launch (a host and port, prevent_thread_lock...).
+
+    Only the example images are served from the Space's folder (not their provenance notes), and
+    uploads over the limit are refused before they are read."""
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
-    return demo.launch(allowed_paths=[str(EXAMPLES_DIR)], show_error=True, **options)
+    return demo.launch(allowed_paths=[str(path) for path in example_files()], max_file_size=f"{limits.max_upload_mb:g}mb",
+                       show_error=True, **options)
 
 
 def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) -> gr.Blocks:
@@ -57,7 +61,7 @@ def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) ->
     Returns the demo: its URL is http://127.0.0.1:PORT/ and `demo.close()` stops it.
     """
     demo = build_demo(catalogue, optimise_steps)
-    launch(demo, server_name=LOOPBACK, server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, catalogue.limits, server_name=LOOPBACK, server_port=port, prevent_thread_lock=True, quiet=True)
     return demo
 
 
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--optimise-steps", type=int, help="optimisation steps per stage (default: each model's budget)")
     args = parser.parse_args(argv)
     catalogue = load_catalogue(args.config, device=device())
-    launch(build_demo(catalogue, args.optimise_steps), server_name=args.host, server_port=args.port)
+    launch(build_demo(catalogue, args.optimise_steps), catalogue.limits, server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

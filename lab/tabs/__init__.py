@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from lab import text
 from lab.catalogue import Catalogue
 from lab.gpu import GpuCalls
 
@@ -29,6 +30,13 @@ class Page:
     @property
     def max_megapixels(self) -> float:
         return self.catalogue.limits.max_megapixels
+
+    def model_name(self, value) -> str:
+        """A model name sent by a visitor, checked on the CPU before any GPU call is booked."""
+        if value not in self.catalogue.models:
+            raise gr.Error(text.UNKNOWN_MODEL.format(choices=", ".join(self.catalogue.models), value=value),
+                           print_exception=False)
+        return value
 
 
 @dataclass

@@ -20,6 +20,7 @@ def build(page: Page) -> Tab:
         return gr.update(choices=choices, value=[name for name in selected or choices if name in choices])
 
     def run(upload, model_name, layers, entry, progress=gr.Progress()):
+        model_name = page.model_name(model_name)
         image = read_image(upload, page.max_megapixels)
         progress(0.2, desc=text.RUNNING)
         chosen = list(layers or [])
@@ -35,7 +36,7 @@ def build(page: Page) -> Tab:
     with gr.Tab(text.SWAP_TAB, id="swap"):
         with gr.Row():
             with gr.Column(scale=1):
-                picture = image_input()
+                picture = image_input(page.catalogue.limits.max_upload_mb)
                 default_layers = service.layer_choices(models[page.catalogue.default])
                 layers = gr.CheckboxGroup(default_layers, value=default_layers, label=text.SOURCE_LAYERS)
                 entry = gr.Radio(text.ENTRY_CHOICES, value="backbone", label=text.ENTRY, info=text.ENTRY_INFO)

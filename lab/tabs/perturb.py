@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from lab import text
-from lab.components import annotated, examples, gallery, image_input, read_image, results_gallery
+from lab.components import annotated, examples, gallery, hue_value, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -38,15 +38,16 @@ def build(page: Page) -> Tab:
     """The colour-perturbation tab (api /perturb, and /detect when an image is uploaded)."""
 
     def run(upload, model_name, object_value, mask_kind, perturbation, hue, progress=gr.Progress()):
+        model_name, hue = page.model_name(model_name), hue_value(hue)
         image = read_image(upload, page.max_megapixels)
         try:
             object_index = None if object_value in (None, "") else int(object_value)
         except (TypeError, ValueError):
             raise gr.Error(text.BAD_OBJECT.format(value=object_value)) from None
         progress(0.2, desc=text.PERTURBING)
-        result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, int(hue))
+        result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue)
         link = LinkState(model=model_name, tab="perturb", example=example_name(upload), object=result.object_index or 0,
-                         mask=mask_kind, perturbation=perturbation, hue=int(hue))
+                         mask=mask_kind, perturbation=perturbation, hue=hue)
         return (annotated(result.original), object_choices(result.original, result.object_index),
                 annotated(result.perturbed, numbered=False), change_rows(result.changes), gallery(result.original_panels),
                 gallery(result.perturbed_panels), to_query(link))
@@ -60,7 +61,7 @@ def build(page: Page) -> Tab:
         """The detections of a new image, to choose the object from."""
         if upload is None:
             return None, gr.update(choices=[], value=None)
-        detected = page.gpu.detect(model_name, read_image(upload, page.max_megapixels))
+        detected = page.gpu.detect(page.model_name(model_name), read_image(upload, page.max_megapixels))
         return annotated(detected), object_choices(detected)
 
     def detect_again(model_name, upload):
@@ -70,7 +71,7 @@ def build(page: Page) -> Tab:
     with gr.Tab(text.PERTURB_TAB, id="perturb"):
         with gr.Row():
             with gr.Column(scale=1):
-                picture = image_input()
+                picture = image_input(page.catalogue.limits.max_upload_mb)
                 chosen = gr.Dropdown(label=text.OBJECT, choices=[], value=0, allow_custom_value=True)
                 mask = gr.Radio(text.MASK_CHOICES, value="grabcut", label=text.MASK)
                 kind = gr.Radio(text.PERTURBATION_CHOICES, value="red", label=text.PERTURBATION)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from lab import text
-from lab.components import annotated, examples, gallery, image_input, read_image, results_gallery
+from lab.components import annotated, examples, flag, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -14,9 +14,11 @@ def build(page: Page) -> Tab:
     """The stage-reconstruction tab (api /stages) and its example rows."""
 
     def run(upload, model_name, all_layers, optimised, progress=gr.Progress()):
+        model_name = page.model_name(model_name)
+        all_layers, optimised = flag(all_layers, text.ALL_LAYERS), flag(optimised, text.OPTIMISED)
         image = read_image(upload, page.max_megapixels)
         progress(0.2, desc=text.RUNNING)
-        result = page.gpu.stages(model_name, image, bool(all_layers), bool(optimised), progress)
+        result = page.gpu.stages(model_name, image, all_layers, optimised, progress)
         found = result.input.detections
         threshold = page.catalogue.models[model_name].detector.threshold
         detections = text.detections_found(found) if found else text.no_detection(threshold)
@@ -27,7 +29,7 @@ def build(page: Page) -> Tab:
     with gr.Tab(text.STAGES_TAB, id="stages"):
         with gr.Row():
             with gr.Column(scale=1):
-                picture = image_input()
+                picture = image_input(page.catalogue.limits.max_upload_mb)
                 all_layers = gr.Checkbox(label=text.ALL_LAYERS)
                 optimised = gr.Checkbox(label=text.OPTIMISED, info=text.OPTIMISED_INFO)
                 button = gr.Button(text.RECONSTRUCT, variant="primary")

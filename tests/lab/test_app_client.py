@@ -254,3 +254,25 @@ def _params(query: str) -> dict:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(query.lstrip("?")))
+
+
+def test_requests_are_checked_before_the_gpu(client, files):
+    with pytest.raises(AppError, match=r"Choose a model: shapes, bare \(got None\)"):
+        client.predict(handle_file(str(files["shapes"])), None, False, False, api_name="/stages")
+    with pytest.raises(AppError, match="tick box: send true or false"):
+        client.predict(handle_file(str(files["shapes"])), "shapes", "no", False, api_name="/stages")
+    with pytest.raises(AppError, match="maximum value 179"):  # Gradio's slider; NaN: see test_requests.py
+        client.predict(handle_file(str(files["shapes"])), "shapes", 0, "image", "hue", 400, api_name="/perturb")
+    check_stage_result(stages(client, files["shapes"]))  # and the next request is served
+
+
+def test_uploads_over_the_limit_are_refused(client, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(21_000_000))  # over space_config.yaml's 20 MB
+    with pytest.raises(Exception, match="(?i)file.*(size|large)|413|exceed"):
+        client.predict(handle_file(str(big)), "shapes", False, False, api_name="/stages")
+
+
+def test_only_the_example_images_are_served(served):
+    assert httpx.get(served[1] + "gradio_api/file=" + str(EXAMPLES / "shapes_15.png")).status_code == 200
+    assert httpx.get(served[1] + "gradio_api/file=" + str(EXAMPLES / "PROVENANCE.md")).status_code == 403
