@@ -15,11 +15,11 @@ import sys
 
 from ..command_line import dispatch
 from .detector import HELDOUT_SEED, DetectorRecipe, evaluate, heldout, load_trained, train
-from .world import IMAGE_SIZE, export_coco
+from .world import IMAGE_SIZE, PROTOTYPE_PROB, export_coco
 
 
 def export_command(args: argparse.Namespace) -> None:
-    print(export_coco(args.out, args.n, args.seed, args.size))
+    print(export_coco(args.out, args.n, args.seed, args.size, args.prototype_share))
 
 
 def train_detector_command(args: argparse.Namespace) -> None:
@@ -28,8 +28,8 @@ def train_detector_command(args: argparse.Namespace) -> None:
 
 
 def eval_detector_command(args: argparse.Namespace) -> None:
-    result = evaluate(load_trained(args.model), *heldout(args.n, args.seed, args.size))
-    print(json.dumps({"n": args.n, "seed": args.seed, **result}, indent=1))
+    result = evaluate(load_trained(args.model), *heldout(args.n, args.seed, args.size, args.prototype_share))
+    print(json.dumps({"n": args.n, "seed": args.seed, "prototype_share": args.prototype_share, **result}, indent=1))
 
 
 def compare_command(args: argparse.Namespace) -> None:
@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--n", type=int, required=True, help="number of images")
     command.add_argument("--seed", type=int, required=True, help="stream seed")
     command.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+    command.add_argument("--prototype-share", type=float, default=PROTOTYPE_PROB,
+                         help="the share of objects wearing their class's prototype hue")
     command.set_defaults(handler=export_command)
 
     command = commands.add_parser("train-detector", help="train the Shapes DETR from scratch")
@@ -64,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--n", type=int, default=500)
     command.add_argument("--seed", type=int, default=HELDOUT_SEED)
     command.add_argument("--size", type=int, default=IMAGE_SIZE)
+    command.add_argument("--prototype-share", type=float, default=PROTOTYPE_PROB)
     command.set_defaults(handler=eval_detector_command)
 
     command = commands.add_parser("compare", help="modular vs end-to-end training; pixel-shuffle vs up-conv inverse backbone")

@@ -36,7 +36,7 @@ from transformers.models.detr.modeling_detr import DetrFrozenBatchNorm2d
 
 from ..core.detector import normalise
 from ..experiments.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
-from .world import ID2LABEL, IMAGE_SIZE, ShapeObject, coco_dataset, generate_sample, sample_rng
+from .world import ID2LABEL, IMAGE_SIZE, PROTOTYPE_PROB, ShapeObject, coco_dataset, generate_sample, sample_rng
 
 TRAIN_SEED = 0
 HELDOUT_SEED = 1
@@ -71,6 +71,8 @@ class DetectorRecipe:
     eval_every: int = 2000
     eval_images: int = 200
     threads: int = 2
+    # data
+    prototype_share: float = PROTOTYPE_PROB  # of the training stream and the held-out images alike
 
 
 def build_detector(cfg: DetectorRecipe) -> DetrForObjectDetection:
@@ -127,18 +129,19 @@ def target(objects: list[ShapeObject], size: int) -> dict[str, torch.Tensor]:
 class ShapesStream(torch.utils.data.IterableDataset):
     """Endless training batches: batch k holds samples k*B .. k*B+B-1 of the stream `seed`."""
 
-    def __init__(self, seed: int, batch_size: int, size: int):
-        self.seed, self.batch_size, self.size = seed, batch_size, size
+    def __init__(self, seed: int, batch_size: int, size: int, prototype_share: float = PROTOTYPE_PROB):
+        self.seed, self.batch_size, self.size, self.prototype_share = seed, batch_size, size, prototype_share
 
     def __iter__(self):
         for k in count():
-            samples = [generate_sample(sample_rng(self.seed, k * self.batch_size + i), self.size) for i in range(self.batch_size)]
+            samples = [generate_sample(sample_rng(self.seed, k * self.batch_size + i), self.size, self.prototype_share)
+                       for i in range(self.batch_size)]
             yield pixel_values([im for im, _ in samples]), [target(objs, self.size) for _, objs in samples]
 
 
-def heldout(n: int, seed: int = HELDOUT_SEED, size: int = IMAGE_SIZE):
+def heldout(n: int, seed: int = HELDOUT_SEED, size: int = IMAGE_SIZE, prototype_share: float = PROTOTYPE_PROB):
     """The first n samples of a held-out stream: (COCO ground truth, normalised pixels)."""
-    samples = [(f"{i:06d}.png", generate_sample(sample_rng(seed, i), size)) for i in range(n)]
+    samples = [(f"{i:06d}.png", generate_sample(sample_rng(seed, i), size, prototype_share)) for i in range(n)]
     return coco_from_dict(coco_dataset(samples)), pixel_values([im for _, (im, _) in samples])
 
 
@@ -184,9 +187,9 @@ def train(cfg: DetectorRecipe) -> dict:
     log(f"parameters {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
-    coco_gt, eval_pixels = heldout(cfg.eval_images, cfg.eval_seed, cfg.image_size)
+    coco_gt, eval_pixels = heldout(cfg.eval_images, cfg.eval_seed, cfg.image_size, cfg.prototype_share)
     batches = torch.utils.data.DataLoader(
-        ShapesStream(cfg.seed, cfg.batch_size, cfg.image_size), batch_size=None, num_workers=1,
+        ShapesStream(cfg.seed, cfg.batch_size, cfg.image_size, cfg.prototype_share), batch_size=None, num_workers=1,
         worker_init_fn=lambda _: (torch.set_num_threads(1), cv2.setNumThreads(1)), prefetch_factor=4,
     )
     mask = torch.ones(cfg.batch_size, cfg.image_size, cfg.image_size, dtype=torch.long)

@@ -1,9 +1,10 @@
 """The synthetic Shapes world: coloured shapes on textured backgrounds, and its COCO export.
 
 Every image holds 1 to 4 objects of four classes. Each class has a prototypical hue
-(circle red, square green, triangle blue, star yellow) that about 80% of its instances wear;
-the others wear a clearly different random hue, so colour is a useful but not a necessary cue,
-like the red of a stop sign. Later objects are drawn over earlier ones, and every object keeps
+(circle red, square green, triangle blue, star yellow) that about 80% of its instances wear
+(`PROTOTYPE_PROB`; `prototype_share` sets another share: a dial on how much colour tells the
+class); the others wear a clearly different random hue, so colour is a useful but not a necessary
+cue, like the red of a stop sign. Later objects are drawn over earlier ones, and every object keeps
 at least half of its area visible.
 
 Ids: the COCO `category_id` of a class is its detector label id, 1 + its index in
@@ -62,10 +63,10 @@ def hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255
 
 
-def sample_hue(name: str, rng: Rng) -> int:
-    """The prototype hue (jittered) with probability PROTOTYPE_PROB, else a clearly different one."""
+def sample_hue(name: str, rng: Rng, prototype_share: float = PROTOTYPE_PROB) -> int:
+    """The prototype hue (jittered) with probability `prototype_share`, else a clearly different one."""
     proto = PROTOTYPE_HUES[name]
-    if rng.random() < PROTOTYPE_PROB:
+    if rng.random() < prototype_share:
         return int(proto + rng.integers(-HUE_JITTER, HUE_JITTER + 1)) % 180
     span = 180 - 2 * OFF_PROTOTYPE_MIN + 1  # hues from proto+MIN to proto+180-MIN
     return int(proto + OFF_PROTOTYPE_MIN + rng.integers(span)) % 180
@@ -124,8 +125,11 @@ def visible_masks(full: list[np.ndarray]) -> list[np.ndarray]:
     return visible[::-1]
 
 
-def generate_sample(rng: Rng | int, size: int = IMAGE_SIZE) -> tuple[Image.Image, list[ShapeObject]]:
-    """One image of the Shapes world and its objects, deterministic given the generator or seed."""
+def generate_sample(
+    rng: Rng | int, size: int = IMAGE_SIZE, prototype_share: float = PROTOTYPE_PROB
+) -> tuple[Image.Image, list[ShapeObject]]:
+    """One image of the Shapes world and its objects, deterministic given the generator or seed
+    (the default `prototype_share` reproduces the bundled world's images exactly)."""
     rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else rng
     image = background(size, rng)
     low, high = (r * size / IMAGE_SIZE for r in RADIUS)
@@ -140,7 +144,7 @@ def generate_sample(rng: Rng | int, size: int = IMAGE_SIZE) -> tuple[Image.Image
             masks = [m for _, _, _, m in drawn] + [cover > 0.5]
             visible = visible_masks(masks)
             if all(v.sum() >= MIN_VISIBLE * m.sum() for v, m in zip(visible, masks)):
-                drawn.append((name, sample_hue(name, rng), cover, masks[-1]))
+                drawn.append((name, sample_hue(name, rng, prototype_share), cover, masks[-1]))
                 break
     objects = []
     for (name, hue, cover, _), mask in zip(drawn, visible_masks([m for *_, m in drawn])):
@@ -176,14 +180,16 @@ def coco_dataset(samples: list[tuple[str, tuple[Image.Image, list[ShapeObject]]]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def export_coco(out_dir: str | Path, n: int, seed: int, size: int = IMAGE_SIZE) -> Path:
+def export_coco(
+    out_dir: str | Path, n: int, seed: int, size: int = IMAGE_SIZE, prototype_share: float = PROTOTYPE_PROB
+) -> Path:
     """Write samples 0..n-1 of stream `seed` as DIR/images/*.png and DIR/annotations.json."""
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     samples = []
     for index in tqdm(range(n), desc=f"shapes seed {seed}"):
         file_name = f"{index:06d}.png"
-        sample = generate_sample(sample_rng(seed, index), size)
+        sample = generate_sample(sample_rng(seed, index), size, prototype_share)
         sample[0].save(out_dir / "images" / file_name)
         samples.append((file_name, sample))
     path = out_dir / "annotations.json"

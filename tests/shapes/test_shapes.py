@@ -1,6 +1,8 @@
 """The Shapes world: generator determinism, COCO export, prototype hues, COCO AP, the shipped detector."""
 
 
+import hashlib
+
 import cv2
 import numpy as np
 import pytest
@@ -127,3 +129,17 @@ def test_shipped_detector_reaches_ap50_of_0_8_on_held_out_images():
     )
     result = evaluate(load_trained(DETECTOR), *heldout(100))
     assert result["AP50"] >= 0.8, result
+
+
+def test_the_prototype_share_is_a_dial_whose_default_is_the_bundled_world():
+    digest = hashlib.sha256()
+    for index in range(8):  # held-out images 0..7, as the bundled models were trained and evaluated on
+        image, objects = generate_sample(sample_rng(1, index))
+        digest.update(np.asarray(image).tobytes())
+        digest.update(str([(o.name, o.hue, o.box) for o in objects]).encode())
+    assert digest.hexdigest() == "cd8cbad9c3440fc6f9c7bb8a3b4a667b164ddab2843b295851812b4093e844ec"
+    hues = [(o.name, o.hue) for i in range(300) for o in generate_sample(sample_rng(5, i), prototype_share=0.4)[1]]
+    share = np.mean([hue_distance(hue, PROTOTYPE_HUES[name]) <= HUE_JITTER for name, hue in hues])
+    assert 0.33 <= share <= 0.47, share
+    always = [(o.name, o.hue) for i in range(20) for o in generate_sample(sample_rng(5, i), prototype_share=1.0)[1]]
+    assert all(hue_distance(hue, PROTOTYPE_HUES[name]) <= HUE_JITTER for name, hue in always)
