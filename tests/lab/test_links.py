@@ -1,0 +1,39 @@
+"""Share links: any query string opens the page (strangers send anything), and every state round-trips."""
+
+import re
+from urllib.parse import parse_qsl
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lab.links import TABS, LinkState, from_query, to_query
+from lab.service import ENTRIES, MASK_KINDS
+from lab.text import PERTURBATION_CHOICES
+
+MODELS, EXAMPLES = ["shapes", "detr-resnet-50"], ["shapes_05.png", "cat.png"]
+KEYS = ["model", "tab", "example", "layers", "swap", "entry", "object", "mask", "perturbation", "hue"]
+LAYERS = [f"{stage} {layer}" for stage in ("encoder", "decoder") for layer in range(7)]
+
+states = st.builds(
+    LinkState,
+    model=st.sampled_from([None, *MODELS]), tab=st.sampled_from(TABS), example=st.sampled_from([None, *EXAMPLES]),
+    layers=st.booleans(), swap=st.lists(st.sampled_from(LAYERS), unique=True), entry=st.sampled_from(ENTRIES),
+    object=st.integers(0, 999), mask=st.sampled_from(MASK_KINDS),
+    perturbation=st.sampled_from([value for _, value in PERTURBATION_CHOICES]), hue=st.integers(0, 179),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)),
+                       st.one_of(st.text(max_size=300), st.text("0123456789²³e,d", max_size=6000))))
+def test_any_query_opens_the_page(params):
+    state = from_query(params, MODELS, EXAMPLES)
+    assert state.model in (None, *MODELS) and state.example in (None, *EXAMPLES) and state.tab in TABS
+    assert 0 <= state.object <= 999 and 0 <= state.hue <= 179
+    assert all(re.fullmatch(r"(encoder|decoder) [0-9]{1,6}", name) for name in state.swap)  # the model's layers filter later
+
+
+@settings(max_examples=300, deadline=None)
+@given(states)
+def test_every_setting_round_trips(state):
+    assert from_query(dict(parse_qsl(to_query(state)[1:])), MODELS, EXAMPLES) == state
