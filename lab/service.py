@@ -20,7 +20,6 @@ from PIL import Image
 
 from inversion.core.errors import UserFacingError
 from inversion.core.images import to_pil
-from inversion.core.inverters import InverterStack
 from inversion.core.metrics import image_quality
 from inversion.core.reconstruct import input_image, reconstruct
 from inversion.core.registry import Model
@@ -79,6 +78,7 @@ class LayerSwapResult:
     encoder_similarity: np.ndarray  # (L+1) x (L+1) linear CKA
     decoder_similarity: np.ndarray  # row and column 0 are NaN (zero queries)
     heat_map: Image.Image
+    note: str = ""  # says what needs learned inverters, for a model without them
 
 
 @dataclass
@@ -90,6 +90,7 @@ class PerturbationResult:
     changes: list[DetectionChange]
     original_panels: list[Panel]
     perturbed_panels: list[Panel]
+    note: str = ""  # says what needs learned inverters, for a model without them
 
 
 def detect(model: Model, image: Image.Image) -> Detected:
@@ -159,15 +160,15 @@ def layer_swap(model: Model, image: Image.Image, layers: list[str], entry: str =
     as if they were the backbone map; "encoder": as if they were the final encoder output);
     decoder layers enter the inverse decoder as if they were the final decoder output.
     """
-    stack = require_inverters(model)
     sources = [_layer_source(name, entry, layer_choices(model)) for name in layers]
     if not sources:
         raise RequestError("Choose at least one encoder or decoder layer to reconstruct from.")
     reps = model.detector.capture([image])
-    images = reconstruct(stack, reps, sources)
+    panels = [] if model.inverters is None else _panels(reps, reconstruct(model.inverters, reps, sources), 0)
     encoder = layer_similarity(reps, "encoder").numpy()
     decoder = layer_similarity(reps, "decoder").numpy()
-    return LayerSwapResult(_detected(reps, 0), _panels(reps, images, 0), encoder, decoder, similarity_heat_map(encoder, decoder))
+    return LayerSwapResult(_detected(reps, 0), panels, encoder, decoder, similarity_heat_map(encoder, decoder),
+                           needs_inverters(model, "The similarity map is this image's; reconstructions from layers"))
 
 
 def colour_perturbation(
@@ -184,7 +185,6 @@ def colour_perturbation(
     perturbation: a name in `inversion.perturb.PERTURBATIONS`, or "hue" with `hue` in 0..179.
     The perturbation is applied to the detector's view, so both images share one resolution.
     """
-    stack = require_inverters(model)
     if mask_kind not in MASK_KINDS:
         raise RequestError(f"Unknown mask {mask_kind!r}: choose one of {', '.join(MASK_KINDS)}.")
     if perturbation not in (*PERTURBATIONS, "hue"):
@@ -197,7 +197,7 @@ def colour_perturbation(
     recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
     after = model.detector.capture([recoloured])
     both = Representations.concat([clean, after])
-    images = reconstruct(stack, both, STAGE_SOURCES)
+    images = reconstruct(model.inverters, both, STAGE_SOURCES) if model.inverters is not None else None
     perturbed = _detected(both, 1)
     return PerturbationResult(
         original=original,
@@ -205,19 +205,17 @@ def colour_perturbation(
         mask=mask,
         object_index=object_index,
         changes=match_detections(original.detections, perturbed.detections),
-        original_panels=_panels(both, images, 0),
-        perturbed_panels=_panels(both, images, 1),
+        original_panels=_panels(both, images, 0) if images else [],
+        perturbed_panels=_panels(both, images, 1) if images else [],
+        note=needs_inverters(model, "The detections before and after are the detector's; reconstructions of both images"),
     )
 
 
-def require_inverters(model: Model) -> InverterStack:
-    """The model's inverters, or an RequestError saying plainly that it has none."""
-    if model.inverters is None:
-        raise RequestError(
-            f"The model {model.spec.label!r} has no trained inverters yet, which this experiment needs: choose "
-            "another model. Its stage reconstructions still work, by optimisation-based inversion."
-        )
-    return model.inverters
+def needs_inverters(model: Model, what_works: str) -> str:
+    """For a model without learned inverters, what its result holds and what needs them; else nothing."""
+    if model.inverters is not None:
+        return ""
+    return f"{what_works} need trained inverters, which {model.spec.label} does not have yet."
 
 
 def _detected(reps: Representations, index: int) -> Detected:

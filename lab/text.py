@@ -21,8 +21,9 @@ def unavailable(label: str, why: str) -> str:
 
 
 def no_inverters(label: str) -> str:
-    return (f"**{label}** has no trained inverters yet: stage reconstructions are optimisation-based (slower), "
-            "and the layer swap and colour perturbation need trained inverters.")
+    return (f"**{label}** has no trained inverters yet: stage reconstructions are optimisation-based (slower); "
+            "the layer swap shows the similarity map and the colour perturbation the detections before and after, "
+            "without reconstructions.")
 
 
 def notice(lines: list[str]) -> str:

@@ -25,6 +25,8 @@ def build(page: Page) -> Tab:
         progress(0.2, desc=text.RUNNING)
         chosen = list(layers or [])
         result = page.gpu.layer_swap(model_name, image, chosen, entry)
+        if result.note:
+            gr.Warning(result.note)
         shown = [] if set(chosen) == set(service.layer_choices(models[model_name])) else chosen
         link = LinkState(model=model_name, tab="swap", example=example_name(upload), swap=shown, entry=entry)
         return gallery(result.panels), as_file(result.heat_map), to_query(link)

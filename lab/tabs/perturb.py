@@ -46,6 +46,8 @@ def build(page: Page) -> Tab:
             raise gr.Error(text.BAD_OBJECT.format(value=object_value)) from None
         progress(0.2, desc=text.PERTURBING)
         result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue)
+        if result.note:
+            gr.Warning(result.note)
         link = LinkState(model=model_name, tab="perturb", example=example_name(upload), object=result.object_index or 0,
                          mask=mask_kind, perturbation=perturbation, hue=hue)
         return (annotated(result.original), object_choices(result.original, result.object_index),

@@ -161,8 +161,6 @@ def test_no_detection_is_explained(served, client, files):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda c, f: c.predict(handle_file(str(f)), "bare", ["encoder 1"], "backbone", api_name="/layer_swap"),
-     "no trained inverters"),
     (lambda c, f: stages(c, f, model="nonsense"), "nonsense is not in the list of choices"),
     (lambda c, f: c.predict(None, "shapes", False, False, api_name="/stages"), "Upload an image"),
     (lambda c, f: c.predict(handle_file(str(f)), "shapes", [], "backbone", api_name="/layer_swap"), "at least one"),
@@ -276,3 +274,12 @@ def test_uploads_over_the_limit_are_refused(client, tmp_path):
 def test_only_the_example_images_are_served(served):
     assert httpx.get(served[1] + "gradio_api/file=" + str(EXAMPLES / "shapes_15.png")).status_code == 200
     assert httpx.get(served[1] + "gradio_api/file=" + str(EXAMPLES / "PROVENANCE.md")).status_code == 403
+
+
+def test_a_model_without_inverters_still_answers_layer_swap_and_perturbation(client, files):
+    gallery, heat_map, _ = client.predict(handle_file(str(files["shapes"])), "bare", ["encoder 1"], "backbone",
+                                          api_name="/layer_swap")
+    assert gallery == [] and Image.open(heat_map).size[0] > 300  # the similarity map, no reconstructions
+    original, _, perturbed, changes, original_gallery, perturbed_gallery, _ = client.predict(
+        handle_file(str(files["shapes"])), "bare", None, "image", "grey", 90, api_name="/perturb")
+    assert changes["data"] and original_gallery == perturbed_gallery == []

@@ -161,10 +161,17 @@ def test_a_model_without_inverters_gets_optimised_stage_reconstructions(standin_
     assert "every encoder and decoder layer need trained inverters" in result.note
 
 
-def test_other_experiments_without_inverters_say_so(standin_entry, shapes_image):
+def test_a_model_without_inverters_serves_what_needs_none(standin_entry, model, shapes_image):
     bare = build_model(standin_spec(standin_entry, inverters=False))
-    with pytest.raises(RequestError, match="no trained inverters yet.*stage reconstructions still work"):
-        service.layer_swap(bare, shapes_image, ["encoder 1"])
+    swap = service.layer_swap(bare, shapes_image, ["encoder 1", "decoder 2"])
+    learned = service.layer_swap(model, shapes_image, ["encoder 1", "decoder 2"])
+    assert swap.panels == [] and "need trained inverters" in swap.note and learned.note == ""
+    np.testing.assert_allclose(swap.encoder_similarity, learned.encoder_similarity)  # same detector, same map
+    assert swap.heat_map.size == learned.heat_map.size
+    perturbed = service.colour_perturbation(bare, shapes_image, None, "image", "grey")
+    assert perturbed.original_panels == perturbed.perturbed_panels == [] and "need trained inverters" in perturbed.note
+    assert [change.status for change in perturbed.changes] == [
+        change.status for change in service.colour_perturbation(model, shapes_image, None, "image", "grey").changes]
     assert service.detect(bare, shapes_image).view.size == (128, 128)
 
 
