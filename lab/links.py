@@ -1,9 +1,10 @@
-"""What a link to the app carries: model, tab, example and each tab's settings, as URL query parameters.
+"""What a link to the app carries: model, tab, example, each tab's settings and the view, as URL query parameters.
 
     ?model=shapes&tab=perturb&example=shapes_05.png&object=0&mask=grabcut&perturbation=red
 
 Parsing is forgiving: an unknown or malformed value is dropped and its default used, so an old
-or hand-edited link still opens the app. Uploaded images cannot travel in a link; examples can.
+or hand-edited link still opens the app. Uploaded images cannot travel in a link; examples can
+(the page's deep-link button shares uploads for as long as the Space keeps its session files).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from lab.service import ENTRIES, MASK_KINDS
 EXAMPLES_DIR = SPACE_ROOT / "examples"
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TABS = ("stages", "swap", "perturb", "tradeoff", "about")
+VIEWS = ("present",)  # "present": the presenter view (controls hidden, one result large)
 _NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short
+_NAME = re.compile(r"[a-z0-9-]{1,20}")  # an architecture's name
+_TENTHS = re.compile(r"0(\.[0-9])?|1(\.0)?")  # λ: 0, 0.1, ..., 1
 
 
 @dataclass
@@ -31,13 +35,18 @@ class LinkState:
     model: str | None = None
     tab: str = "stages"
     example: str | None = None
+    view: str | None = None  # None: the normal page; a name in VIEWS
     layers: bool = False  # stage tab: every encoder and decoder layer too
+    optimised: bool = False  # stage tab: the optimisation-based row too
     swap: list[str] = field(default_factory=list)  # layer swap: "encoder 3", "decoder 2"; empty = all
     entry: str = "backbone"
     object: int = 0
     mask: str = "grabcut"
     perturbation: str = "red"
     hue: int = 90
+    arch: str = "fc-m"  # classification vs reconstruction: the architecture (the tab keeps only those it has)
+    latent: int = 8  # ... its latent size
+    lam: float = 0.5  # ... and λ, in tenths from 0 to 1
 
 
 def to_query(state: LinkState) -> str:
@@ -52,6 +61,8 @@ def to_query(state: LinkState) -> str:
             value = ",".join(name[0] + name.split()[1] for name in value)  # "encoder 3" -> "e3"
         elif isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, float):
+            value = f"{value:g}"
         params[item.name] = value
     return "?" + urlencode(params)
 
@@ -65,7 +76,10 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
         state.tab = params["tab"]
     if params.get("example") in examples:
         state.example = params["example"]
+    if params.get("view") in VIEWS:
+        state.view = params["view"]
     state.layers = params.get("layers") == "1"
+    state.optimised = params.get("optimised") == "1"
     state.swap = [name for name in map(_layer_name, params.get("swap", "").split(",")) if name]
     if params.get("entry") in ENTRIES:
         state.entry = params["entry"]
@@ -75,6 +89,11 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
     if params.get("perturbation") in (*PERTURBATIONS, "hue"):
         state.perturbation = params["perturbation"]
     state.hue = _integer(params.get("hue"), 0, 179, state.hue)
+    if _NAME.fullmatch(params.get("arch", "")):
+        state.arch = params["arch"]
+    state.latent = _integer(params.get("latent"), 1, 4096, state.latent)
+    if _TENTHS.fullmatch(params.get("lam", "")):
+        state.lam = round(float(params["lam"]), 1)
     return state
 
 

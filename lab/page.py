@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import gradio as gr
 
+from inversion.figures import qr_code
 from lab import text
 from lab.catalogue import Catalogue
+from lab.components import as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
 from lab.tabs import Page, Tab, about, layer_swap, perturb, stages, tradeoff
 
-# When a link is opened, show its URL; when a result changes the link, put it in the address bar.
+# When a result changes the link, put it in the address bar (keeping the page's view) and show the full URL.
 LINK_JS = """(query) => {
     if (!query || !query.startsWith("?")) return query;
     const url = new URL(window.location.href);
+    const view = url.searchParams.get("view");
     url.search = query;
+    if (view) url.searchParams.set("view", view);
     window.history.replaceState(null, "", url);
     return url.toString();
 }"""
@@ -46,19 +50,36 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
                           render=False)
         page = Page(catalogue, gpu_calls(catalogue, optimise_steps), model, link, examples)
         with gr.Tabs() as tabs:
-            restorable = [stages.build(page), layer_swap.build(page), perturb.build(page)]
-            tradeoff.build(page)
+            restorable = [stages.build(page), layer_swap.build(page), perturb.build(page), tradeoff.build(page)]
             about.build(page)
-        link.render()
+        share_row(link)
         model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")
-        link.change(None, link, link, js=LINK_JS, api_visibility="private")
         open_links(demo, page, tabs, restorable)
     return demo
 
 
+def share_row(link: gr.Textbox) -> None:
+    """The durable link with its QR code, and the deep-link button that also carries uploads (after a result)."""
+    with gr.Row(elem_id="share"):
+        with gr.Column(scale=3):
+            link.render()
+            deep_link = gr.DeepLinkButton(text.DEEP_LINK, text.DEEP_LINK_COPIED, interactive=False, size="md")
+            gr.Markdown(text.deep_link_info(CACHE_CLEANUP[1] // 60), elem_id="deep-link-info")
+        code = gr.Image(label=text.QR, format="png", height=240, interactive=False, elem_id="link-qr", scale=1)
+
+    def shown_link(url: str):
+        """The QR code of a full link, and the deep-link button enabled (a bare query is on its way to the address bar)."""
+        if not url or url.startswith("?"):
+            return gr.skip(), gr.skip()
+        return as_file(qr_code(url)), gr.DeepLinkButton(interactive=True)
+
+    link.change(None, link, link, js=LINK_JS, api_visibility="private")
+    link.change(shown_link, link, [code, deep_link], api_visibility="private", queue=False)
+
+
 def open_links(demo: gr.Blocks, page: Page, tabs: gr.Tabs, restorable: list[Tab]) -> None:
     """On page load, set the model, tab and controls a link names, then re-run that tab's action on its example."""
-    pending = gr.State("")  # the tab whose action to re-run ("" when the link names no example)
+    pending = gr.State("")  # the tab whose action to re-run ("" when it needs an example the link does not name)
     names = [path.name for path in page.examples]
 
     def open_link(request: gr.Request):
@@ -67,7 +88,8 @@ def open_links(demo: gr.Blocks, page: Page, tabs: gr.Tabs, restorable: list[Tab]
         image = str(EXAMPLES_DIR / state.example) if state.example else None
         updates = [update for tab in restorable
                    for update in tab.restore(state, image if state.tab == tab.name else None, model_name)]
-        return model_name, gr.update(selected=state.tab), state.tab if image else "", *updates
+        rerun_tab = state.tab if image or any(tab.name == state.tab and not tab.needs_example for tab in restorable) else ""
+        return model_name, gr.update(selected=state.tab), rerun_tab, *updates
 
     controls = [control for tab in restorable for control in tab.controls]
     event = demo.load(open_link, None, [page.model, tabs, pending, *controls], api_visibility="private")

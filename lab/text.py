@@ -12,8 +12,18 @@ INTRO = ("# DETR Inversion Lab\nWhat does a Detection Transformer keep of an ima
          "Reconstruct it from every stage and layer of DETR.")
 MODEL = "Model"
 LINK = "Link to this result"
-LINK_INFO = ("Opens the app with the same model, tab, example and settings "
-             "(uploaded images are not part of links).")
+LINK_INFO = ("Opens the app with the same model, tab, example, settings and view, for good "
+             "(uploaded images are not part of it: share those with the button below).")
+QR = "QR code of the link"
+DEEP_LINK = "Copy a link with your upload"
+DEEP_LINK_COPIED = "Link copied"
+
+
+def deep_link_info(cache_minutes: int) -> str:
+    """The note beside the deep-link button: what it carries and for how long."""
+    return (f"The button's link also carries your uploaded image and the result on screen, but only as long as the "
+            f"Space keeps its session files: about {cache_minutes} minutes here, and never past a restart. "
+            "The link above carries examples and settings for good.")
 
 
 def unavailable(label: str, why: str) -> str:

@@ -44,8 +44,9 @@ class Tab:
     """What a link needs of a tab: the controls it sets, how, and the action it re-runs."""
 
     name: str  # the tab's id in links
-    controls: list  # the components `restore` sets, the image input first
+    controls: list  # the components `restore` sets (the image input first, if the tab has one)
     restore: Callable  # (LinkState, example image path or None, model name) -> one update per control
     run: Callable  # the tab's action, taking `inputs` and returning `outputs`
     inputs: list
     outputs: list
+    needs_example: bool = True  # an opened link re-runs the action only if it names an example

@@ -23,7 +23,8 @@ def build(page: Page) -> Tab:
         threshold = page.catalogue.models[model_name].detector.threshold
         detections = text.detections_found(found) if found else text.no_detection(threshold)
         summary = "\n\n".join(line for line in (detections, result.note) if line)
-        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=bool(all_layers))
+        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=all_layers,
+                         optimised=optimised)
         return annotated(result.input), gallery(result.panels), gallery(result.optimised_panels), summary, to_query(link)
 
     with gr.Tab(text.STAGES_TAB, id="stages"):
@@ -45,6 +46,6 @@ def build(page: Page) -> Tab:
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
 
     def restore(state: LinkState, image: str | None, model_name: str):
-        return image or gr.skip(), state.layers
+        return image or gr.skip(), state.layers, state.optimised
 
-    return Tab("stages", [picture, all_layers], restore, run, inputs, outputs)
+    return Tab("stages", [picture, all_layers, optimised], restore, run, inputs, outputs)

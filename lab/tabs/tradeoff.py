@@ -7,12 +7,13 @@ import gradio as gr
 from inversion.tradeoff import live
 from lab import SPACE_ROOT, text
 from lab.components import as_file
-from lab.tabs import Page
+from lab.links import LinkState, to_query
+from lab.tabs import Page, Tab
 
 SWEEP_RESULTS = SPACE_ROOT / "checkpoints" / "tradeoff" / "results.json"
 
 
-def build(page: Page) -> None:
+def build(page: Page) -> Tab:
     """The trade-off tab (api /tradeoff): the shipped sweep's plots and a live run placed on them."""
     sweep = live.load_sweep(SWEEP_RESULTS)
 
@@ -20,7 +21,8 @@ def build(page: Page) -> None:
         """Train one small classifier-autoencoder on digits (CPU, seconds) and place it on the shipped sweep."""
         result = live.train_live(arch, int(latent), float(lam), progress=progress)
         frontier = live.figure(sweep, "frontier", archs=[arch], highlight=result.point())
-        return as_file(result.grid()), text.tradeoff_summary(arch, result), frontier
+        link = LinkState(tab="tradeoff", arch=arch, latent=int(latent), lam=round(float(lam), 1))
+        return as_file(result.grid()), text.tradeoff_summary(arch, result), frontier, to_query(link)
 
     with gr.Tab(text.TRADEOFF_TAB, id="tradeoff"):
         gr.Markdown(text.TRADEOFF_ABOUT)
@@ -36,4 +38,12 @@ def build(page: Page) -> None:
         plot = gr.Plot(live.figure(sweep, "frontier", archs=["fc-m"]), label=text.FRONTIER)
         for metric in ("accuracy", "mse"):
             gr.Plot(live.figure(sweep, metric), label=text.sweep_plot(metric))
-    button.click(run, [arch, latent, lam], [digits, summary, plot], api_name="tradeoff")
+    inputs, outputs = [arch, latent, lam], [digits, summary, plot, page.link]
+    button.click(run, inputs, outputs, api_name="tradeoff")
+
+    def restore(state: LinkState, image: str | None, model_name: str):
+        """The link's settings, each kept only if the shipped sweep has it."""
+        return (state.arch if state.arch in live.architectures(sweep) else gr.skip(),
+                state.latent if state.latent in live.latents(sweep) else gr.skip(), state.lam)
+
+    return Tab("tradeoff", [arch, latent, lam], restore, run, inputs, outputs, needs_example=False)

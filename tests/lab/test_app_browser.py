@@ -7,10 +7,13 @@ docs/screenshots/ that way. The app is served in this process with the space con
 the bundled Shapes model, and DETR-R50's entry (offline: reported on the page).
 """
 
+import base64
 import os
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from playwright import sync_api as playwright
 
@@ -90,6 +93,21 @@ def test_stage_reconstructions_example(page, screenshots):
     screenshot(page, screenshots, "stages")
 
 
+def test_the_link_has_its_qr_code_and_a_deep_link_button_after_a_result(page):
+    playwright.expect(page.get_by_role("button", name="Copy a link with your upload")).to_be_enabled()
+    link = page.locator("#result-link textarea").input_value()
+    source = page.locator("#link-qr img").get_attribute("src")
+    picture = page.request.get(source).body() if not source.startswith("data:") else base64.b64decode(source.split(",")[1])
+    assert qr_text(picture) == link
+
+
+def qr_text(encoded: bytes) -> str:
+    """The text of the QR code in an encoded image (OpenCV's detector)."""
+    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    return text
+
+
 def test_optimised_row_next_to_the_learned_one(page):
     playwright.expect(page.locator("#optimised-gallery")).to_be_hidden()
     page.get_by_label("Also optimisation-based inversion (slow)").check()
@@ -126,3 +144,12 @@ def test_a_link_reproduces_a_result(page, url):
     playwright.expect(images.nth(3)).to_be_visible()
     playwright.expect(page.locator("#result-link textarea")).to_have_value(
         re.compile(r"example=shapes_27\.png.*mask=image.*perturbation=grey"))
+
+
+def test_a_link_restores_the_optimised_row_and_the_tradeoff_settings(page, url):
+    page.goto(url + "?model=shapes&example=shapes_15.png&optimised=1")
+    playwright.expect(page.get_by_label("Also optimisation-based inversion (slow)")).to_be_checked()
+    playwright.expect(page.locator("#optimised-gallery img").nth(3)).to_be_visible()
+    page.goto(url + "?tab=tradeoff&arch=fc-s&latent=4&lam=0.3")
+    playwright.expect(page.locator("#tradeoff-digits img")).to_be_visible()
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(re.compile(r"arch=fc-s&latent=4&lam=0\.3$"))

@@ -118,7 +118,8 @@ def test_every_endpoint_answers(client, files):
     state = from_query(_params(query), ["shapes"], [])
     assert (state.tab, state.object, state.mask, state.perturbation) == ("perturb", 2, "box", "rotate240")
 
-    digits, summary, plot = client.predict("fc-s", 4, 0.0, api_name="/tradeoff")
+    digits, summary, plot, query = client.predict("fc-s", 4, 0.0, api_name="/tradeoff")
+    assert _params(query) == {"tab": "tradeoff", "arch": "fc-s", "latent": "4", "lam": "0"}
     assert Image.open(digits).size == (10 * 8 * 12 + 9 * 2 * 12, (2 * 8 + 2) * 12)  # ten test digits over their reconstructions
     accuracy = float(summary.split("test accuracy ")[1].split("%")[0])
     assert 50 < accuracy <= 100 and "λ = 0" in summary
@@ -204,6 +205,8 @@ def test_the_gpu_budget_counts_the_optimisation_steps(served):
 def test_an_example_is_named_in_the_link(client):
     _, query = check_stage_result(stages(client, EXAMPLES / "shapes_15.png"))
     assert _params(query) == {"model": "shapes", "example": "shapes_15.png"}
+    *_, query = stages(client, EXAMPLES / "shapes_15.png", optimised=True)
+    assert _params(query) == {"model": "shapes", "example": "shapes_15.png", "optimised": "1"}
 
 
 def test_a_link_restores_model_tab_example_and_settings():

@@ -1,26 +1,35 @@
 """Share links: any query string opens the page (strangers send anything), and every state round-trips."""
 
 import re
+from dataclasses import fields
 from urllib.parse import parse_qsl
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab.links import TABS, LinkState, from_query, to_query
+from lab.links import TABS, VIEWS, LinkState, from_query, to_query
 from lab.service import ENTRIES, MASK_KINDS
 from lab.text import PERTURBATION_CHOICES
 
 MODELS, EXAMPLES = ["shapes", "detr-resnet-50"], ["shapes_05.png", "cat.png"]
-KEYS = ["model", "tab", "example", "layers", "swap", "entry", "object", "mask", "perturbation", "hue"]
+KEYS = ["model", "tab", "example", "view", "layers", "optimised", "swap", "entry", "object", "mask", "perturbation", "hue",
+        "arch", "latent", "lam"]
 LAYERS = [f"{stage} {layer}" for stage in ("encoder", "decoder") for layer in range(7)]
 
 states = st.builds(
     LinkState,
     model=st.sampled_from([None, *MODELS]), tab=st.sampled_from(TABS), example=st.sampled_from([None, *EXAMPLES]),
-    layers=st.booleans(), swap=st.lists(st.sampled_from(LAYERS), unique=True), entry=st.sampled_from(ENTRIES),
+    view=st.sampled_from([None, *VIEWS]), layers=st.booleans(), optimised=st.booleans(),
+    swap=st.lists(st.sampled_from(LAYERS), unique=True), entry=st.sampled_from(ENTRIES),
     object=st.integers(0, 999), mask=st.sampled_from(MASK_KINDS),
     perturbation=st.sampled_from([value for _, value in PERTURBATION_CHOICES]), hue=st.integers(0, 179),
+    arch=st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True), latent=st.integers(1, 4096),
+    lam=st.integers(0, 10).map(lambda tenths: tenths / 10),
 )
+
+
+def test_every_setting_is_a_key_of_the_link():
+    assert {item.name for item in fields(LinkState)} == set(KEYS)
 
 
 @settings(max_examples=300, deadline=None)
@@ -29,7 +38,8 @@ states = st.builds(
 def test_any_query_opens_the_page(params):
     state = from_query(params, MODELS, EXAMPLES)
     assert state.model in (None, *MODELS) and state.example in (None, *EXAMPLES) and state.tab in TABS
-    assert 0 <= state.object <= 999 and 0 <= state.hue <= 179
+    assert 0 <= state.object <= 999 and 0 <= state.hue <= 179 and 1 <= state.latent <= 4096 and 0 <= state.lam <= 1
+    assert state.view in (None, *VIEWS) and re.fullmatch(r"[a-z0-9-]{1,20}", state.arch) and state.lam == round(state.lam, 1)
     assert all(re.fullmatch(r"(encoder|decoder) [0-9]{1,6}", name) for name in state.swap)  # the model's layers filter later
 
 
