@@ -32,14 +32,26 @@ def to_image(figure: Figure, dpi: int = 100) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
+Box = tuple[tuple[float, float, float, float], str]  # (x0, y0, x1, y1) in a picture's pixels, and its label
+
+
 def draw_detections(axis, detections: list[Detection], scale: tuple[float, float], fontsize: int = 7) -> None:
     """Draw labelled boxes on a matplotlib axis; `scale` maps original pixels to the shown image."""
-    for detection in detections:
-        x0, y0, x1, y1 = (value * factor for value, factor in zip(detection.box, (*scale, *scale)))
-        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=1.5))
-        axis.text(x0, y0, f"{detection.label} {detection.score:.2f}", color="black", fontsize=fontsize,
-                  bbox=dict(facecolor="lime", alpha=0.8, pad=1, linewidth=0), va="bottom")
+    draw_boxes(axis, labelled_boxes(detections, scale), fontsize)
 
+
+def labelled_boxes(detections: list[Detection], scale: tuple[float, float] = (1.0, 1.0)) -> list[Box]:
+    """Detections as boxes scaled by `scale` and labelled 'square 0.93'."""
+    return [(tuple(value * factor for value, factor in zip(d.box, (*scale, *scale))), f"{d.label} {d.score:.2f}")
+            for d in detections]
+
+
+def draw_boxes(axis, boxes: list[Box], fontsize: int = 7) -> None:
+    """Draw labelled boxes on a matplotlib axis, in the pixels of the image shown there."""
+    for (x0, y0, x1, y1), label in boxes:
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=1.5))
+        axis.text(x0, y0, label, color="black", fontsize=fontsize, bbox=dict(facecolor="lime", alpha=0.8, pad=1, linewidth=0),
+                  va="bottom")
 
 
 
@@ -190,15 +202,30 @@ def backbone_comparison_plot(results: dict) -> Figure:
 
 CITATION = "Rathjens, Reyhanian, Kappel, Wiskott: Inverting Visual Representations with Detection Transformers, arXiv:2412.06534"
 CARD_SIZE = (19.2, 10.8)  # inches: 1920 x 1080 pixels at 100 dpi, a 16:9 slide
+CARD_DPI = 100
+STAGE_CARD_TITLE = "What DETR keeps of this image, stage by stage"
+CARD_ROW_LENGTH = 7  # pictures per row at most; longer rows wrap
+CARD_PICTURES = (0.03, 0.22, 0.94, 0.66)  # left, bottom, width, height of the pictures' area (figure fractions)
 
 
 @dataclass
 class CardPanel:
-    """One picture on a result card, with its caption and the detections to draw on it (its pixels)."""
+    """One picture on a result card, with its caption and the labelled boxes to draw on it (its pixels)."""
 
     image: Image.Image
     caption: str
-    detections: list[Detection] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+
+
+def model_line(label: str, detector: str, revision: str | None) -> str:
+    """A card's model line: 'Model: Shapes world (checkpoints/shapes @ 0123456789ab)'."""
+    pinned = f" @ {revision[:12]}" if revision else ""
+    return f"Model: {label} ({detector}{pinned})"
+
+
+def save_card(figure: Figure, path: str | Path) -> None:
+    """Write a card: PNG at 1920 x 1080, or PDF / SVG (vector, the pictures embedded), by the path's suffix."""
+    figure.savefig(path, dpi=CARD_DPI, facecolor="white")
 
 
 def qr_code(text: str, pixels_per_module: int = 10) -> Image.Image:
@@ -208,26 +235,56 @@ def qr_code(text: str, pixels_per_module: int = 10) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def result_card(title: str, panels: list[CardPanel], model: str, link: str | None = None) -> Figure:
-    """A 16:9 slide of one result: its pictures in a row (at most six), the model, the citation, and the
-    link with its QR code, in large high-contrast type. Save as PNG (1920 x 1080 at 100 dpi), PDF or SVG."""
+def result_card(title: str, panels: list[CardPanel] | list[list[CardPanel]], model: str, link: str | None = None,
+                subtitle: str = "") -> Figure:
+    """A 16:9 slide of one result: its pictures in rows (a flat list is one row; rows longer than
+    CARD_ROW_LENGTH wrap), each sized by its aspect, the model, the citation, and the link with its QR
+    code, in large high-contrast type. Write it with `save_card` (PNG 1920 x 1080, PDF or SVG)."""
+    rows = [list(row) for row in (panels if panels and isinstance(panels[0], list) else [panels])]
+    rows = [part for row in rows for part in _wrapped(row)]
     fig = Figure(figsize=CARD_SIZE, facecolor="white")
-    fig.text(0.03, 0.93, title, fontsize=34, weight="bold", color="black", va="center")
-    width = 0.94 / len(panels)
-    for index, panel in enumerate(panels):
-        axis = fig.add_axes((0.03 + index * width, 0.26, width * 0.94, 0.58))
-        axis.imshow(panel.image)
-        draw_detections(axis, panel.detections, (1.0, 1.0), fontsize=12)
-        axis.set_title(panel.caption, fontsize=18, color="black", pad=10)
-        axis.axis("off")
+    fig.text(0.03, 0.95, title, fontsize=34, weight="bold", color="black", va="center")
+    if subtitle:
+        fig.text(0.03, 0.905, subtitle, fontsize=17, color="black", va="center")
+    left, bottom, width, height = (value * size for value, size in zip(CARD_PICTURES, CARD_SIZE * 2))  # inches
+    caption_size = 18 if len(rows) == 1 else 14 if len(rows) == 2 else 11
+    caption = max(panel.caption.count("\n") + 1 for row in rows for panel in row) * caption_size * 1.5 / 72
+    gap = 0.2
+    # each row as tall as fills the width, all shrunk together until they fit the height
+    heights = [(width - gap * (len(row) - 1)) / sum(panel.image.width / panel.image.height for panel in row) for row in rows]
+    scale = min(1.0, (height - caption * len(rows)) / sum(heights))
+    y = bottom + height - (height - sum(heights) * scale - caption * len(rows)) / 2  # the block centred
+    for row, row_height in zip(rows, heights):
+        picture_height = row_height * scale
+        widths = [picture_height * panel.image.width / panel.image.height for panel in row]
+        # each picture in a slot as wide as its caption needs (roughly 0.55 em per character)
+        slots = [max(picture_width, max(map(len, panel.caption.split("\n"))) * caption_size * 0.55 / 72)
+                 for panel, picture_width in zip(row, widths)]
+        x = left + (width - sum(slots) - gap * (len(row) - 1)) / 2
+        y -= caption + picture_height
+        for panel, picture_width, slot in zip(row, widths, slots):
+            position = (x + (slot - picture_width) / 2) / CARD_SIZE[0], y / CARD_SIZE[1]
+            axis = fig.add_axes((*position, picture_width / CARD_SIZE[0], picture_height / CARD_SIZE[1]))
+            axis.imshow(panel.image)
+            draw_boxes(axis, panel.boxes, fontsize=max(8, caption_size - 6))
+            axis.set_title(panel.caption, fontsize=caption_size, color="black", pad=6)
+            axis.axis("off")
+            x += slot + gap
     fig.text(0.03, 0.15, model, fontsize=18, color="black")
-    fig.text(0.03, 0.09, CITATION, fontsize=15, color="#333333")
+    fig.text(0.03, 0.095, CITATION, fontsize=15, color="#222222")
     if link:
-        fig.text(0.03, 0.035, link, fontsize=13, color="#0b3d91", family="monospace")
-        code = fig.add_axes((0.86, 0.01, 0.13, 0.23))
+        fig.text(0.03, 0.04, link, fontsize=13 if len(link) < 150 else 9, color="#0b3d91", family="monospace")
+        code = fig.add_axes((0.86, 0.01, 0.13, 0.2))
         code.imshow(qr_code(link), interpolation="nearest")
         code.axis("off")
     return fig
+
+
+def _wrapped(row: list[CardPanel]) -> list[list[CardPanel]]:
+    """A row split into rows of equal length, none longer than CARD_ROW_LENGTH."""
+    parts = -(-len(row) // CARD_ROW_LENGTH)
+    length = -(-len(row) // parts)
+    return [row[start:start + length] for start in range(0, len(row), length)]
 
 
 def stage_panels(representations: Representations, reconstructions: dict[Source, list[torch.Tensor]],
@@ -238,7 +295,7 @@ def stage_panels(representations: Representations, reconstructions: dict[Source,
     sx, sy = width / original_width, height / original_height
     detections = [replace(d, box=(d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy))
                   for d in representations.detections[index]]
-    panels = [CardPanel(to_pil(target), "input and detections", detections)]
+    panels = [CardPanel(to_pil(target), "input and detections", labelled_boxes(detections))]
     for source, images in reconstructions.items():
         quality = image_quality(images[index], target)
         panels.append(CardPanel(to_pil(images[index]),
@@ -255,7 +312,7 @@ def reconstruction_grid(representations: Representations, reconstructions: dict[
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for axis, panel in zip(axes, panels):
         axis.imshow(panel.image)
-        draw_detections(axis, panel.detections, (1.0, 1.0))
+        draw_boxes(axis, panel.boxes)
         axis.set_title(panel.caption, fontsize=9)
     for axis in axes:
         axis.axis("off")

@@ -23,6 +23,8 @@ from inversion.core.images import load_image
 from lab import text
 
 EXAMPLES_PER_PAGE = 12
+CONTROLS = "lab-controls"  # the class of what the presenter view hides (lab/page.css)
+SHOWN = "lab-results"  # the class of what it shows large
 
 
 @contextmanager
@@ -106,13 +108,19 @@ def as_file(image: Image.Image) -> str:
     """The image saved to a fresh file, by path. Gradio copies a path into its cache as a new file, while
     an image object is cached under a name derived from its content and rewritten in place: identical
     results for concurrent visitors (a room opening one shared link) would break each other's downloads."""
+    path = fresh_file(".png")
+    image.save(path)
+    return path
+
+
+def fresh_file(suffix: str, prefix: str = "tmp") -> str:
+    """The path of a new empty result file of its own (old ones deleted), for one visitor's result."""
     RESULTS.mkdir(exist_ok=True)
     for old in RESULTS.iterdir():
         if old.stat().st_mtime < time.time() - RESULT_SECONDS:
             old.unlink(missing_ok=True)
-    handle, path = tempfile.mkstemp(suffix=".png", dir=RESULTS)
+    handle, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=RESULTS)
     os.close(handle)
-    image.save(path)
     return path
 
 
@@ -130,12 +138,13 @@ def gallery(panels):
 
 def results_gallery(label: str, **options) -> gr.Gallery:
     """A row of four reconstructions, shown whole, as PNG."""
-    return gr.Gallery(label=label, columns=4, object_fit="contain", format="png", height=300, **options)
+    return gr.Gallery(label=label, columns=4, object_fit="contain", format="png", height=300, elem_classes=SHOWN, **options)
 
 
 def examples(fn, inputs, outputs, rows):
     """Example rows (image path, model name, settings...), each run on first click and cached."""
-    return gr.Examples(
-        examples=rows, inputs=inputs, outputs=outputs, fn=fn, cache_examples=True, cache_mode="lazy",
-        example_labels=[text.example_label(Path(row[0]).name, row[1]) for row in rows], examples_per_page=EXAMPLES_PER_PAGE,
-    )
+    with gr.Column(elem_classes=CONTROLS):
+        return gr.Examples(
+            examples=rows, inputs=inputs, outputs=outputs, fn=fn, cache_examples=True, cache_mode="lazy",
+            example_labels=[text.example_label(Path(row[0]).name, row[1]) for row in rows], examples_per_page=EXAMPLES_PER_PAGE,
+        )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from inversion.figures import qr_code
 from lab import text
 from lab.catalogue import Catalogue
-from lab.components import as_file
+from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
 from lab.tabs import Page, Tab, about, layer_swap, perturb, stages, tradeoff
@@ -22,6 +24,12 @@ LINK_JS = """(query) => {
     window.history.replaceState(null, "", url);
     return url.toString();
 }"""
+
+# ?view=present: the presenter view (lab/page.css, the page's only style sheet, says what it hides and enlarges)
+PRESENTER_JS = """() => {
+    if (new URLSearchParams(window.location.search).get("view") === "present") document.body.classList.add("presenter");
+}"""
+PAGE_CSS = Path(__file__).with_name("page.css")
 
 CACHE_CLEANUP = (3600, 3600)  # every hour, delete uploads and results cached more than an hour ago
 
@@ -42,10 +50,11 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
     """
     examples = [path for path in example_files() if example_model(path) in catalogue.models]
     with gr.Blocks(title=text.TITLE, delete_cache=CACHE_CLEANUP) as demo:
-        gr.Markdown(text.INTRO)
+        gr.Markdown(text.INTRO, elem_classes=CONTROLS)
         choices = [(model.spec.label, name) for name, model in catalogue.models.items()]
-        model = gr.Dropdown(choices=choices, value=catalogue.default, label=text.MODEL, interactive=True)
-        notice = gr.Markdown(model_notice(catalogue, catalogue.default), elem_id="model-notice")
+        model = gr.Dropdown(choices=choices, value=catalogue.default, label=text.MODEL, interactive=True,
+                            elem_classes=CONTROLS)
+        notice = gr.Markdown(model_notice(catalogue, catalogue.default), elem_id="model-notice", elem_classes=CONTROLS)
         link = gr.Textbox(label=text.LINK, info=text.LINK_INFO, buttons=["copy"], interactive=False, elem_id="result-link",
                           render=False)
         page = Page(catalogue, gpu_calls(catalogue, optimise_steps), model, link, examples)
@@ -54,6 +63,7 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
             about.build(page)
         share_row(link)
         model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")
+        demo.load(None, js=PRESENTER_JS, api_visibility="private")
         open_links(demo, page, tabs, restorable)
     return demo
 

@@ -26,7 +26,7 @@ import torch
 from lab import SPACE_ROOT
 from lab.catalogue import Catalogue, Limits, load_catalogue
 from lab.links import example_files
-from lab.page import build_demo
+from lab.page import PAGE_CSS, build_demo
 
 QUEUE_SIZE = 20  # requests waiting at once, all visitors together
 CONCURRENCY = 1  # requests running at once per event: one model forward at a time
@@ -52,7 +52,7 @@ def launch(demo: gr.Blocks, limits: Limits, **options):
     uploads over the limit are refused before they are read."""
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return demo.launch(allowed_paths=[str(path) for path in example_files()], max_file_size=f"{limits.max_upload_mb:g}mb",
-                       show_error=True, **options)
+                       show_error=True, css_paths=[PAGE_CSS], **options)
 
 
 def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) -> gr.Blocks:

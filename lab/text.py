@@ -19,6 +19,13 @@ DEEP_LINK = "Copy a link with your upload"
 DEEP_LINK_COPIED = "Link copied"
 
 
+CARD = "Result card for a slide (PNG and PDF)"
+CARD_FILES = "Result card: 1920 x 1080 PNG and PDF, with the link and its QR code"
+CARD_INPUT = "input and detections"
+CARD_OPTIMISED = "optimised: "
+NO_RESULT_FOR_CARD = "There is no result in this tab yet: run it (or click an example) first, then make its card."
+
+
 def deep_link_info(cache_minutes: int) -> str:
     """The note beside the deep-link button: what it carries and for how long."""
     return (f"The button's link also carries your uploaded image and the result on screen, but only as long as the "
@@ -88,6 +95,7 @@ ENTRY_INFO = "Decoder layers always enter the inverse decoder, as its final outp
 ENTRY_CHOICES = [("as the backbone map", "backbone"), ("as the final encoder output", "encoder")]
 SIMILARITY = "Similarity between layers for this image (linear CKA)"
 SWAP_GALLERY = "Reconstructions from the chosen layers"
+SWAP_CARD = "One layer fed to the inverse of another, and how alike the layers are"
 
 # ---------------------------------------------------------------- colour perturbation
 
@@ -116,6 +124,17 @@ CHANGE_HEADERS = ["original", "perturbed", "score change", "what happened"]
 NOTHING = "—"  # a detection that is not there, a score change that cannot be computed
 ORIGINAL_GALLERY = "Reconstructions of the original"
 PERTURBED_GALLERY = "Reconstructions of the perturbed image"
+
+
+def perturbation_card_title(perturbation: str, hue: int) -> str:
+    """The perturbation card's title, naming the perturbation as the tab's choices do."""
+    named = f"free hue {hue}" if perturbation == "hue" else dict((value, label) for label, value in PERTURBATION_CHOICES)[perturbation]
+    return f"Does DETR keep a new colour? {named[0].upper()}{named[1:]}"
+
+
+def changes_line(rows) -> str:
+    """The detections before and after as one line of a card: 'square 0.93 → square 0.88 (kept); …'."""
+    return "; ".join(f"{before} → {after} ({status})" for before, after, _, status in rows)[:220]
 
 # ---------------------------------------------------------------- classification vs reconstruction
 
@@ -153,6 +172,8 @@ keep the image. The inversion tabs train decoders on its frozen features after t
 like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
 the price of accuracy; a wider latent or a bigger network makes the price smaller.
 """
+TRADEOFF_CARD = "Classification vs reconstruction: one small network trained live on digits"
+TRADEOFF_CARD_MODEL = "Model: {arch}, latent {latent}, trained live on digits (arXiv:2401.09237)"
 
 # ---------------------------------------------------------------- about
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import gradio as gr
 
+from inversion.figures import CardPanel
 from lab import service, text
-from lab.components import as_file, examples, gallery, image_input, read_image, results_gallery
+from lab.cards import Card, card_maker, gallery_panels, picture
+from lab.components import CONTROLS, SHOWN, as_file, examples, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
+
+
+def card(state: LinkState, heat, panels) -> Card:
+    """The layer-swap card: the similarity map, then the reconstructions from the chosen layers (wrapped in rows)."""
+    return Card(text.SWAP_CARD, [[CardPanel(picture(heat), text.SIMILARITY), *gallery_panels(panels)]])
 
 
 def build(page: Page) -> Tab:
@@ -37,19 +44,20 @@ def build(page: Page) -> Tab:
 
     with gr.Tab(text.SWAP_TAB, id="swap"):
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_classes=CONTROLS):
                 picture = image_input(page.catalogue.limits.max_upload_mb)
                 default_layers = service.layer_choices(models[page.catalogue.default])
                 layers = gr.CheckboxGroup(default_layers, value=default_layers, label=text.SOURCE_LAYERS)
                 entry = gr.Radio(text.ENTRY_CHOICES, value="backbone", label=text.ENTRY, info=text.ENTRY_INFO)
                 button = gr.Button(text.RECONSTRUCT, variant="primary")
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, elem_classes=SHOWN):
                 heat = gr.Image(label=text.SIMILARITY, format="png", height=360, elem_id="swap-heat")
         swap_gallery = results_gallery(text.SWAP_GALLERY, elem_id="swap-gallery")
         inputs = [picture, page.model, layers, entry]
         outputs = [swap_gallery, heat, page.link]
         examples(run_example, [picture, page.model, entry], outputs,
                  [[str(path), example_model(path), "backbone"] for path in page.examples])
+        card_maker(page, "swap", [heat, swap_gallery], card)
     button.click(run, inputs, outputs, api_name="layer_swap")
     page.model.change(layer_update, [page.model, layers], layers, api_visibility="private")
 

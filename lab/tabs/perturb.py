@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from lab import text
-from lab.components import annotated, examples, gallery, hue_value, image_input, read_image, results_gallery
+from lab.cards import Card, annotated_panel, card_maker, gallery_panels
+from lab.components import CONTROLS, SHOWN, annotated, examples, gallery, hue_value, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -32,6 +33,14 @@ def change_rows(changes) -> list[list[str]]:
 def pick_object(event: gr.SelectData):
     """Clicking a box in the annotated image selects that object."""
     return event.index
+
+
+def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels) -> Card:
+    """The perturbation card: the original and the perturbed image, each with its detections and reconstructions."""
+    rows = [[annotated_panel(original, text.ORIGINAL), *gallery_panels(original_panels)],
+            [annotated_panel(perturbed, text.PERTURBED), *gallery_panels(perturbed_panels)]]
+    table = changes.values.tolist() if changes is not None else []
+    return Card(text.perturbation_card_title(state.perturbation, state.hue), rows, text.changes_line(table))
 
 
 def build(page: Page) -> Tab:
@@ -72,14 +81,14 @@ def build(page: Page) -> Tab:
 
     with gr.Tab(text.PERTURB_TAB, id="perturb"):
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_classes=CONTROLS):
                 picture = image_input(page.catalogue.limits.max_upload_mb)
                 chosen = gr.Dropdown(label=text.OBJECT, choices=[], value=0, allow_custom_value=True)
                 mask = gr.Radio(text.MASK_CHOICES, value="grabcut", label=text.MASK)
                 kind = gr.Radio(text.PERTURBATION_CHOICES, value="red", label=text.PERTURBATION)
                 hue = gr.Slider(0, 179, value=90, step=1, label=text.HUE)
                 button = gr.Button(text.PERTURB, variant="primary")
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, elem_classes=SHOWN):
                 with gr.Row():
                     original = gr.AnnotatedImage(label=text.ORIGINAL, height=300)
                     perturbed = gr.AnnotatedImage(label=text.PERTURBED, height=300)
@@ -91,6 +100,7 @@ def build(page: Page) -> Tab:
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
                  [[str(path), example_model(path), 0, "grabcut", EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)], 90]
                   for i, path in enumerate(page.examples)])
+        card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
     button.click(run, inputs, outputs, api_name="perturb")
     picture.input(detect, [page.model, picture], [original, chosen], api_name="detect")
     original.select(pick_object, None, chosen, api_visibility="private")

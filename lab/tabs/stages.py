@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import gradio as gr
 
+from inversion.figures import STAGE_CARD_TITLE
 from lab import text
-from lab.components import annotated, examples, flag, gallery, image_input, read_image, results_gallery
+from lab.cards import Card, annotated_panel, card_maker, gallery_panels
+from lab.components import CONTROLS, SHOWN, annotated, examples, flag, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
+
+
+def card(state: LinkState, view, learned, optimised) -> Card:
+    """The stage card: the input with its detections and its reconstructions, the optimised row below if any."""
+    rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(learned)]]
+    if optimised:
+        rows.append(gallery_panels(optimised, text.CARD_OPTIMISED))
+    return Card(STAGE_CARD_TITLE, rows)
 
 
 def build(page: Page) -> Tab:
@@ -29,12 +39,12 @@ def build(page: Page) -> Tab:
 
     with gr.Tab(text.STAGES_TAB, id="stages"):
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_classes=CONTROLS):
                 picture = image_input(page.catalogue.limits.max_upload_mb)
                 all_layers = gr.Checkbox(label=text.ALL_LAYERS)
                 optimised = gr.Checkbox(label=text.OPTIMISED, info=text.OPTIMISED_INFO)
                 button = gr.Button(text.RECONSTRUCT, variant="primary")
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, elem_classes=SHOWN):
                 view = gr.AnnotatedImage(label=text.DETECTOR_VIEW, height=360)
                 summary = gr.Markdown()
         learned_gallery = results_gallery(text.STAGE_GALLERY, elem_id="stage-gallery")
@@ -42,6 +52,7 @@ def build(page: Page) -> Tab:
         inputs = [picture, page.model, all_layers, optimised]
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])
+        card_maker(page, "stages", [view, learned_gallery, optimised_gallery], card)
     button.click(run, inputs, outputs, api_name="stages")
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
 

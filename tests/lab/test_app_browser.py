@@ -94,7 +94,7 @@ def test_stage_reconstructions_example(page, screenshots):
 
 
 def test_the_link_has_its_qr_code_and_a_deep_link_button_after_a_result(page):
-    playwright.expect(page.get_by_role("button", name="Copy a link with your upload")).to_be_enabled()
+    playwright.expect(page.get_by_role("button", name="Copy a link with your upload")).to_be_enabled(timeout=TIMEOUT)
     link = page.locator("#result-link textarea").input_value()
     source = page.locator("#link-qr img").get_attribute("src")
     picture = page.request.get(source).body() if not source.startswith("data:") else base64.b64decode(source.split(",")[1])
@@ -131,6 +131,26 @@ def test_colour_perturbation_example(page, screenshots):
     screenshot(page, screenshots, "colour_perturbation")
 
 
+def test_a_card_of_the_stage_tab_downloads_with_the_stage_link_in_its_qr_code(page, tmp_path):
+    """After the perturbation, the stage tab's card still carries the stage tab's own link (optimised row ticked)."""
+    open_tab(page, "Stage reconstructions")
+    page.locator("#stages-card-button").click()
+    links = page.locator("#stages-card-files a")
+    playwright.expect(links).to_have_count(2, timeout=TIMEOUT)
+    downloaded = {}
+    for index in range(2):
+        with page.expect_download() as download:
+            links.nth(index).click()
+        path = tmp_path / download.value.suggested_filename
+        download.value.save_as(path)
+        downloaded[path.suffix] = path
+    assert downloaded[".pdf"].read_bytes().startswith(b"%PDF")
+    png = downloaded[".png"].read_bytes()
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape[1] >= 1920
+    link = qr_text(png)
+    assert re.search(r"\?model=shapes&example=shapes_15\.png&optimised=1$", link) and link.startswith("http"), link
+
+
 def test_about_tab(page, screenshots):
     open_tab(page, "About")
     playwright.expect(page.get_by_text("rathjens2024inverting")).to_be_visible()
@@ -149,7 +169,23 @@ def test_a_link_reproduces_a_result(page, url):
 def test_a_link_restores_the_optimised_row_and_the_tradeoff_settings(page, url):
     page.goto(url + "?model=shapes&example=shapes_15.png&optimised=1")
     playwright.expect(page.get_by_label("Also optimisation-based inversion (slow)")).to_be_checked()
-    playwright.expect(page.locator("#optimised-gallery img").nth(3)).to_be_visible()
+    playwright.expect(page.locator("#optimised-gallery img").nth(3)).to_be_visible(timeout=TIMEOUT)
     page.goto(url + "?tab=tradeoff&arch=fc-s&latent=4&lam=0.3")
-    playwright.expect(page.locator("#tradeoff-digits img")).to_be_visible()
+    playwright.expect(page.locator("#tradeoff-digits img")).to_be_visible(timeout=TIMEOUT)
     playwright.expect(page.locator("#result-link textarea")).to_have_value(re.compile(r"arch=fc-s&latent=4&lam=0\.3$"))
+
+
+def test_the_presenter_view_hides_the_controls_and_shows_the_result_large(page, url, screenshots):
+    page.goto(url + "?model=shapes&example=shapes_15.png&view=present")
+    playwright.expect(page.locator("#stage-gallery img").nth(3)).to_be_visible(timeout=TIMEOUT)
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(re.compile(r"example=shapes_15\.png&view=present$"))
+    for hidden in (page.get_by_role("button", name="Reconstruct"), page.get_by_label("Image", exact=True),
+                   page.get_by_label("Model", exact=True), page.get_by_role("tablist"), page.get_by_role("tab", name="About"),
+                   page.locator("#stages-card-button"), page.get_by_text("shapes_15 · shapes")):
+        assert hidden.locator("visible=true").count() == 0
+    playwright.expect(page.locator("#link-qr img")).to_be_visible()
+    label_size = page.locator("#stage-gallery").evaluate(
+        "(gallery) => parseFloat(getComputedStyle(gallery.querySelector('label, [data-testid=block-label]')).fontSize)")
+    assert label_size >= 24
+    assert page.locator("#stage-gallery img").first.bounding_box()["height"] > 250  # 4 columns over the full width
+    screenshot(page, screenshots, "presenter")

@@ -91,7 +91,8 @@ def check_stage_result(result, size=None):
 
 def test_every_endpoint_answers(client, files):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff"}
+    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff",
+                              "/stages_card", "/swap_card", "/perturb_card", "/tradeoff_card"}
 
     summary, query = check_stage_result(stages(client, files["shapes"], all_layers=False), size=(128, 128))
     assert summary.startswith("16 detected")
@@ -286,3 +287,8 @@ def test_a_model_without_inverters_still_answers_layer_swap_and_perturbation(cli
     original, _, perturbed, changes, original_gallery, perturbed_gallery, _ = client.predict(
         handle_file(str(files["shapes"])), "bare", None, "image", "grey", 90, api_name="/perturb")
     assert changes["data"] and original_gallery == perturbed_gallery == []
+
+
+def test_a_card_before_any_result_says_what_to_do(client):
+    with pytest.raises(AppError, match="no result in this tab yet"):
+        client.predict("", "", None, [], [], api_name="/stages_card")
