@@ -8,7 +8,7 @@ PYTHON := $(VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: app test lint bench screenshots
+.PHONY: app test lint bench screenshots cards
 
 $(VENV)/installed.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -38,3 +38,14 @@ bench: $(VENV)/installed.stamp
 # Refresh the README's screenshots (docs/screenshots/) from the browser test; tests never write them.
 screenshots: $(VENV)/installed.stamp $(CHROMIUM)
 	SCREENSHOTS=$(CURDIR)/docs/screenshots HF_HUB_OFFLINE=1 $(PYTHON) -m pytest tests/lab/test_app_browser.py
+
+# Refresh the README's result cards (docs/cards/) from the command line: the bundled Shapes model on a Shapes
+# image and on a CC0 photo (DETR-R50's weights need the Hub). SPACE_URL: the app their links and QR codes open.
+SPACE_URL ?= http://localhost:7860/
+cards: $(VENV)/installed.stamp
+	mkdir -p docs/cards
+	$(PYTHON) -m inversion reconstruct examples/shapes_15.png --model shapes --out $$(mktemp --suffix=.png) \
+		--card docs/cards/shapes_15.png --link "$(SPACE_URL)?model=shapes&example=shapes_15.png"
+	$(PYTHON) -m inversion reconstruct examples/astronaut.png --model shapes --out $$(mktemp --suffix=.png) \
+		--card docs/cards/astronaut_shapes_model.png --link "$(SPACE_URL)?model=shapes&example=astronaut.png" \
+		--card-title "The Shapes-world DETR (never trained on photos) on a CC0 photo"

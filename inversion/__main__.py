@@ -31,7 +31,7 @@ def reconstruct_command(args: argparse.Namespace) -> None:
     from .core.reconstruct import reconstruct
     from .core.registry import load_model
     from .core.stages import STAGE_SOURCES, layer_sources
-    from .figures import reconstruction_grid, result_card, stage_panels
+    from .figures import STAGE_CARD_TITLE, model_line, reconstruction_grid, result_card, save_card, stage_panels
 
     image = load_image(args.image)
     model = load_model(args.model)
@@ -42,10 +42,9 @@ def reconstruct_command(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
     if args.card:
         stages = {source: images for source, images in reconstructions.items() if source in STAGE_SOURCES}
-        revision = f" @ {model.spec.revision[:12]}" if model.spec.revision else ""
-        card = result_card("What DETR keeps of this image, stage by stage", stage_panels(representations, stages),
-                           f"Model: {model.spec.label} ({model.spec.detector}{revision})", args.link)
-        card.savefig(args.card, dpi=100)
+        card = result_card(args.card_title or STAGE_CARD_TITLE, stage_panels(representations, stages),
+                           model_line(model.spec.label, model.spec.detector, model.spec.revision), args.link)
+        save_card(card, args.card)
         print(f"wrote {args.card}")
 
 
@@ -155,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--layers", action="store_true", help="also reconstruct from every encoder and decoder layer")
     command.add_argument("--card", help="also write a result card for a slide (1920 x 1080 .png, or .pdf / .svg)")
     command.add_argument("--link", help="the link printed on the card, with its QR code")
+    command.add_argument("--card-title", help="the card's title (default: what DETR keeps, stage by stage)")
     command.set_defaults(handler=reconstruct_command)
 
     command = commands.add_parser("train", help="train inverse modules for a DETR (modular by default)")
