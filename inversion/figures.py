@@ -204,6 +204,7 @@ CITATION = "Rathjens, Reyhanian, Kappel, Wiskott: Inverting Visual Representatio
 CARD_SIZE = (19.2, 10.8)  # inches: 1920 x 1080 pixels at 100 dpi, a 16:9 slide
 CARD_DPI = 100
 STAGE_CARD_TITLE = "What DETR keeps of this image, stage by stage"
+CARD_TITLE_LENGTH = 62  # characters that fit the width at the title's full size (34 pt)
 CARD_ROW_LENGTH = 7  # pictures per row at most; longer rows wrap
 CARD_PICTURES = (0.03, 0.22, 0.94, 0.66)  # left, bottom, width, height of the pictures' area (figure fractions)
 
@@ -243,7 +244,8 @@ def result_card(title: str, panels: list[CardPanel] | list[list[CardPanel]], mod
     rows = [list(row) for row in (panels if panels and isinstance(panels[0], list) else [panels])]
     rows = [part for row in rows for part in _wrapped(row)]
     fig = Figure(figsize=CARD_SIZE, facecolor="white")
-    fig.text(0.03, 0.95, title, fontsize=34, weight="bold", color="black", va="center")
+    fig.text(0.03, 0.95, title, fontsize=min(34, 34 * CARD_TITLE_LENGTH / len(title)), weight="bold", color="black",
+             va="center")
     if subtitle:
         fig.text(0.03, 0.905, subtitle, fontsize=17, color="black", va="center")
     left, bottom, width, height = (value * size for value, size in zip(CARD_PICTURES, CARD_SIZE * 2))  # inches

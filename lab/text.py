@@ -172,7 +172,7 @@ keep the image. The inversion tabs train decoders on its frozen features after t
 like this decoder at λ = 0, and show what survives. Moving λ toward 1 buys back image detail at
 the price of accuracy; a wider latent or a bigger network makes the price smaller.
 """
-TRADEOFF_CARD = "Classification vs reconstruction: one small network trained live on digits"
+TRADEOFF_CARD = "Classification vs reconstruction, trained live on digits"
 TRADEOFF_CARD_MODEL = "Model: {arch}, latent {latent}, trained live on digits (arXiv:2401.09237)"
 
 # ---------------------------------------------------------------- about

@@ -56,3 +56,11 @@ def test_rows_of_a_card_keep_their_pictures_apart_and_in_the_pictures_area():
     assert all(0.02 < box.x0 and box.x1 < 0.98 and box.y0 > 0.2 for box in boxes)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     assert boxes[1].width / boxes[1].height == pytest.approx(8.4 / 3.6 * 10.8 / 19.2, rel=0.01)  # its aspect kept
+
+
+def test_a_long_title_is_set_smaller_to_fit_the_card():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = result_card("What DETR keeps of a long title, " * 4, [CardPanel(Image.new("RGB", (8, 8)), "x")], "Model: m", LINK)
+    FigureCanvasAgg(figure).draw()
+    assert figure.texts[0].get_window_extent().x1 <= 1920 - 40
