@@ -67,10 +67,11 @@ def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) ->
 
 @contextmanager
 def child_process(config: Path, folder: Path, optimise_steps: int | None = None, timeout: float = 300.0,
-                  ) -> Iterator[tuple[subprocess.Popen, str]]:
+                  root: Path = SPACE_ROOT) -> Iterator[tuple[subprocess.Popen, str]]:
     """`python -m lab.server` serving `config` on a free loopback port until the block ends; yields (process, URL).
 
-    The child inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache.
+    The child runs the app of the checkout at `root` (this one unless told: another serves as a baseline) and
+    inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache.
     """
     port = free_port()
     env = dict(os.environ, GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"), GRADIO_ANALYTICS_ENABLED="False")
@@ -79,7 +80,7 @@ def child_process(config: Path, folder: Path, optimise_steps: int | None = None,
     log_path = folder / "app.log"
     url = f"http://{LOOPBACK}:{port}/"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, cwd=SPACE_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + timeout
             while not _answers(url):
