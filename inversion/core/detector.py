@@ -8,6 +8,7 @@ padded bottom/right; DETR's pixel mask tells the model (and the inverters) where
 from __future__ import annotations
 
 import functools
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -208,11 +209,17 @@ class _HeadOutputs:
 
 @contextmanager
 def _record_outputs(input_projection: nn.Module, encoder_layers: nn.ModuleList, decoder_layers: nn.ModuleList):
-    """Record the outputs of the input projection and of every encoder and decoder layer."""
+    """Record the outputs of the input projection and of every encoder and decoder layer, in this thread's
+    forward only (the hooks see every thread's forward through the model: the app serves requests in threads)."""
     recorded: dict[str, list[torch.Tensor]] = {"input_projection": [], "encoder": [], "decoder": []}
+    owner = threading.get_ident()
 
     def keep(key):
-        return lambda module, inputs, output: recorded[key].append(output[0] if isinstance(output, tuple) else output)
+        def hook(module, inputs, output):
+            if threading.get_ident() == owner:
+                recorded[key].append(output[0] if isinstance(output, tuple) else output)
+
+        return hook
 
     handles = [input_projection.register_forward_hook(keep("input_projection"))]
     handles += [layer.register_forward_hook(keep("encoder")) for layer in encoder_layers]

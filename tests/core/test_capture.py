@@ -116,3 +116,19 @@ def test_detections_are_in_original_image_pixels(tiny_detector):
     cx, cy, w, h = reps.boxes[0, 0].tolist()
     expected_x0 = (cx - w / 2) * 300
     assert any(abs(d.box[0] - expected_x0) < 1e-3 for d in detections)
+
+
+def test_captures_in_concurrent_threads_keep_their_own_layers(tiny_detector):
+    """The app runs requests in threads through one model: each capture records its own forward only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [random_image(64, 96, seed=seed) for seed in range(4)]
+    alone = [tiny_detector.capture([image]) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda index: tiny_detector.capture([images[index % 4]]), range(32)))
+    for index, reps in enumerate(together):
+        expected = alone[index % 4]
+        assert len(reps.encoder) == len(expected.encoder) and len(reps.decoder) == len(expected.decoder)
+        assert torch.allclose(reps.backbone, expected.backbone, atol=1e-5)
+        assert all(torch.allclose(got, want, atol=1e-5) for got, want in zip(reps.encoder + reps.decoder,
+                                                                             expected.encoder + expected.decoder))
