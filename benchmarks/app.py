@@ -256,6 +256,9 @@ def load_run(clients: int, requests: int, sequential_requests: int, baseline: Pa
             for name, (pid, url) in apps.items():
                 print(f"{scenario}: {name}", file=sys.stderr, flush=True)
                 results[name][scenario] = measure(pid, url)
+        for name in apps:  # what the app said about failed requests, while its folder still exists
+            if any(report["errors"] for scenario, report in results[name].items() if scenario != "app"):
+                results[name]["app_log_tail"] = (Path(tmp) / name / "app.log").read_text()[-3000:]
     return {**results, "targets": LOAD_TARGETS, "cpu_count": os.cpu_count(),
             "load_average_before_and_after": [load_before, os.getloadavg()],
             "threads": os.environ.get("OMP_NUM_THREADS", "default")}

@@ -102,6 +102,8 @@ def read_image(upload, max_megapixels: float):
 
 RESULTS = Path(tempfile.gettempdir()) / "detr-inversion-lab-results"  # result images, each its own file
 RESULT_SECONDS = 3600  # result files older than this are deleted (Gradio has its own copies by then)
+CLEANUP_SECONDS = 60  # ... looked for at most this often (a look reads every file's time: thousands an hour)
+_last_cleanup = [0.0]  # when old results were last looked for
 
 
 def as_file(image: Image.Image) -> str:
@@ -116,12 +118,22 @@ def as_file(image: Image.Image) -> str:
 def fresh_file(suffix: str, prefix: str = "tmp") -> str:
     """The path of a new empty result file of its own (old ones deleted), for one visitor's result."""
     RESULTS.mkdir(exist_ok=True)
-    for old in RESULTS.iterdir():
-        if old.stat().st_mtime < time.time() - RESULT_SECONDS:
-            old.unlink(missing_ok=True)
+    if time.monotonic() - _last_cleanup[0] > CLEANUP_SECONDS:
+        _last_cleanup[0] = time.monotonic()
+        delete_old_results()
     handle, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=RESULTS)
     os.close(handle)
     return path
+
+
+def delete_old_results() -> None:
+    """Delete result files older than RESULT_SECONDS; another thread or app deleting them at once is no error."""
+    for old in RESULTS.iterdir():
+        try:
+            if old.stat().st_mtime < time.time() - RESULT_SECONDS:
+                old.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
 
 
 def annotated(detected, numbered: bool = True):

@@ -3,6 +3,8 @@
 Off ZeroGPU the decorator does nothing, so the same calls run on a laptop's CPU. A call takes the
 model's name, not the model (only the name, the image and the settings travel to ZeroGPU's
 worker), and returns the service's results: PIL images and numpy arrays, never CUDA tensors.
+Stage requests served by the learned inverters are batched with concurrent ones alike (lab.batching:
+one GPU call for a crowd); optimisation-based ones wait in the slow lane (lab.admission).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from dataclasses import dataclass
 import spaces
 
 from inversion.core.registry import Model
-from lab import service
+from lab import service, text
+from lab.admission import SlowLane, current_visitor, stop_if_abandoned
+from lab.batching import Batcher
 from lab.catalogue import Catalogue
 from lab.components import user_errors
 
 STAGE_COUNT = 4  # backbone, encoder, decoder, prediction
 EVERY_LAYER_COUNT = 20  # reconstructions budgeted for a stage request with every layer (DETR-R50: 4 stages + 7 + 7 layers)
+MAX_BATCH = 16  # distinct images in one batched stage call (a crowd of MODEL_CONCURRENCY requests fits one)
+CPU_BATCH_PIXELS = 2 * 480 * 640  # on a CPU, images x canvas pixels in one batch stay within this (DETR-R50: 2)
 
 
 def gpu_seconds(model: Model, images: int, reconstructions: int, optimisation_steps: int = 0) -> int:
@@ -30,11 +36,20 @@ def gpu_seconds(model: Model, images: int, reconstructions: int, optimisation_st
     return int(5 + (images * (1 + reconstructions) + optimisation_steps / 10) * height * width / (480 * 640))
 
 
-def stage_seconds(model: Model, all_layers: bool, optimised: bool, optimise_steps: int | None = None) -> int:
-    """The budget of a stage-reconstruction request: its learned reconstructions and its optimisation steps."""
+def stage_seconds(model: Model, all_layers: bool, optimised: bool, optimise_steps: int | None = None,
+                  images: int = 1) -> int:
+    """The budget of a stage-reconstruction request (or a batch of `images`): learned reconstructions, optimisation steps."""
     learned = 0 if model.inverters is None else EVERY_LAYER_COUNT if all_layers else STAGE_COUNT
     steps = service.optimised_stage_steps(model, optimised, optimise_steps)
-    return gpu_seconds(model, 1, learned, STAGE_COUNT * steps)
+    return gpu_seconds(model, images, learned, STAGE_COUNT * steps)
+
+
+def batch_limit(model: Model) -> int:
+    """Distinct images one batched stage call takes: MAX_BATCH, fewer for a big canvas on a CPU (memory)."""
+    if model.detector.device.type != "cpu":
+        return MAX_BATCH
+    height, width = model.spec.working_size
+    return max(1, min(MAX_BATCH, CPU_BATCH_PIXELS // (height * width)))
 
 
 @dataclass(frozen=True)
@@ -59,14 +74,36 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         with user_errors():
             return service.detect(models[model_name], image)
 
+    @spaces.GPU(duration=lambda model_name, images, all_layers:
+                stage_seconds(models[model_name], all_layers, False, images=len(images)))
+    def learned_stages(model_name, images, all_layers):
+        with user_errors():
+            return service.learned_stages(models[model_name], images, all_layers)
+
     @spaces.GPU(duration=lambda model_name, image, all_layers, optimised, progress:
                 stage_seconds(models[model_name], all_layers, optimised, optimise_steps))
-    def stages(model_name, image, all_layers, optimised, progress):
+    def optimised_stages(model_name, image, all_layers, optimised, progress):
+        def report(fraction, text):
+            stop_if_abandoned()  # a closed page stops its optimisation (on ZeroGPU: only while it waits for the lane)
+            progress(fraction, desc=text)
+
         with user_errors():
-            return service.stage_reconstructions(
-                models[model_name], image, all_layers, optimised, optimise_steps,
-                progress=lambda fraction, text: progress(fraction, desc=text),
-            )
+            return service.stage_reconstructions(models[model_name], image, all_layers, optimised, optimise_steps,
+                                                 progress=report)
+
+    batcher = Batcher(lambda key, images: learned_stages(key[0], images, key[1]),
+                      max_size=lambda key: batch_limit(models[key[0]]))
+    slow_lane = SlowLane()
+
+    def stages(model_name, image, all_layers, optimised, progress):
+        """Learned reconstructions batched with concurrent requests alike; optimisation-based ones in the slow lane."""
+        if service.optimised_stage_steps(models[model_name], optimised, optimise_steps):
+            def waiting(busy):
+                progress(0.0, desc=text.SLOW_LANE_WAIT.format(busy=busy))
+
+            with slow_lane.enter(current_visitor(), waiting):
+                return optimised_stages(model_name, image, all_layers, optimised, progress)
+        return batcher((model_name, all_layers), image)
 
     @spaces.GPU(duration=lambda model_name, image, layers, entry: gpu_seconds(models[model_name], 1, len(layers)))
     def layer_swap(model_name, image, layers, entry):

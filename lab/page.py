@@ -8,6 +8,7 @@ import gradio as gr
 
 from inversion.figures import qr_code
 from lab import text
+from lab.admission import MODEL_EVENT
 from lab.catalogue import Catalogue
 from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
@@ -104,7 +105,7 @@ def open_links(demo: gr.Blocks, page: Page, tabs: gr.Tabs, restorable: list[Tab]
     controls = [control for tab in restorable for control in tab.controls]
     event = demo.load(open_link, None, [page.model, tabs, pending, *controls], api_visibility="private")
     for tab in restorable:
-        event = event.then(rerun(tab), [pending, *tab.inputs], tab.outputs, api_visibility="private")
+        event = event.then(rerun(tab), [pending, *tab.inputs], tab.outputs, api_visibility="private", **MODEL_EVENT)
 
 
 def rerun(tab: Tab):

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,14 +23,14 @@ from pathlib import Path
 import gradio as gr
 import httpx
 import torch
+from gradio import processing_utils
 
 from lab import SPACE_ROOT
+from lab.admission import bounded_queue
 from lab.catalogue import Catalogue, Limits, load_catalogue
 from lab.links import example_files
 from lab.page import PAGE_CSS, build_demo
 
-QUEUE_SIZE = 20  # requests waiting at once, all visitors together
-CONCURRENCY = 1  # requests running at once per event: one model forward at a time
 LOOPBACK = "127.0.0.1"
 
 
@@ -45,12 +46,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def save_image_to_cache(image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache without its race: Gradio names the file after its content and
+    rewrites it in place, so identical images for concurrent visitors (the box masks of gr.AnnotatedImage when a
+    room opens one shared link) truncated the file another visitor was downloading ("Too little data for declared
+    Content-Length"). Here an existing file (same content, by its name) is only touched, a new one written aside
+    and renamed into place."""
+    data = processing_utils.encode_pil_to_bytes(image, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    if target.exists():
+        target.touch()  # Gradio's delete_cache ages files by their times: this one is handed out again
+        return str(target)
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+    os.replace(staging, target)
+    return str(target)
+
+
 def launch(demo: gr.Blocks, limits: Limits, **options):
     """Queue and start the app; `options` go to gr.Blocks.launch (a host and port, prevent_thread_lock...).
 
-    Only the example images are served from the Space's folder (not their provenance notes), and
-    uploads over the limit are refused before they are read."""
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    The queue is bounded as a whole and per visitor (lab.admission); Gradio's image cache is written safely for
+    concurrent visitors (`save_image_to_cache`). Only the example images are served
+    from the Space's folder (not their provenance notes), and uploads over the limit are refused before
+    they are read."""
+    bounded_queue(demo)
+    processing_utils.save_pil_to_cache = save_image_to_cache
     return demo.launch(allowed_paths=[str(path) for path in example_files()], max_file_size=f"{limits.max_upload_mb:g}mb",
                        show_error=True, css_paths=[PAGE_CSS], **options)
 
@@ -71,10 +95,12 @@ def child_process(config: Path, folder: Path, optimise_steps: int | None = None,
     """`python -m lab.server` serving `config` on a free loopback port until the block ends; yields (process, URL).
 
     The child runs the app of the checkout at `root` (this one unless told: another serves as a baseline) and
-    inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache.
+    inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache, its
+    other files (uploads, results) to FOLDER/gradio-cache, apart from other apps on this machine.
     """
     port = free_port()
-    env = dict(os.environ, GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"), GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(os.environ, GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"), GRADIO_TEMP_DIR=str(folder / "gradio-cache"),
+               GRADIO_ANALYTICS_ENABLED="False")
     command = [sys.executable, "-m", "lab.server", "--config", str(config), "--port", str(port)]
     command += ["--optimise-steps", str(optimise_steps)] if optimise_steps else []
     log_path = folder / "app.log"

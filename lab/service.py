@@ -122,11 +122,27 @@ def stage_reconstructions(
         if all_layers:
             note += " Reconstructions from every encoder and decoder layer need trained inverters."
         return StageResult(_detected(reps, 0), optimised_panels, [], note)
-    sources = [*STAGE_SOURCES, *(layer_sources(reps) if all_layers else [])]
-    panels = _panels(reps, reconstruct(model.inverters, reps, sources), 0)
+    panels = _learned_stage_panels(model, reps, all_layers)[0]
     note = (f"The second row is optimisation-based: {steps} steps of gradient descent on the pixels per stage, "
             "no trained inverter." if optimised_panels else "")
     return StageResult(_detected(reps, 0), panels, optimised_panels, note)
+
+
+def learned_stages(model: Model, images: list[Image.Image], all_layers: bool = False) -> list[StageResult]:
+    """Stage reconstructions of several images by the learned inverters, with one detector forward and one
+    inverter cascade for all of them (the app batches concurrent requests so); one result per image."""
+    if model.inverters is None:
+        raise RequestError(f"{model.spec.label} has no trained inverters: its reconstructions are optimisation-based.")
+    reps = model.detector.capture(images)
+    panels = _learned_stage_panels(model, reps, all_layers)
+    return [StageResult(_detected(reps, index), panels[index], []) for index in range(len(images))]
+
+
+def _learned_stage_panels(model: Model, reps: Representations, all_layers: bool) -> list[list[Panel]]:
+    """Each image's reconstructions from every stage (and with all_layers, every layer), in one inverter cascade."""
+    sources = [*STAGE_SOURCES, *(layer_sources(reps) if all_layers else [])]
+    images = reconstruct(model.inverters, reps, sources)
+    return [_panels(reps, images, index) for index in range(len(reps.detections))]
 
 
 def optimise_budget(model: Model) -> int:

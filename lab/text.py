@@ -107,6 +107,15 @@ BAD_FLAG = "{name} is a tick box: send true or false (got {value!r})."
 BAD_HUE = "The free hue is a number from 0 to 179 (OpenCV units, degrees / 2); got {value!r}."
 BAD_DATA_URL = "The image came as a data: URL that holds no image ({why}): upload the file itself."
 TOO_LARGE = "The upload is over the {limit:g} MB limit: send a smaller file."
+VISITOR_BUSY = ("You already have {limit} requests waiting or running, the most one visitor may have at once: "
+                "wait for one to finish, then try again.")
+SLOW_ONE_PER_VISITOR = ("You already have an optimisation-based reconstruction waiting or running (one per visitor, "
+                        "they are slow): wait for it to finish, then try again.")
+SLOW_LANE_FULL = ("Optimisation-based reconstructions are slow, so the app runs {running} at a time with at most "
+                  "{waiting} waiting, and that line is full: try again in a minute (the learned inverters' "
+                  "reconstructions are served meanwhile).")
+SLOW_LANE_WAIT = "Waiting for the optimisation lane ({busy} requests in it, run one at a time)"
+ABANDONED = "The page that asked for this closed, so the work stopped."
 MASK = "Recolour"
 MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]
 PERTURBATION = "Perturbation"

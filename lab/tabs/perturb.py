@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from lab import text
+from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
 from lab.components import CONTROLS, SHOWN, annotated, examples, gallery, hue_value, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
@@ -101,8 +102,8 @@ def build(page: Page) -> Tab:
                  [[str(path), example_model(path), 0, "grabcut", EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)], 90]
                   for i, path in enumerate(page.examples)])
         card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
-    button.click(run, inputs, outputs, api_name="perturb")
-    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect")
+    button.click(run, inputs, outputs, api_name="perturb", **MODEL_EVENT)
+    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", **MODEL_EVENT)
     original.select(pick_object, None, chosen, api_visibility="private")
     page.model.input(detect_again, [page.model, picture], [original, chosen], api_visibility="private")
 

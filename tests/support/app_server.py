@@ -37,14 +37,16 @@ def standin_config(folder: Path) -> Path:
 
 
 @contextmanager
-def serving(config: Path, folder: Path) -> Iterator[tuple[Catalogue, str]]:
+def serving(config: Path, folder: Path, optimise_steps: int = OPTIMISE_STEPS) -> Iterator[tuple[Catalogue, str]]:
     """(the catalogue, the app's URL) while the app serves `config`; its cached examples go to `folder`."""
     with pytest.MonkeyPatch.context() as patch:  # Gradio's own settings, read while the app runs
         patch.setenv("GRADIO_EXAMPLES_CACHE", str(folder / "examples-cache"))
+        patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio-cache"))  # Gradio names files by content, and other
+        # processes on this machine (other test runs) write and delete the same names in the shared /tmp/gradio
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         catalogue = load_catalogue(config)
         port = free_port()
-        demo = start(catalogue, port, OPTIMISE_STEPS)
+        demo = start(catalogue, port, optimise_steps)
         try:
             yield catalogue, f"http://{LOOPBACK}:{port}/"
         finally:
