@@ -16,6 +16,7 @@ The Shapes world and the trade-off study have their own: `python -m inversion.sh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -93,13 +94,34 @@ def interventions_command(args: argparse.Namespace) -> None:
 
 def optimise_command(args: argparse.Namespace) -> None:
     from .core.registry import load_model
-    from .experiments.optimise import OptimiseConfig, compare_with_learned
-    from .training.data import open_dataset
+    from .experiments import optimised_vs_learned as study
+    from .optimisation import OptimisationConfig
 
     model = load_model(args.model)
-    dataset = open_dataset(args.data, args.split)
-    images = [dataset[index][0] for index in range(min(args.max_images, len(dataset)))]
-    print(json.dumps(compare_with_learned(model, images, OptimiseConfig(steps=args.steps)), indent=2))
+    if args.shapes:
+        from .shapes.detector import HELDOUT_SEED
+        from .shapes.world import generate_sample, sample_rng
+
+        images = [generate_sample(sample_rng(HELDOUT_SEED, index))[0] for index in range(args.shapes)]
+    else:
+        from .training.data import open_dataset
+
+        dataset = open_dataset(args.data, args.split)
+        images = [dataset[index][0] for index in range(min(args.max_images or len(dataset), len(dataset)))]
+    config = OptimisationConfig() if args.steps is None else OptimisationConfig(steps=args.steps)
+    methods = {"learned": study.learned} if model.inverters is not None else {}
+    methods[f"optimised ({config.steps} steps, all stages in one batch)"] = study.optimised(config)
+    if args.legacy:
+        methods[f"previous optimiser ({study.LEGACY.steps} steps per stage)"] = study.optimised(study.LEGACY, True)
+    methods["mean colour of the input (not from the features)"] = study.mean_colour
+    results = study.compare(model, images, methods)
+    results["config"] = dataclasses.asdict(config)
+    print(study.markdown_table(results))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {out / 'results.json'}")
 
 
 def cache_features_command(args: argparse.Namespace) -> None:
@@ -182,9 +204,14 @@ def parser() -> argparse.ArgumentParser:
 
     command = commands.add_parser("optimise", help="optimisation-based inversion against the learned inverters")
     add_model(command)
-    add_data(command)
-    add_max_images(command, default=10)
-    command.add_argument("--steps", type=int, default=200, help="optimisation steps per stage")
+    images = command.add_mutually_exclusive_group(required=True)
+    images.add_argument("--shapes", type=int, metavar="N", help="the first N held-out Shapes images")
+    images.add_argument("--data", help="a COCO-format folder or a folder of images")
+    command.add_argument("--split", help="a COCO 2017 split inside --data, e.g. val2017")
+    add_max_images(command)
+    command.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the chosen config's)")
+    command.add_argument("--legacy", action="store_true", help="also run the previous optimiser (slow: 200 steps per stage)")
+    command.add_argument("--out", help="a folder for results.json")
     command.set_defaults(handler=optimise_command)
 
     command = commands.add_parser("cache-features", help="precompute a detector's targets for the transformer inverses")

@@ -1,5 +1,9 @@
 """The app's GPU work: one @spaces.GPU call per user action, each asking ZeroGPU for the seconds its request needs.
 
+The seconds come from the cost model of `inversion.optimisation.cost` (FLOPs counted once per model
+on the CPU, times the request's captures, reconstructions and optimisation steps, over a stated GPU
+throughput: an estimate), decided on the CPU before any GPU is booked.
+
 Off ZeroGPU the decorator does nothing, so the same calls run on a laptop's CPU. A call takes the
 model's name, not the model (only the name, the image and the settings travel to ZeroGPU's
 worker), and returns the service's results: PIL images and numpy arrays, never CUDA tensors.
@@ -11,37 +15,51 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import spaces
 
 from inversion.core.registry import Model
+from inversion.core.stages import STAGE_SOURCES
+from inversion.optimisation.cost import ModelCost, measure_cost, zero_gpu_duration
 from lab import service, text
 from lab.admission import SlowLane, current_visitor, stop_if_abandoned
 from lab.batching import Batcher
 from lab.catalogue import Catalogue
 from lab.components import user_errors
 
-STAGE_COUNT = 4  # backbone, encoder, decoder, prediction
-EVERY_LAYER_COUNT = 20  # reconstructions budgeted for a stage request with every layer (DETR-R50: 4 stages + 7 + 7 layers)
+EVERY_LAYER_COUNT = 20  # reconstructions of a stage request with every layer (DETR-R50: 4 stages + 7 + 7 layers)
 MAX_BATCH = 16  # distinct images in one batched stage call (a crowd of MODEL_CONCURRENCY requests fits one)
 CPU_BATCH_PIXELS = 2 * 480 * 640  # on a CPU, images x canvas pixels in one batch stay within this (DETR-R50: 2)
+_COSTS: WeakKeyDictionary = WeakKeyDictionary()  # detector -> its ModelCost
 
 
-def gpu_seconds(model: Model, images: int, reconstructions: int, optimisation_steps: int = 0) -> int:
-    """A generous ZeroGPU budget for one request: grows with the canvas and the work asked for.
+def model_cost(model: Model) -> ModelCost:
+    """The model's FLOPs per capture, optimisation step and reconstruction, counted once (on the CPU)."""
+    if model.detector not in _COSTS:
+        _COSTS[model.detector] = measure_cost(model.detector, model.inverters)
+    return _COSTS[model.detector]
 
-    At 480x640, a second per image and reconstruction and a tenth of one per optimisation step.
-    """
-    height, width = model.spec.working_size
-    return int(5 + (images * (1 + reconstructions) + optimisation_steps / 10) * height * width / (480 * 640))
+
+def request_seconds(model: Model, images: int, reconstructions: int = 0, steps: int = 0) -> int:
+    """The ZeroGPU duration of a request under the cost model (inversion.optimisation.cost, an estimate):
+    capture `images`, `reconstructions` learned ones per image, `steps` optimisation steps of every stage of each."""
+    sources = STAGE_SOURCES if steps else ()
+    flops = model_cost(model).request_flops(images, images * reconstructions, steps, sources)
+    return zero_gpu_duration(flops, steps)
 
 
 def stage_seconds(model: Model, all_layers: bool, optimised: bool, optimise_steps: int | None = None,
                   images: int = 1) -> int:
-    """The budget of a stage-reconstruction request (or a batch of `images`): learned reconstructions, optimisation steps."""
-    learned = 0 if model.inverters is None else EVERY_LAYER_COUNT if all_layers else STAGE_COUNT
-    steps = service.optimised_stage_steps(model, optimised, optimise_steps)
-    return gpu_seconds(model, images, learned, STAGE_COUNT * steps)
+    """The duration of a stage-reconstruction request (or a batch of `images`): learned reconstructions, optimisation steps."""
+    learned = 0 if model.inverters is None else EVERY_LAYER_COUNT if all_layers else len(STAGE_SOURCES)
+    return request_seconds(model, images, learned, service.optimised_stage_steps(model, optimised, optimise_steps))
+
+
+def perturb_seconds(model: Model, optimised: bool, optimise_steps: int | None = None) -> int:
+    """The duration of a colour-perturbation request: two images, learned or optimised reconstructions of both."""
+    learned = 0 if model.inverters is None else len(STAGE_SOURCES)
+    return request_seconds(model, 2, learned, service.perturbation_steps(model, optimised, optimise_steps))
 
 
 def batch_limit(model: Model) -> int:
@@ -59,7 +77,7 @@ class GpuCalls:
     detect: Callable
     stages: Callable  # (..., progress): a gr.Progress the optimisation reports to
     layer_swap: Callable
-    perturb: Callable
+    perturb: Callable  # (..., optimised, progress): as stages
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
@@ -69,7 +87,7 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
     """
     models = catalogue.models
 
-    @spaces.GPU(duration=lambda model_name, image: gpu_seconds(models[model_name], 1, 0))
+    @spaces.GPU(duration=lambda model_name, image: request_seconds(models[model_name], 1))
     def detect(model_name, image):
         with user_errors():
             return service.detect(models[model_name], image)
@@ -105,14 +123,19 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
                 return optimised_stages(model_name, image, all_layers, optimised, progress)
         return batcher((model_name, all_layers), image)
 
-    @spaces.GPU(duration=lambda model_name, image, layers, entry: gpu_seconds(models[model_name], 1, len(layers)))
+    @spaces.GPU(duration=lambda model_name, image, layers, entry:
+                request_seconds(models[model_name], 1, 0 if models[model_name].inverters is None else len(layers)))
     def layer_swap(model_name, image, layers, entry):
         with user_errors():
             return service.layer_swap(models[model_name], image, layers, entry)
 
-    @spaces.GPU(duration=lambda model_name, image, *settings: gpu_seconds(models[model_name], 2, STAGE_COUNT))
-    def perturb(model_name, image, object_index, mask_kind, perturbation, hue):
+    @spaces.GPU(duration=lambda model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress:
+                perturb_seconds(models[model_name], optimised, optimise_steps))
+    def perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress):
         with user_errors():
-            return service.colour_perturbation(models[model_name], image, object_index, mask_kind, perturbation, hue)
+            return service.colour_perturbation(
+                models[model_name], image, object_index, mask_kind, perturbation, hue, optimised, optimise_steps,
+                progress=lambda fraction, text: progress(fraction, desc=text),
+            )
 
     return GpuCalls(detect, stages, layer_swap, perturb)

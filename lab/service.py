@@ -2,8 +2,9 @@
 
 Every function takes a loaded `Model` and an RGB PIL image (`inversion.core.images.load_image`),
 runs the detector once per image and sends all reconstructions of the request through the
-inverters in one `reconstruct` call; stage reconstructions can also come from optimisation-based
-inversion (`inversion.experiments.optimise`), which needs no trained inverter. Images come back at the
+inverters in one `reconstruct` call; reconstructions can also come from optimisation-based
+inversion (`inversion.optimisation`, every stage and image of a request in one batch), which needs
+no trained inverter. Images come back at the
 detector's working resolution (the input fitted inside the canvas, padding cropped), boxes in
 those pixels, metrics against the detector's view of the input. Problems the user can fix raise
 `RequestError`.
@@ -26,15 +27,16 @@ from inversion.core.registry import Model
 from inversion.core.stages import STAGE_SOURCES, Detection, Representations, Source, layer_sources
 from inversion.experiments.colour import PERTURBATIONS, box_mask, grabcut_mask, perturb
 from inversion.experiments.matching import DetectionChange, match_detections
-from inversion.experiments.optimise import OptimiseConfig, optimise_inversion
 from inversion.experiments.similarity import layer_similarity
 from inversion.figures import similarity_heat_map
+from inversion.optimisation import OptimisationConfig, optimise_inversions
 
 MASK_KINDS = ("grabcut", "box", "image")
 ENTRIES = ("backbone", "encoder")  # where encoder layers may enter; decoder layers enter the inverse decoder
-OPTIMISE_STEPS = 200  # optimisation steps per stage (the Shapes model on a CPU: a few seconds per stage)
-CPU_OPTIMISE_PIXELS = OPTIMISE_STEPS * 128 * 128  # on a CPU, steps x canvas pixels per stage stay within this
+OPTIMISE_STEPS = OptimisationConfig().steps  # optimisation steps of a request (all its stages and images at once)
+CPU_OPTIMISE_PIXELS = OPTIMISE_STEPS * 128 * 128  # on a CPU, steps x canvas pixels of a request stay within this
 MIN_OPTIMISE_STEPS = 10
+NO_OBJECT_FOUND = "The detector found no object in this image, so the whole image was recoloured."
 
 
 class RequestError(UserFacingError):
@@ -109,22 +111,20 @@ def stage_reconstructions(
     """The image reconstructed from every stage (and, with all_layers, every encoder and decoder layer).
 
     With `optimised`, also by optimisation-based inversion from the four stages; a model without
-    learned inverters always gets those instead. optimise_steps: per stage (default: the model's
-    budget); progress(fraction, text) follows the optimisation.
+    learned inverters always gets those instead. optimise_steps: the optimisation's steps (default:
+    the model's budget); progress(fraction, text) follows the optimisation.
     """
     reps = model.detector.capture([image])
     steps = optimised_stage_steps(model, optimised, optimise_steps)
-    optimised_panels = _optimised_panels(model, reps, steps, progress) if steps else []
+    optimised_panels = _optimised_panels(model, reps, steps, progress)[0] if steps else []
     if model.inverters is None:
-        note = (f"{model.spec.label} has no trained inverters yet, so these reconstructions are optimisation-based: "
-                f"{steps} steps of gradient descent on the pixels per stage, until DETR's representation of them "
-                "matches (Mahendran and Vedaldi, 2015).")
+        note = optimised_note(model, steps)
         if all_layers:
             note += " Reconstructions from every encoder and decoder layer need trained inverters."
         return StageResult(_detected(reps, 0), optimised_panels, [], note)
     panels = _learned_stage_panels(model, reps, all_layers)[0]
-    note = (f"The second row is optimisation-based: {steps} steps of gradient descent on the pixels per stage, "
-            "no trained inverter." if optimised_panels else "")
+    note = (f"The second row is optimisation-based: {steps} steps of L-BFGS on a Laplacian pyramid of the image, "
+            "all four stages at once, no trained inverter." if optimised_panels else "")
     return StageResult(_detected(reps, 0), panels, optimised_panels, note)
 
 
@@ -145,8 +145,15 @@ def _learned_stage_panels(model: Model, reps: Representations, all_layers: bool)
     return [_panels(reps, images, index) for index in range(len(reps.detections))]
 
 
+def optimised_note(model: Model, steps: int, what: str = "these reconstructions") -> str:
+    """The note of optimisation-based reconstructions standing in for missing inverters."""
+    return (f"{model.spec.label} has no trained inverters yet, so {what} are optimisation-based: "
+            f"{steps} steps of L-BFGS on the image (a Laplacian pyramid), all four stages at once, until DETR's "
+            "representation of it matches (Mahendran and Vedaldi, 2015).")
+
+
 def optimise_budget(model: Model) -> int:
-    """Optimisation steps per stage: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10)."""
+    """Optimisation steps of a request: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10)."""
     if model.detector.device.type != "cpu":
         return OPTIMISE_STEPS
     height, width = model.detector.working_size
@@ -154,11 +161,16 @@ def optimise_budget(model: Model) -> int:
 
 
 def optimised_stage_steps(model: Model, optimised: bool, optimise_steps: int | None = None) -> int:
-    """Optimisation steps per stage a stage request makes: none if learned inverters suffice, else
+    """Optimisation steps a stage request makes: none if learned inverters suffice, else
     `optimise_steps` or the model's budget (asked for, or the model has no learned inverters)."""
     if not optimised and model.inverters is not None:
         return 0
     return optimise_steps or optimise_budget(model)
+
+
+def perturbation_steps(model: Model, optimised: bool, optimise_steps: int | None = None) -> int:
+    """Optimisation steps a colour-perturbation request makes: only for a model without inverters, when asked."""
+    return optimise_steps or optimise_budget(model) if optimised and model.inverters is None else 0
 
 
 def layer_choices(model: Model) -> list[str]:
@@ -194,12 +206,18 @@ def colour_perturbation(
     mask_kind: str,
     perturbation: str,
     hue: int | None = None,
+    optimised: bool = False,
+    optimise_steps: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> PerturbationResult:
     """Recolour one detected object (or the whole image) and compare detections and reconstructions.
 
     mask_kind: "grabcut" (the object segmented inside its box), "box" or "image".
     perturbation: a name in `inversion.perturb.PERTURBATIONS`, or "hue" with `hue` in 0..179.
     The perturbation is applied to the detector's view, so both images share one resolution.
+    object_index None: the first detection, or the whole image (said in the note) when there is none.
+    A model without learned inverters reconstructs both images by optimisation when `optimised`
+    (all stages of both in one batch; optimise_steps as in `stage_reconstructions`).
     """
     if mask_kind not in MASK_KINDS:
         raise RequestError(f"Unknown mask {mask_kind!r}: choose one of {', '.join(MASK_KINDS)}.")
@@ -209,22 +227,33 @@ def colour_perturbation(
         raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
     clean = model.detector.capture([image])
     original = _detected(clean, 0)
-    mask, object_index = _mask(original, object_index, mask_kind)
+    whole_image = object_index is None and mask_kind != "image" and not original.detections
+    mask, object_index = _mask(original, object_index, "image" if whole_image else mask_kind)
     recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
     after = model.detector.capture([recoloured])
     both = Representations.concat([clean, after])
-    images = reconstruct(model.inverters, both, STAGE_SOURCES) if model.inverters is not None else None
     perturbed = _detected(both, 1)
-    return PerturbationResult(
+    result = PerturbationResult(
         original=original,
         perturbed=perturbed,
         mask=mask,
         object_index=object_index,
         changes=match_detections(original.detections, perturbed.detections),
-        original_panels=_panels(both, images, 0) if images else [],
-        perturbed_panels=_panels(both, images, 1) if images else [],
-        note=needs_inverters(model, "The detections before and after are the detector's; reconstructions of both images"),
+        original_panels=[],
+        perturbed_panels=[],
+        note=NO_OBJECT_FOUND if whole_image else "",
     )
+    if model.inverters is not None:
+        images = reconstruct(model.inverters, both, STAGE_SOURCES)
+        return replace(result, original_panels=_panels(both, images, 0), perturbed_panels=_panels(both, images, 1))
+    steps = perturbation_steps(model, optimised, optimise_steps)
+    if not steps:
+        note = needs_inverters(model, "The detections before and after are the detector's; learned reconstructions "
+                               "of both images") + " Tick the optimisation box for optimisation-based reconstructions of both."
+        return replace(result, note=_joined(result.note, note))
+    original_panels, perturbed_panels = _optimised_panels(model, both, steps, progress)
+    return replace(result, original_panels=original_panels, perturbed_panels=perturbed_panels,
+                   note=_joined(result.note, optimised_note(model, steps, "the reconstructions of both images")))
 
 
 def needs_inverters(model: Model, what_works: str) -> str:
@@ -257,21 +286,15 @@ def _panels(reps: Representations, images: dict[Source, list[torch.Tensor]], ind
 
 def _optimised_panels(
     model: Model, reps: Representations, steps: int, progress: Callable[[float, str], None] | None
-) -> list[Panel]:
-    """The first image reconstructed from each stage by optimisation, progress reported over all stages."""
-    config = OptimiseConfig(steps=steps)
-    images = {}
-    for done, source in enumerate(STAGE_SOURCES):
-        report = _share(progress, done, len(STAGE_SOURCES))
-        images[source] = [optimise_inversion(model.detector, reps, source, config=config, progress=report).image]
-    return _panels(reps, images, 0)
+) -> list[list[Panel]]:
+    """Every captured image reconstructed from each stage by optimisation, all in one batch: panels per image."""
+    config = OptimisationConfig(steps=steps)
+    images = optimise_inversions(model.detector, reps, list(STAGE_SOURCES), config, progress).images
+    return [_panels(reps, images, index) for index in range(reps.batch_size)]
 
 
-def _share(progress: Callable[[float, str], None] | None, done: int, total: int) -> Callable[[float, str], None] | None:
-    """One of `total` parts' progress reported as progress of the whole, `done` parts being finished."""
-    if progress is None:
-        return None
-    return lambda fraction, text: progress((done + fraction) / total, text)
+def _joined(*notes: str) -> str:
+    return " ".join(note for note in notes if note)
 
 
 def _layer_source(name: str, entry: str, choices: list[str]) -> Source:

@@ -124,6 +124,9 @@ PERTURBATION_CHOICES = [
     ("rotate hue 240°", "rotate240"), ("grey", "grey"), ("free hue (slider)", "hue"),
 ]
 HUE = "Free hue (OpenCV units, degrees / 2)"
+PERTURB_OPTIMISED = "Optimisation-based reconstructions of both images (models without inverters)"
+PERTURB_OPTIMISED_INFO = ("For a model without trained inverters: both images reconstructed from every stage by "
+                          "gradient descent, in one batch (slower).")
 PERTURB = "Perturb"
 PERTURBING = "Running DETR on both images and the inverters"
 ORIGINAL = "Original and its detections"

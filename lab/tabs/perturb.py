@@ -7,7 +7,7 @@ import gradio as gr
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
-from lab.components import CONTROLS, SHOWN, annotated, examples, gallery, hue_value, image_input, read_image, results_gallery
+from lab.components import CONTROLS, SHOWN, annotated, examples, flag, gallery, hue_value, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -47,15 +47,16 @@ def card(state: LinkState, original, perturbed, changes, original_panels, pertur
 def build(page: Page) -> Tab:
     """The colour-perturbation tab (api /perturb, and /detect when an image is uploaded)."""
 
-    def run(upload, model_name, object_value, mask_kind, perturbation, hue, progress=gr.Progress()):
+    def run(upload, model_name, object_value, mask_kind, perturbation, hue, optimised=False, progress=gr.Progress()):
         model_name, hue = page.model_name(model_name), hue_value(hue)
+        optimised = flag(optimised, text.PERTURB_OPTIMISED)
         image = read_image(upload, page.max_megapixels)
         try:
             object_index = None if object_value in (None, "") else int(object_value)
         except (TypeError, ValueError):
             raise gr.Error(text.BAD_OBJECT.format(value=object_value)) from None
         progress(0.2, desc=text.PERTURBING)
-        result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue)
+        result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress)
         if result.note:
             gr.Warning(result.note)
         link = LinkState(model=model_name, tab="perturb", example=example_name(upload), object=result.object_index or 0,
@@ -88,6 +89,7 @@ def build(page: Page) -> Tab:
                 mask = gr.Radio(text.MASK_CHOICES, value="grabcut", label=text.MASK)
                 kind = gr.Radio(text.PERTURBATION_CHOICES, value="red", label=text.PERTURBATION)
                 hue = gr.Slider(0, 179, value=90, step=1, label=text.HUE)
+                optimised = gr.Checkbox(label=text.PERTURB_OPTIMISED, info=text.PERTURB_OPTIMISED_INFO)
                 button = gr.Button(text.PERTURB, variant="primary")
             with gr.Column(scale=2, elem_classes=SHOWN):
                 with gr.Row():
@@ -96,10 +98,11 @@ def build(page: Page) -> Tab:
                 changes = gr.Dataframe(headers=text.CHANGE_HEADERS, label=text.CHANGES, interactive=False, max_height=300)
         original_gallery = results_gallery(text.ORIGINAL_GALLERY)
         perturbed_gallery = results_gallery(text.PERTURBED_GALLERY, elem_id="perturb-gallery")
-        inputs = [picture, page.model, chosen, mask, kind, hue]
+        inputs = [picture, page.model, chosen, mask, kind, hue, optimised]
         outputs = [original, chosen, perturbed, changes, original_gallery, perturbed_gallery, page.link]
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
-                 [[str(path), example_model(path), 0, "grabcut", EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)], 90]
+                 [[str(path), example_model(path), None, "grabcut", EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)], 90,
+                   False]
                   for i, path in enumerate(page.examples)])
         card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
     button.click(run, inputs, outputs, api_name="perturb", **MODEL_EVENT)

@@ -18,6 +18,8 @@ from PIL import Image
 
 from inversion.core.hub import is_hub_id
 from inversion.core.registry import model_specs
+from inversion.core.stages import STAGE_SOURCES
+from inversion.optimisation.cost import zero_gpu_duration
 from inversion.shapes.world import generate_sample
 from lab import gpu
 from lab.links import LinkState, from_query, to_query
@@ -193,14 +195,17 @@ def test_a_model_without_inverters_is_reconstructed_by_optimisation(client, file
     assert "has no trained inverters yet, so these reconstructions are optimisation-based" in summary
 
 
-def test_the_gpu_budget_counts_the_optimisation_steps(served):
+def test_the_gpu_budget_comes_from_the_cost_model(served):
     shapes, bare = served[0].models["shapes"], served[0].models["bare"]
-    steps = 4 * OPTIMISE_STEPS
-    assert gpu.stage_seconds(shapes, False, False, OPTIMISE_STEPS) == gpu.gpu_seconds(shapes, 1, 4)
-    assert gpu.stage_seconds(shapes, True, True, OPTIMISE_STEPS) == gpu.gpu_seconds(shapes, 1, 20, steps)
-    assert gpu.stage_seconds(bare, True, False, OPTIMISE_STEPS) == gpu.gpu_seconds(bare, 1, 0, steps)
-    assert gpu.stage_seconds(bare, False, False) == gpu.gpu_seconds(bare, 1, 0, 4 * 200)  # the model's own budget
-    assert gpu.gpu_seconds(shapes, 1, 4, 4 * 200) > gpu.gpu_seconds(shapes, 1, 4) + 3  # 200 steps per stage
+    cost = gpu.model_cost(shapes)
+    assert cost.capture_flops > 0 and cost.reconstruction_flops > 0 and gpu.model_cost(bare).reconstruction_flops == 0
+    assert gpu.stage_seconds(shapes, False, False, OPTIMISE_STEPS) == gpu.request_seconds(shapes, 1, 4)
+    assert gpu.stage_seconds(shapes, True, True, OPTIMISE_STEPS) == gpu.request_seconds(shapes, 1, 20, OPTIMISE_STEPS)
+    assert gpu.stage_seconds(bare, True, False, OPTIMISE_STEPS) == gpu.request_seconds(bare, 1, 0, OPTIMISE_STEPS)
+    many = 10**4  # steps enough to lift a 128 x 128 request over ZeroGPU's minimum duration
+    assert gpu.request_seconds(shapes, 1, 0, many) == zero_gpu_duration(
+        cost.capture_flops + many * cost.step_flops(STAGE_SOURCES), many) > gpu.request_seconds(shapes, 1, 0, 48)
+    assert gpu.perturb_seconds(bare, True, many) > gpu.perturb_seconds(bare, False, many) == gpu.request_seconds(bare, 2)
 
 
 def test_an_example_is_named_in_the_link(client):

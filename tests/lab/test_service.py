@@ -155,8 +155,8 @@ def test_a_model_without_inverters_gets_optimised_stage_reconstructions(standin_
         assert panel.image.size == (128, 64)
         assert 0 < panel.psnr < 100 and -1 <= panel.ssim <= 1
     fractions = [fraction for fraction, _ in progress]
-    assert len(progress) == 4 * 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert "prediction" in progress[-1][1]
+    assert len(progress) == 3 and fractions == sorted(fractions) and fractions[-1] == 1.0  # all stages in one batch
+    assert "4 images" in progress[-1][1]
     assert "no trained inverters yet" in result.note and "3 steps" in result.note
     assert "every encoder and decoder layer need trained inverters" in result.note
 
@@ -170,9 +170,27 @@ def test_a_model_without_inverters_serves_what_needs_none(standin_entry, model, 
     assert swap.heat_map.size == learned.heat_map.size
     perturbed = service.colour_perturbation(bare, shapes_image, None, "image", "grey")
     assert perturbed.original_panels == perturbed.perturbed_panels == [] and "need trained inverters" in perturbed.note
+    assert "Tick the optimisation box" in perturbed.note
     assert [change.status for change in perturbed.changes] == [
         change.status for change in service.colour_perturbation(model, shapes_image, None, "image", "grey").changes]
     assert service.detect(bare, shapes_image).view.size == (128, 128)
+
+
+def test_a_model_without_inverters_gets_both_perturbation_images_optimised_in_one_batch(standin_entry, model, shapes_image,
+                                                                                         monkeypatch):
+    bare = build_model(standin_spec(standin_entry, inverters=False))
+    batches = []
+    optimise = service.optimise_inversions
+    monkeypatch.setattr(service, "optimise_inversions", lambda detector, reps, sources, config, progress:
+                        batches.append((reps.batch_size, len(sources), config.steps)) or
+                        optimise(detector, reps, sources, config, progress))
+    result = service.colour_perturbation(bare, shapes_image, None, "image", "grey", optimised=True, optimise_steps=2)
+    assert batches == [(2, 4, 2)]  # both images, every stage, one optimisation
+    assert [panel.label for panel in result.original_panels] == [panel.label for panel in result.perturbed_panels] == list(STAGES)
+    assert result.original_panels[0].image.size == result.perturbed_panels[0].image.size == (128, 128)
+    assert "reconstructions of both images are optimisation-based: 2 steps" in result.note
+    learned = service.colour_perturbation(model, shapes_image, None, "image", "grey", optimised=True)
+    assert len(batches) == 1 and len(learned.original_panels) == 4  # learned inverters: no optimisation
 
 
 def test_learned_and_optimised_reconstructions_side_by_side(model, shapes_image):

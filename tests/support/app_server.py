@@ -3,7 +3,7 @@
 `standin_config` offers `shapes` (the Shapes architecture with random weights, every query a
 detection), `detr-resnet-50` (the real Hub entry: unreachable offline, so reported on screen)
 and `bare` (a detector without inverters). Optimisation-based inversion is kept to
-OPTIMISE_STEPS per stage so the tests stay fast.
+OPTIMISE_STEPS steps so the tests stay fast.
 """
 
 from __future__ import annotations

@@ -1,0 +1,119 @@
+"""Optimisation-based inversion against learned inverters (and the previous optimiser, and a baseline).
+
+    python -m inversion optimise --model shapes --shapes 24 --legacy --out checkpoints/shapes/optimisation
+
+Every image is a request of its own, as in the app: one capture, then all four stages. Per method
+and stage: mean PSNR and SSIM against the detector's view of the input, and shape preservation
+(the evaluation harness's Hungarian matching: the share of the objects the detector finds on the
+original that it finds again, same label, IoU >= 0.5, on the reconstruction); per method: seconds
+per request on this machine. The methods:
+
+- learned: the model's trained inverters, all stages in one cascade;
+- optimised: `inversion.optimisation` with a config (all stages in one batch);
+- legacy: what the app ran before, raw pixels under Adam, 200 steps per stage, one stage at a time;
+- mean colour: a flat image of each input's own mean colour, which no stage tells (a baseline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..core.images import to_pil
+from ..core.metrics import image_quality
+from ..core.reconstruct import input_image, reconstruct
+from ..core.registry import Model
+from ..core.stages import STAGE_SOURCES, Representations, Source
+from ..optimisation import OptimisationConfig, optimise_inversions
+from .matching import shape_preservation
+
+# The app's optimiser until inversion.optimisation replaced it: Adam on raw pixels from flat grey,
+# relative feature error + TV + range penalty, 200 steps per stage, one stage after another.
+LEGACY = OptimisationConfig(steps=200, parameterisation="pixel", image_options={"noise": 0.02}, squash="none",
+                            init_colour=(0.5, 0.5, 0.5), optimiser="adam", learning_rate=0.03, schedule="cosine",
+                            tv_weight=10.0, range_weight=10.0, neutral_weight=0.0)
+
+# Reconstructions of one capture from every stage: per source, one image per captured image.
+Method = Callable[[Model, Representations], dict[Source, list[torch.Tensor]]]
+
+
+def learned(model: Model, representations: Representations) -> dict[Source, list[torch.Tensor]]:
+    """The model's trained inverters, all stages in one cascade."""
+    return reconstruct(model.require_inverters(), representations, STAGE_SOURCES)
+
+
+def mean_colour(model: Model, representations: Representations) -> dict[Source, list[torch.Tensor]]:
+    """A flat image of each input's own mean colour, for every stage (not from the features)."""
+    flats = []
+    for index in range(representations.batch_size):
+        view = input_image(representations, index)
+        flats.append(view.mean((1, 2), keepdim=True).expand_as(view))
+    return {source: flats for source in STAGE_SOURCES}
+
+
+def optimised(config: OptimisationConfig, one_stage_at_a_time: bool = False) -> Method:
+    """Optimisation-based inversion from every stage: all stages in one batch, or one after another."""
+
+    def method(model: Model, representations: Representations) -> dict[Source, list[torch.Tensor]]:
+        if not one_stage_at_a_time:
+            return optimise_inversions(model.detector, representations, list(STAGE_SOURCES), config).images
+        images = {}
+        for source in STAGE_SOURCES:
+            images.update(optimise_inversions(model.detector, representations, [source], config).images)
+        return images
+
+    return method
+
+
+def compare(model: Model, images: list[Image.Image], methods: dict[str, Method]) -> dict:
+    """Per method and stage: mean PSNR, SSIM and shape preservation; per method: seconds per request."""
+    detector = model.detector
+    sums = {name: {source.stage: {"psnr": 0.0, "ssim": 0.0} for source in STAGE_SOURCES} for name in methods}
+    pairs = {name: {source.stage: [] for source in STAGE_SOURCES} for name in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    for image in tqdm(images, desc="optimised vs learned"):
+        representations = detector.capture([image])
+        target = input_image(representations)
+        original = detector.capture([to_pil(target)]).detections[0]  # in the view's pixels, as the reconstructions
+        for name, method in methods.items():
+            start = time.perf_counter()
+            reconstructions = method(model, representations)
+            seconds[name] += time.perf_counter() - start
+            found = detector.capture([to_pil(reconstructions[source][0]) for source in STAGE_SOURCES]).detections
+            for source, detections in zip(STAGE_SOURCES, found):
+                for metric, value in image_quality(reconstructions[source][0], target).items():
+                    if metric in sums[name][source.stage]:
+                        sums[name][source.stage][metric] += value
+                pairs[name][source.stage].append((original, detections))
+    count = len(images)
+    return {
+        "images": count,
+        "methods": {
+            name: {
+                "seconds_per_request": seconds[name] / count,
+                "stages": {stage: {"psnr": values["psnr"] / count, "ssim": values["ssim"] / count,
+                                   **_found(pairs[name][stage])} for stage, values in sums[name].items()},
+            }
+            for name in methods
+        },
+    }
+
+
+def _found(pairs: list) -> dict:
+    preserved = shape_preservation(pairs)
+    return {"found": preserved["found"], "objects": preserved["objects"]}
+
+
+def markdown_table(results: dict) -> str:
+    """The comparison as a markdown table: one row per method and stage."""
+    lines = ["| method | stage | PSNR (dB) | SSIM | objects found again | s / request (CPU) |", "|---|---|---|---|---|---|"]
+    for name, row in results["methods"].items():
+        for stage, values in row["stages"].items():
+            found = "n/a" if values["found"] is None else f"{values['found']:.0%} of {values['objects']}"
+            lines.append(f"| {name} | {stage} | {values['psnr']:.2f} | {values['ssim']:.3f} | {found} "
+                         f"| {row['seconds_per_request']:.1f} |")
+    return "\n".join(lines)

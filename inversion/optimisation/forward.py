@@ -1,0 +1,44 @@
+"""The detector's differentiable forward for a batch whose images each target one source.
+
+Images that target the backbone (or encoder layer 0, the same tensor) only run the backbone and
+the input projection; the others run the whole DETR (`Detector.forward_stages`). Both groups
+share one call each, whatever the number of images.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.detector import Detector, normalise
+from ..core.stages import Source
+from .objectives import source_features
+
+
+def needs_backbone_only(source: Source) -> bool:
+    """True when the source's tensor is the projected backbone map."""
+    return source.stage == "backbone" or (source.stage == "encoder" and source.layer == 0)
+
+
+def backbone_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+    """The projected backbone map (B x d x h x w), computed without the transformer."""
+    detr = detector.model.model
+    feature_map, _ = detr.backbone(normalise(pixels), pixel_mask)[-1]
+    return detr.input_projection(feature_map)
+
+
+def batch_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.Tensor,
+                   sources: list[Source]) -> list[torch.Tensor]:
+    """Image i's flat features for sources[i] (differentiable), running only what each needs."""
+    shallow = [i for i, source in enumerate(sources) if needs_backbone_only(source)]
+    deep = [i for i, source in enumerate(sources) if not needs_backbone_only(source)]
+    features: list[torch.Tensor | None] = [None] * len(sources)
+    if shallow:
+        maps = backbone_features(detector, pixels[shallow], pixel_mask[shallow])
+        for row, i in enumerate(shallow):
+            # the backbone stage is d x h x w; encoder layer 0 holds the same values as h*w tokens x d
+            features[i] = (maps[row] if sources[i].stage == "backbone" else maps[row].flatten(1).T).flatten()
+    if deep:
+        representations = detector.forward_stages(pixels[deep], pixel_mask[deep])
+        for row, i in enumerate(deep):
+            features[i] = source_features(representations, sources[i])[row]
+    return features
