@@ -114,14 +114,21 @@ def optimise_command(args: argparse.Namespace) -> None:
     if args.legacy:
         methods[f"previous optimiser ({study.LEGACY.steps} steps per stage)"] = study.optimised(study.LEGACY, True)
     methods["mean colour of the input (not from the features)"] = study.mean_colour
-    results = study.compare(model, images, methods)
+    results = study.compare(model, images, methods, shown=3)
+    shown = results.pop("shown")
     results["config"] = dataclasses.asdict(config)
     print(study.markdown_table(results))
     if args.out:
+        from .core.stages import STAGES
+        from .figures import method_comparison_grid
+
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {out / 'results.json'}")
+        (out / "table.md").write_text(study.markdown_table(results) + "\n")
+        named = {name.split(" (")[0]: pictures for name, pictures in shown["methods"].items()}
+        method_comparison_grid(shown["inputs"], named, list(STAGES)).savefig(out / "comparison.png", dpi=80)
+        print(f"wrote {out}/results.json, table.md, comparison.png")
 
 
 def cache_features_command(args: argparse.Namespace) -> None:

@@ -167,6 +167,23 @@ def error_gallery(cases: list[tuple[Image.Image, list[Detection], list[str], lis
     return fig
 
 
+def method_comparison_grid(inputs: list[Image.Image], methods: dict[str, list[dict[str, Image.Image]]],
+                           stages: list[str]) -> Figure:
+    """Per input image a block of rows, one per method, of its reconstruction from each stage beside the input."""
+    rows = [(index, name) for index in range(len(inputs)) for name in methods]
+    fig = Figure(figsize=(1.9 * (1 + len(stages)), 1.9 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 1 + len(stages), squeeze=False)
+    for row, (index, name) in zip(axes, rows):
+        row[0].imshow(inputs[index])
+        row[0].set_title("input", fontsize=7)
+        for axis, stage in zip(row[1:], stages):
+            axis.imshow(methods[name][index][stage])
+            axis.set_title(f"{name}: {stage}", fontsize=7)
+        for axis in row:
+            axis.axis("off")
+    return fig
+
+
 def objective_comparison_plot(runs: dict) -> Figure:
     """Modular against end-to-end training: each stage's PSNR and share of objects found again, per run."""
     fig = Figure(figsize=(11, 3.8), layout="constrained")

@@ -69,21 +69,29 @@ def optimised(config: OptimisationConfig, one_stage_at_a_time: bool = False) -> 
     return method
 
 
-def compare(model: Model, images: list[Image.Image], methods: dict[str, Method]) -> dict:
-    """Per method and stage: mean PSNR, SSIM and shape preservation; per method: seconds per request."""
+def compare(model: Model, images: list[Image.Image], methods: dict[str, Method], shown: int = 0) -> dict:
+    """Per method and stage: mean PSNR, SSIM and shape preservation; per method: seconds per request.
+
+    The first `shown` images' views and reconstructions come back too, under "shown" (not JSON)."""
     detector = model.detector
     sums = {name: {source.stage: {"psnr": 0.0, "ssim": 0.0} for source in STAGE_SOURCES} for name in methods}
     pairs = {name: {source.stage: [] for source in STAGE_SOURCES} for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
-    for image in tqdm(images, desc="optimised vs learned"):
+    views, pictures = [], {name: [] for name in methods}
+    for number, image in enumerate(tqdm(images, desc="optimised vs learned")):
         representations = detector.capture([image])
         target = input_image(representations)
+        if number < shown:
+            views.append(to_pil(target))
         original = detector.capture([to_pil(target)]).detections[0]  # in the view's pixels, as the reconstructions
         for name, method in methods.items():
             start = time.perf_counter()
             reconstructions = method(model, representations)
             seconds[name] += time.perf_counter() - start
-            found = detector.capture([to_pil(reconstructions[source][0]) for source in STAGE_SOURCES]).detections
+            redrawn = [to_pil(reconstructions[source][0]) for source in STAGE_SOURCES]
+            if number < shown:
+                pictures[name].append({source.stage: picture for source, picture in zip(STAGE_SOURCES, redrawn)})
+            found = detector.capture(redrawn).detections
             for source, detections in zip(STAGE_SOURCES, found):
                 for metric, value in image_quality(reconstructions[source][0], target).items():
                     if metric in sums[name][source.stage]:
@@ -100,6 +108,7 @@ def compare(model: Model, images: list[Image.Image], methods: dict[str, Method])
             }
             for name in methods
         },
+        "shown": {"inputs": views, "methods": pictures},
     }
 
 
