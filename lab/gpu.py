@@ -81,7 +81,7 @@ class GpuCalls:
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
-    """The GPU calls over a catalogue's models (optimise_steps: per stage; None: each model's budget).
+    """The GPU calls over a catalogue's models (optimise_steps: steps of a request; None: each model's budget).
 
     Build them at import (app.py does, through build_demo): ZeroGPU wants its functions decorated then.
     """

@@ -45,7 +45,7 @@ def model_notice(catalogue: Catalogue, model_name: str) -> str:
 
 
 def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Blocks:
-    """The whole app for a catalogue of models (optimise_steps: per stage; None: each model's budget).
+    """The whole app for a catalogue of models (optimise_steps: steps of a request; None: each model's budget).
 
     Call it at import on ZeroGPU (its GPU functions are decorated here); serve it with lab.server.
     """

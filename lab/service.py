@@ -36,7 +36,6 @@ ENTRIES = ("backbone", "encoder")  # where encoder layers may enter; decoder lay
 OPTIMISE_STEPS = OptimisationConfig().steps  # optimisation steps of a request (all its stages and images at once)
 CPU_OPTIMISE_PIXELS = OPTIMISE_STEPS * 128 * 128  # on a CPU, steps x canvas pixels of a request stay within this
 MIN_OPTIMISE_STEPS = 10
-NO_OBJECT_FOUND = "The detector found no object in this image, so the whole image was recoloured."
 
 
 class RequestError(UserFacingError):
@@ -215,7 +214,6 @@ def colour_perturbation(
     mask_kind: "grabcut" (the object segmented inside its box), "box" or "image".
     perturbation: a name in `inversion.perturb.PERTURBATIONS`, or "hue" with `hue` in 0..179.
     The perturbation is applied to the detector's view, so both images share one resolution.
-    object_index None: the first detection, or the whole image (said in the note) when there is none.
     A model without learned inverters reconstructs both images by optimisation when `optimised`
     (all stages of both in one batch; optimise_steps as in `stage_reconstructions`).
     """
@@ -227,8 +225,7 @@ def colour_perturbation(
         raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
     clean = model.detector.capture([image])
     original = _detected(clean, 0)
-    whole_image = object_index is None and mask_kind != "image" and not original.detections
-    mask, object_index = _mask(original, object_index, "image" if whole_image else mask_kind)
+    mask, object_index = _mask(original, object_index, mask_kind)
     recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
     after = model.detector.capture([recoloured])
     both = Representations.concat([clean, after])
@@ -241,7 +238,6 @@ def colour_perturbation(
         changes=match_detections(original.detections, perturbed.detections),
         original_panels=[],
         perturbed_panels=[],
-        note=NO_OBJECT_FOUND if whole_image else "",
     )
     if model.inverters is not None:
         images = reconstruct(model.inverters, both, STAGE_SOURCES)
@@ -250,10 +246,10 @@ def colour_perturbation(
     if not steps:
         note = needs_inverters(model, "The detections before and after are the detector's; learned reconstructions "
                                "of both images") + " Tick the optimisation box for optimisation-based reconstructions of both."
-        return replace(result, note=_joined(result.note, note))
+        return replace(result, note=note)
     original_panels, perturbed_panels = _optimised_panels(model, both, steps, progress)
     return replace(result, original_panels=original_panels, perturbed_panels=perturbed_panels,
-                   note=_joined(result.note, optimised_note(model, steps, "the reconstructions of both images")))
+                   note=optimised_note(model, steps, "the reconstructions of both images"))
 
 
 def needs_inverters(model: Model, what_works: str) -> str:
@@ -291,10 +287,6 @@ def _optimised_panels(
     config = OptimisationConfig(steps=steps)
     images = optimise_inversions(model.detector, reps, list(STAGE_SOURCES), config, progress).images
     return [_panels(reps, images, index) for index in range(reps.batch_size)]
-
-
-def _joined(*notes: str) -> str:
-    return " ".join(note for note in notes if note)
 
 
 def _layer_source(name: str, entry: str, choices: list[str]) -> Source:

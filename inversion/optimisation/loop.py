@@ -3,7 +3,7 @@
 Every (source, image) pair of a request gets its own image in one batch; the objective is the
 sum of per-image objectives, so each image follows only its own gradient. A fixed step budget
 keeps the cost predictable (see `cost.py`); progress is reported every step. The defaults are the
-choice measured in checkpoints/shapes/optimisation (a Laplacian pyramid, L-BFGS, 48 steps).
+choice measured in checkpoints/shapes/optimisation (a Laplacian pyramid, L-BFGS, 64 steps).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .transforms import make_transform
 class OptimisationConfig:
     """The budget, parameterisation, optimiser and priors of one optimisation."""
 
-    steps: int = 48  # forward+backward passes of the whole batch (L-BFGS: evaluations, line search included)
+    steps: int = 64  # forward+backward passes of the whole batch (L-BFGS: evaluations, line search included)
     parameterisation: str = "pyramid"  # "pixel", "fourier" or "pyramid" (parameterisations.py)
     image_options: dict = field(default_factory=lambda: {"level_gain": 1.0})  # e.g. {"levels": 5}
     squash: str = "sigmoid"  # "sigmoid" keeps pixels in [0, 1]; "none" leaves it to the range penalty

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
-from lab import text
+from lab import SPACE_ROOT, text
 from lab.tabs import Page
+
+OPTIMISATION_RESULTS = SPACE_ROOT / "checkpoints" / "shapes" / "optimisation" / "results.json"
 
 
 def build(page: Page) -> None:
@@ -13,3 +17,4 @@ def build(page: Page) -> None:
     with gr.Tab(text.ABOUT_TAB, id="about"):
         gr.HTML(text.method_picture())
         gr.Markdown(text.ABOUT)
+        gr.Markdown(text.learned_vs_optimised(json.loads(OPTIMISATION_RESULTS.read_text())))

@@ -14,6 +14,12 @@ from lab.tabs import Page, Tab
 EXAMPLE_PERTURBATIONS = ("red", "blue", "rotate120", "green", "grey")  # one per example row, in turn
 
 
+def example_mask(path) -> str:
+    """Shapes examples recolour their first object; photos the whole image (DETR-R50 finds objects in them, a
+    stand-in with random weights none, and the example must work for both)."""
+    return "grabcut" if example_model(path) == "shapes" else "image"
+
+
 def object_choices(detected, selected: int | None = 0):
     """The object list: one choice per detection, numbered as in the annotated image."""
     choices = [(text.detection_label(index, d), index) for index, d in enumerate(detected.detections)]
@@ -101,9 +107,8 @@ def build(page: Page) -> Tab:
         inputs = [picture, page.model, chosen, mask, kind, hue, optimised]
         outputs = [original, chosen, perturbed, changes, original_gallery, perturbed_gallery, page.link]
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
-                 [[str(path), example_model(path), None, "grabcut", EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)], 90,
-                   False]
-                  for i, path in enumerate(page.examples)])
+                 [[str(path), example_model(path), 0, example_mask(path), EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)],
+                   90, False] for i, path in enumerate(page.examples)])
         card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
     button.click(run, inputs, outputs, api_name="perturb", **MODEL_EVENT)
     picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", **MODEL_EVENT)
