@@ -37,7 +37,7 @@ class LinkState:
     example: str | None = None
     view: str | None = None  # None: the normal page; a name in VIEWS
     layers: bool = False  # stage tab: every encoder and decoder layer too
-    optimised: bool = False  # stage tab: the optimisation-based row too
+    optimised: bool = False  # stage tab: the optimisation-based row too; perturbation tab: optimised reconstructions
     swap: list[str] = field(default_factory=list)  # layer swap: "encoder 3", "decoder 2"; empty = all
     entry: str = "backbone"
     object: int = 0

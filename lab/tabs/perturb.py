@@ -66,7 +66,7 @@ def build(page: Page) -> Tab:
         if result.note:
             gr.Warning(result.note)
         link = LinkState(model=model_name, tab="perturb", example=example_name(upload), object=result.object_index or 0,
-                         mask=mask_kind, perturbation=perturbation, hue=hue)
+                         mask=mask_kind, perturbation=perturbation, hue=hue, optimised=optimised)
         return (annotated(result.original), object_choices(result.original, result.object_index),
                 annotated(result.perturbed, numbered=False), change_rows(result.changes), gallery(result.original_panels),
                 gallery(result.perturbed_panels), to_query(link))
@@ -116,6 +116,6 @@ def build(page: Page) -> Tab:
     page.model.input(detect_again, [page.model, picture], [original, chosen], api_visibility="private")
 
     def restore(state: LinkState, image: str | None, model_name: str):
-        return image or gr.skip(), state.object, state.mask, state.perturbation, state.hue
+        return image or gr.skip(), state.object, state.mask, state.perturbation, state.hue, state.optimised
 
-    return Tab("perturb", [picture, chosen, mask, kind, hue], restore, run, inputs, outputs)
+    return Tab("perturb", [picture, chosen, mask, kind, hue, optimised], restore, run, inputs, outputs)
