@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="the space config (default: $INVERSION_SPACE_CONFIG or ./space_config.yaml)")
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--optimise-steps", type=int, help="optimisation steps of a request, all its stages at once (default: each model's budget)")
+    parser.add_argument("--optimise-steps", type=int, help="optimisation steps of a request (default: each model's budget)")
     args = parser.parse_args(argv)
     catalogue = load_catalogue(args.config, device=device())
     launch(build_demo(catalogue, args.optimise_steps), catalogue.limits, server_name=args.host, server_port=args.port)
