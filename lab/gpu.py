@@ -131,11 +131,23 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
 
     @spaces.GPU(duration=lambda model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress:
                 perturb_seconds(models[model_name], optimised, optimise_steps))
-    def perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress):
+    def perturb_on_gpu(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress):
+        def report(fraction, text):
+            stop_if_abandoned()
+            progress(fraction, desc=text)
+
         with user_errors():
             return service.colour_perturbation(
                 models[model_name], image, object_index, mask_kind, perturbation, hue, optimised, optimise_steps,
-                progress=lambda fraction, text: progress(fraction, desc=text),
+                progress=report,
             )
+
+    def perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress):
+        """A perturbation with optimisation-based reconstructions waits in the slow lane like optimised stages."""
+        settings = (model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress)
+        if service.perturbation_steps(models[model_name], optimised, optimise_steps):
+            with slow_lane.enter(current_visitor(), lambda busy: progress(0.0, desc=text.SLOW_LANE_WAIT.format(busy=busy))):
+                return perturb_on_gpu(*settings)
+        return perturb_on_gpu(*settings)
 
     return GpuCalls(detect, stages, layer_swap, perturb)
