@@ -285,7 +285,7 @@ def _optimised_panels(
 ) -> list[list[Panel]]:
     """Every captured image reconstructed from each stage by optimisation, all in one batch: panels per image."""
     config = OptimisationConfig(steps=steps)
-    images = optimise_inversions(model.detector, reps, list(STAGE_SOURCES), config, progress).images
+    images = optimise_inversions(model.detector, reps, list(STAGE_SOURCES), config, progress=progress).images
     return [_panels(reps, images, index) for index in range(reps.batch_size)]
 
 

@@ -231,7 +231,7 @@ class Optimisations:
 def optimisations(slow_served):
     watcher = Optimisations()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "optimise_inversion", watcher.watch(service.optimise_inversion))
+        patch.setattr(service, "optimise_inversions", watcher.watch(service.optimise_inversions))
         patch.setattr(admission.SlowLane, "enter", watcher.count(admission.SlowLane.enter))
         yield watcher
         watcher.end()
