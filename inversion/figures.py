@@ -217,6 +217,27 @@ def backbone_comparison_plot(results: dict) -> Figure:
     return fig
 
 
+def colour_dial_plot(table: dict) -> Figure:
+    """Class AP under colour perturbations, one panel per class (and their mean), one bar per column of `table`
+    (a detector on a held-out set): {column: {class: {perturbation: AP}}}."""
+    columns = list(table)
+    classes = list(table[columns[0]])
+    kinds = list(table[columns[0]][classes[0]])
+    fig = Figure(figsize=(3.2 * len(classes), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(classes), sharey=True)
+    width = 0.8 / len(columns)
+    for axis, name in zip(axes, classes):
+        for offset, column in enumerate(columns):
+            axis.bar(np.arange(len(kinds)) + offset * width, [table[column][name][kind] or 0 for kind in kinds], width,
+                     label=column)
+        axis.set_xticks(np.arange(len(kinds)) + width * (len(columns) - 1) / 2, kinds, rotation=60, fontsize=7)
+        axis.set_title(name, fontsize=10)
+    axes[0].set_ylabel("class AP")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Colour reliance as a dial: class AP under colour perturbations", fontsize=11)
+    return fig
+
+
 CITATION = "Rathjens, Reyhanian, Kappel, Wiskott: Inverting Visual Representations with Detection Transformers, arXiv:2412.06534"
 CARD_SIZE = (19.2, 10.8)  # inches: 1920 x 1080 pixels at 100 dpi, a 16:9 slide
 CARD_DPI = 100

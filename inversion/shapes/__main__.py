@@ -4,6 +4,7 @@
     python -m inversion.shapes train-detector --out checkpoints/shapes/detector [...]
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
+    python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from ..command_line import dispatch
 from .detector import HELDOUT_SEED, DetectorRecipe, evaluate, heldout, load_trained, train
 from .world import IMAGE_SIZE, PROTOTYPE_PROB, export_coco
+
+COMPARISON_RUNS = {"objectives": (2000, 16), "backbones": (600, 8)}  # default steps and batch size of the equal-step runs
 
 
 def export_command(args: argparse.Namespace) -> None:
@@ -35,8 +38,21 @@ def eval_detector_command(args: argparse.Namespace) -> None:
 def compare_command(args: argparse.Namespace) -> None:
     from .comparisons import run_comparisons
 
-    run_comparisons(args.out, args.work, args.train, args.heldout, args.steps, args.batch_size, tuple(args.which))
+    steps = {name: args.steps or default for name, (default, _) in COMPARISON_RUNS.items()}
+    batch_size = {name: args.batch_size or default for name, (_, default) in COMPARISON_RUNS.items()}
+    run_comparisons(args.out, args.work, args.train, args.heldout, steps, batch_size, tuple(args.which), args.rounds,
+                    {name: args.equal_time_budget for name in args.which})
     print(f"wrote {args.out}/results.json")
+
+
+def colour_dial_command(args: argparse.Namespace) -> None:
+    from .colour_dial import colour_dial
+
+    heldout = dict(item.partition("=")[::2] for item in args.heldout)
+    if not all(heldout.values()):
+        raise SystemExit("--heldout takes LABEL=FOLDER pairs, e.g. 80%=runs/data/shapes-heldout")
+    colour_dial(args.models, heldout, args.out, args.work, args.max_images)
+    print(f"wrote {args.out}/README.md")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,10 +90,22 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--heldout", required=True, help="a held-out Shapes dataset to evaluate on")
     command.add_argument("--out", default="checkpoints/shapes/comparisons", help="results.json and plots")
     command.add_argument("--work", default="runs/comparisons", help="the training runs and their evaluations")
-    command.add_argument("--steps", type=int, default=2000)
-    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--steps", type=int, help="steps of the equal-step runs (default: objectives 2000, backbones 600)")
+    command.add_argument("--batch-size", type=int, help="default: objectives 16, backbones 8")
+    command.add_argument("--rounds", type=int, default=40, help="paired steps per variant that measure the step-time ratio")
+    command.add_argument("--equal-time-budget", choices=("fastest", "slowest"), default="fastest",
+                         help="the equal-time run: the slowest variant for the wall time of the fastest one's steps "
+                              "(fastest), or the fastest for the slowest one's (slowest)")
     command.add_argument("--which", nargs="+", choices=("objectives", "backbones"), default=["objectives", "backbones"])
     command.set_defaults(handler=compare_command)
+
+    command = commands.add_parser("colour-dial", help="models trained on different prototype shares under the same colour perturbations")
+    command.add_argument("--models", nargs="+", required=True, help="space-config names or inverter checkpoint folders")
+    command.add_argument("--heldout", nargs="+", required=True, help="LABEL=FOLDER: held-out COCO-format Shapes sets")
+    command.add_argument("--out", required=True, help="results.json, README.md and colour_dial.png")
+    command.add_argument("--work", default="runs/colour_dial", help="each evaluation's own report")
+    command.add_argument("--max-images", type=int, help="the first N images of each held-out set")
+    command.set_defaults(handler=colour_dial_command)
     return main
 
 

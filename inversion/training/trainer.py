@@ -162,6 +162,25 @@ def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int
     return load_training_state(out, optimizers, schedulers)
 
 
+def training_step(accelerator: Accelerator, detector: Detector, objective, optimizers: dict, schedulers: dict,
+                  batch, config: TrainingConfig) -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch (images, or cached targets); the losses before the step."""
+    with accelerator.autocast():
+        if config.feature_cache:
+            representations = cached_representations(batch, accelerator.device)
+        else:
+            representations = detector.capture(batch[0])
+        losses = objective(representations)
+    accelerator.backward(sum(losses.values()))
+    for stage, optimizer in optimizers.items():
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        accelerator.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedulers[stage].step()
+    return losses
+
+
 def train(config: TrainingConfig) -> dict:
     """Train inverse modules as configured; return the last validation result."""
     # -- setup ---------------------------------------------------------------------------------
@@ -205,20 +224,7 @@ def train(config: TrainingConfig) -> dict:
     result: dict = {}
     started = time.time()
     for step in progress:
-        batch = next(batches)
-        with accelerator.autocast():
-            if config.feature_cache:
-                representations = cached_representations(batch, accelerator.device)
-            else:
-                representations = detector.capture(batch[0])
-            losses = objective(representations)
-        accelerator.backward(sum(losses.values()))
-        for stage, optimizer in optimizers.items():
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
-            accelerator.clip_grad_norm_(parameters, config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedulers[stage].step()
+        losses = training_step(accelerator, detector, objective, optimizers, schedulers, next(batches), config)
         done = step + 1
         if log and (done % config.log_every == 0 or done == config.steps):
             values = {stage: float(loss.detach()) for stage, loss in losses.items()}
