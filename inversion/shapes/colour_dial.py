@@ -6,7 +6,8 @@ wear their class's prototype colour, evaluated under the same colour perturbatio
 
 For every held-out set and every model: the evaluation harness's colour section (`evaluate(..., sections=("color",))`:
 per class and perturbation the class's AP, how often the object is seen as another class, and the hue the
-reconstructions give it). Writes OUT/results.json, OUT/README.md (the side-by-side tables) and OUT/colour_dial.png.
+reconstructions give it); an evaluation already in WORK for the same model and images is used again.
+Writes OUT/results.json, OUT/README.md (the side-by-side tables) and OUT/colour_dial.png.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ def colour_dial(models: list[str], heldout: dict[str, str], out: str, work: str,
     evaluations = []
     for data_label, data in heldout.items():
         for model in models:
-            result = evaluate(model, data, str(Path(work) / f"{model}-on-{Path(data).name}"), max_images=max_images,
-                              sections=("color",))
+            result = colour_evaluation(model, data, Path(work) / f"{model}-on-{Path(data).name}", max_images)
             evaluations.append({"model": model, "heldout": data_label, "data": data, "images": result["images"],
                                 "detector": result["detector"], "color": result["color"]})
     results = {"models": models, "heldout": heldout, "evaluations": evaluations, "table": ap_table(evaluations)}
@@ -37,6 +37,18 @@ def colour_dial(models: list[str], heldout: dict[str, str], out: str, work: str,
     colour_dial_plot(results["table"]).savefig(folder / "colour_dial.png", dpi=110)
     (folder / "README.md").write_text(report(results))
     return results
+
+
+def colour_evaluation(model: str, data: str, folder: Path, max_images: int | None) -> dict:
+    """The colour section of `model` on `data`, or the one already in `folder` for the same model, data and
+    number of images (delete the folder to evaluate again, e.g. after retraining the model)."""
+    saved = folder / "results.json"
+    if saved.is_file():
+        result = json.loads(saved.read_text())
+        if (result["model"], result["data"]) == (model, str(data)) and "color" in result and \
+                (max_images is None or result["images"] == max_images):
+            return result
+    return evaluate(model, data, str(folder), max_images=max_images, sections=("color",))
 
 
 def ap_table(evaluations: list[dict]) -> dict:

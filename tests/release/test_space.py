@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from inversion.__main__ import main
+from inversion.core.registry import model_specs
 from inversion.release.space import BINARY_LIMIT_BYTES, DeployError, check_limits, space_files
 from support.paths import REPO
 
@@ -17,6 +18,10 @@ def test_the_dry_run_lists_the_space_and_nothing_else(capsys):
             "checkpoints/shapes/inverters/inverters.safetensors", "examples/shapes_15.png"} <= listed
     assert not any(path.startswith(("tests/", "benchmarks/", "docs/", "runs/", ".venv/")) for path in listed)
     assert not any("__pycache__" in path for path in listed)
+    bundled = [path for spec in model_specs(REPO / "space_config.yaml").values() for path in (spec.detector, spec.inverters)
+               if path and (REPO / path).is_dir()]
+    assert "checkpoints/shapes40/detector" in bundled  # the colour-dial model is offered, and shipped
+    assert all(any(item.startswith(f"{path}/") for item in listed) for path in bundled), bundled
 
 
 def test_large_binaries_outside_lfs_are_named(tmp_path):
