@@ -135,7 +135,8 @@ def evaluation_plots(results: dict, out: Path) -> list[str]:
         for (row, column), value in np.ndenumerate(drop):
             axes[0].text(column, row, f"{value:+.2f}", ha="center", va="center", fontsize=8)
         fig.colorbar(image, ax=axes[0])
-        for kind in ("red", "green", "blue", "rotate120", "rotate240"):
+        drifts = "hue_distance_to_prototype" in color[classes[0]]["perturbations"][kinds[0]]  # none without inverters
+        for kind in ("red", "green", "blue", "rotate120", "rotate240") if drifts else ():
             values = [np.nanmean([np.nan if color[c]["perturbations"][kind]["hue_distance_to_prototype"][s] is None
                                   else color[c]["perturbations"][kind]["hue_distance_to_prototype"][s] for c in classes])
                       for s in STAGES]

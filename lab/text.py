@@ -208,7 +208,8 @@ ignores vanish.
   new colour or revert to the class's prototype.
 
 The **Shapes world** (a tiny DETR trained on synthetic shapes whose classes have typical colours: circle red,
-square green, triangle blue, star yellow) runs offline; **DETR-R50** is `facebook/detr-resnet-50` from the
+square green, triangle blue, star yellow) runs offline, as does its sibling where only 40% of the objects (not 80%)
+wear their class's colour, to see how much colour reliance comes from the data; **DETR-R50** is `facebook/detr-resnet-50` from the
 Hugging Face Hub. Links restore the model, tab, example and settings of a result.
 
 ### Links

@@ -236,7 +236,8 @@ COLOUR_PERTURBATIONS = (*PERTURBATIONS, "grey_image")  # grey_image: the whole i
 def evaluate_color(model: Model, coco, samples: list[Sample], batch_size: int) -> dict:
     """Per class and perturbation (inside that class's masks; grey_image: the whole image): the class's
     AP, and where the reconstructed hue of its objects goes stage by stage, measured against the
-    class's prototype and against the prototype of the class the detector sees on the perturbed image."""
+    class's prototype and against the prototype of the class the detector sees on the perturbed image
+    (the hue only when the model has inverters)."""
     names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
     prototypes = prototype_hues(coco, samples)
     results: dict = {}
@@ -260,8 +261,8 @@ def evaluate_color(model: Model, coco, samples: list[Sample], batch_size: int) -
             entry["perturbations"][kind] = {
                 "ap": coco_ap(ground_truth, run.ranked)["per_class"][name],
                 "seen_as_other_class": float(np.mean([seen not in (None, category_id) for seen in seen_as])),
-                **hue_drift(model, perturbed, masks, prototypes.get(category_id),
-                            [prototypes.get(seen) for seen in seen_as], batch_size),
+                **(hue_drift(model, perturbed, masks, prototypes.get(category_id),
+                             [prototypes.get(seen) for seen in seen_as], batch_size) if model.inverters else {}),
             }
         results[name] = entry
     return results
@@ -364,8 +365,9 @@ def report(results: dict, plots: list[str]) -> str:
             cells = []
             for kind in COLOUR_PERTURBATIONS:
                 p = entry["perturbations"][kind]
-                cells.append(f"AP {p['ap']:.2f}; {drift(p['hue_distance_to_prototype'])} "
-                             f"({drift(p['hue_distance_to_predicted_prototype'])})")
+                hue = (f"; {drift(p['hue_distance_to_prototype'])} ({drift(p['hue_distance_to_predicted_prototype'])})"
+                       if "hue_distance_to_prototype" in p else "")
+                cells.append(f"AP {p['ap']:.2f}{hue}")
             prototype = entry["prototype_hue"]
             lines.append(f"| {name} | {prototype:.0f} | {entry['clean_ap']:.2f} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -380,7 +382,7 @@ def evaluate(model_name: str, data: str, out: str, split: str | None = None, max
     if not isinstance(dataset, CocoDataset):
         raise DatasetError(f"{data} is a plain image folder; the evaluation needs a COCO-format dataset with annotations.")
     model = load_model(model_name)
-    if sections:
+    if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
     samples = load_samples(dataset, max_images)
     results: dict = {"model": model_name, "data": str(data), "images": len(samples)}

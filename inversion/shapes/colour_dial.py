@@ -91,7 +91,8 @@ def report(results: dict) -> str:
             cells = []
             for evaluation in evaluations:
                 p = evaluation["color"][name]["perturbations"][kind]
-                to_class, to_seen = p["hue_distance_to_prototype"][last], p["hue_distance_to_predicted_prototype"][last]
+                to_class = p.get("hue_distance_to_prototype", {}).get(last)  # no hue without inverters
+                to_seen = p.get("hue_distance_to_predicted_prototype", {}).get(last)
                 cells.append(f"{p['seen_as_other_class']:.2f}; {'-' if to_class is None else f'{to_class:.0f}'} "
                              f"({'-' if to_seen is None else f'{to_seen:.0f}'})")
             lines.append(f"| {name}, {kind} | " + " | ".join(cells) + " |")
