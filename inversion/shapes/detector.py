@@ -71,6 +71,7 @@ class DetectorRecipe:
     eval_every: int = 2000
     eval_images: int = 200
     threads: int = 2
+    workers: int = 1  # processes drawing training images; 0 draws them in this process (no fork)
     # data
     prototype_share: float = PROTOTYPE_PROB  # of the training stream and the held-out images alike
     # warm start: a saved detector (save_detector folder) to fine-tune instead of a random initialisation;
@@ -171,6 +172,11 @@ def lr_factor(step: int, cfg: DetectorRecipe) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _one_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
 def train(cfg: DetectorRecipe) -> dict:
     """Train, evaluating every eval_every steps; the best model by held-out AP is saved to cfg.out."""
     torch.set_num_threads(cfg.threads)
@@ -192,8 +198,8 @@ def train(cfg: DetectorRecipe) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     coco_gt, eval_pixels = heldout(cfg.eval_images, cfg.eval_seed, cfg.image_size, cfg.prototype_share)
     batches = torch.utils.data.DataLoader(
-        ShapesStream(cfg.seed, cfg.batch_size, cfg.image_size, cfg.prototype_share), batch_size=None, num_workers=1,
-        worker_init_fn=lambda _: (torch.set_num_threads(1), cv2.setNumThreads(1)), prefetch_factor=4,
+        ShapesStream(cfg.seed, cfg.batch_size, cfg.image_size, cfg.prototype_share), batch_size=None,
+        num_workers=cfg.workers, worker_init_fn=_one_thread_worker, prefetch_factor=4 if cfg.workers else None,
     )
     mask = torch.ones(cfg.batch_size, cfg.image_size, cfg.image_size, dtype=torch.long)
     best, start, running = {"AP": -1.0}, time.time(), None

@@ -10,11 +10,12 @@ SHAPES_ON_40_AP_AT_MOST = 0.54
 
 
 def test_warm_start_fine_tunes_the_given_detector(tmp_path):
+    # workers=0: a forked data worker can hang when earlier tests left threads holding locks in this process
     torch.manual_seed(123)  # not the recipe's seed: a from-scratch start would differ from these weights
     start = build_detector(DetectorRecipe())
     start.save_pretrained(tmp_path / "start")
     recipe = DetectorRecipe(out=str(tmp_path / "out"), log=str(tmp_path / "train.log"), init_from=str(tmp_path / "start"),
-                            steps=1, lr=0.0, warmup=1, batch_size=2, eval_every=1, eval_images=4, threads=1,
+                            steps=1, lr=0.0, warmup=1, batch_size=2, eval_every=1, eval_images=4, threads=1, workers=0,
                             prototype_share=0.4)
     train(recipe)
     tuned = load_trained(tmp_path / "out").state_dict()
