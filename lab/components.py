@@ -83,9 +83,9 @@ def raw_upload(payload, max_bytes: int):
     return payload.path
 
 
-def image_input(max_upload_mb: float) -> gr.Image:
+def image_input(max_upload_mb: float, label: str = text.IMAGE, **options) -> gr.Image:
     """An image input (upload, webcam, clipboard) handing its file to `read_image` as uploaded."""
-    component = gr.Image(label=text.IMAGE, type="filepath", sources=["upload", "webcam", "clipboard"], height=300)
+    component = gr.Image(label=label, type="filepath", sources=["upload", "webcam", "clipboard"], height=300, **options)
     component.preprocess = partial(raw_upload, max_bytes=int(max_upload_mb * 1e6))  # (no subclass: Gradio would write a .pyi)
     return component
 
@@ -153,10 +153,23 @@ def results_gallery(label: str, **options) -> gr.Gallery:
     return gr.Gallery(label=label, columns=4, object_fit="contain", format="png", height=300, elem_classes=SHOWN, **options)
 
 
-def examples(fn, inputs, outputs, rows):
-    """Example rows (image path, model name, settings...), each run on first click and cached."""
+def examples(fn, inputs, outputs, rows, **options):
+    """Example rows (image path, model name, settings...), each run on first click and cached (so `fn` returns no
+    None: a cached None breaks the example); options: gr.Examples' own (label, elem_id...)."""
     with gr.Column(elem_classes=CONTROLS):
         return gr.Examples(
             examples=rows, inputs=inputs, outputs=outputs, fn=fn, cache_examples=True, cache_mode="lazy",
             example_labels=[text.example_label(Path(row[0]).name, row[1]) for row in rows], examples_per_page=EXAMPLES_PER_PAGE,
+            **options,
         )
+
+
+def change_rows(changes) -> list[list[str]]:
+    """Detections before and after a change, one row per object: labels, score change, what happened."""
+
+    def shown(detection):
+        return text.NOTHING if detection is None else text.detection_label(None, detection)
+
+    return [[shown(change.before), shown(change.after),
+             text.NOTHING if change.score_delta is None else f"{change.score_delta:+.2f}", change.status]
+            for change in changes]

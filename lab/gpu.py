@@ -22,7 +22,7 @@ import spaces
 from inversion.core.registry import Model
 from inversion.core.stages import STAGE_SOURCES
 from inversion.optimisation.cost import ModelCost, measure_cost, zero_gpu_duration
-from lab import service, text
+from lab import attention_service, service, text
 from lab.admission import SlowLane, current_visitor, stop_if_abandoned
 from lab.batching import Batcher
 from lab.catalogue import Catalogue
@@ -78,6 +78,9 @@ class GpuCalls:
     stages: Callable  # (..., progress): a gr.Progress the optimisation reports to
     layer_swap: Callable
     perturb: Callable  # (..., optimised, progress): as stages
+    attention: Callable
+    transplant: Callable
+    skip_layer: Callable
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
@@ -150,4 +153,25 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
                 return perturb_on_gpu(*settings)
         return perturb_on_gpu(*settings)
 
-    return GpuCalls(detect, stages, layer_swap, perturb)
+    def learned(model_name) -> int:
+        """Reconstructions an intervention adds: the changed representation's four stages, if the model has inverters."""
+        return 0 if models[model_name].inverters is None else len(STAGE_SOURCES)
+
+    @spaces.GPU(duration=lambda model_name, image, decoder_layer, encoder_layer, head, point:
+                request_seconds(models[model_name], 1))
+    def attention(model_name, image, decoder_layer, encoder_layer, head, point):
+        with user_errors():
+            return attention_service.attention_maps(models[model_name], image, decoder_layer, encoder_layer, head, point)
+
+    @spaces.GPU(duration=lambda model_name, source, target, object_index, stage, offset:
+                request_seconds(models[model_name], 3, learned(model_name)))  # both captured, then B run again
+    def transplant(model_name, source, target, object_index, stage, offset):
+        with user_errors():
+            return attention_service.transplant_object(models[model_name], source, target, object_index, stage, offset)
+
+    @spaces.GPU(duration=lambda model_name, image, stage, layer: request_seconds(models[model_name], 2, learned(model_name)))
+    def skip_layer(model_name, image, stage, layer):
+        with user_errors():
+            return attention_service.skip_one_layer(models[model_name], image, stage, layer)
+
+    return GpuCalls(detect, stages, layer_swap, perturb, attention, transplant, skip_layer)

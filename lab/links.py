@@ -16,15 +16,19 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from inversion.experiments.colour import PERTURBATIONS
+from inversion.experiments.interventions import TRANSPLANT_STAGES
 from lab import SPACE_ROOT
+from lab.attention_service import SKIP_STAGES
 from lab.service import ENTRIES, MASK_KINDS
 
 EXAMPLES_DIR = SPACE_ROOT / "examples"
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-TABS = ("stages", "swap", "perturb", "tradeoff", "about")
+TABS = ("stages", "swap", "perturb", "tradeoff", "attend", "about")
+ACTIONS = ("attention", "transplant", "skip")  # the attention tab's actions
 VIEWS = ("present",)  # "present": the presenter view (controls hidden, one result large)
 _NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short
 _NAME = re.compile(r"[a-z0-9-]{1,20}")  # an architecture's name
+_SIGNED = re.compile(r"-?[0-9]{1,3}")  # a transplant's offset in cells
 _TENTHS = re.compile(r"0(\.[0-9])?|1(\.0)?")  # λ: 0, 0.1, ..., 1
 
 
@@ -47,6 +51,17 @@ class LinkState:
     arch: str = "fc-m"  # classification vs reconstruction: the architecture (the tab keeps only those it has)
     latent: int = 8  # ... its latent size
     lam: float = 0.5  # ... and λ, in tenths from 0 to 1
+    action: str = "attention"  # attention tab: a name in ACTIONS (a transplant takes `object` of the first image)
+    second: str | None = None  # ... the second image of a transplant (an example's name)
+    decoder_layer: int | None = None  # ... the attention maps' layers (None: the last) and head (None: their mean)
+    encoder_layer: int | None = None
+    head: int | None = None
+    point_x: int | None = None  # ... the point the encoder map looks from, in view pixels (None: the centre)
+    point_y: int | None = None
+    at: str = "encoder"  # ... where a transplant goes in: "backbone" or "encoder"
+    rows: int = 0  # ... and how far it moves, in grid cells
+    columns: int = 0
+    skip: str = "encoder 1"  # ... the layer a layer skip leaves out
 
 
 def to_query(state: LinkState) -> str:
@@ -58,7 +73,9 @@ def to_query(state: LinkState) -> str:
         if value in (None, getattr(default, item.name)):
             continue
         if item.name == "swap":
-            value = ",".join(name[0] + name.split()[1] for name in value)  # "encoder 3" -> "e3"
+            value = ",".join(map(_short_layer, value))
+        elif item.name == "skip":
+            value = _short_layer(value)
         elif isinstance(value, bool):
             value = int(value)
         elif isinstance(value, float):
@@ -94,6 +111,22 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
     state.latent = _integer(params.get("latent"), 1, 4096, state.latent)
     if _TENTHS.fullmatch(params.get("lam", "")):
         state.lam = round(float(params["lam"]), 1)
+    if params.get("action") in ACTIONS:
+        state.action = params["action"]
+    if params.get("second") in examples:
+        state.second = params["second"]
+    state.decoder_layer = _integer(params.get("decoder_layer"), 1, 99, None)
+    state.encoder_layer = _integer(params.get("encoder_layer"), 1, 99, None)
+    state.head = _integer(params.get("head"), 0, 99, None)
+    state.point_x = _integer(params.get("point_x"), 0, 99999, None)
+    state.point_y = _integer(params.get("point_y"), 0, 99999, None)
+    if params.get("at") in TRANSPLANT_STAGES:
+        state.at = params["at"]
+    state.rows = _signed(params.get("rows"), state.rows)
+    state.columns = _signed(params.get("columns"), state.columns)
+    skipped = _layer_name(params.get("skip", ""))
+    if skipped and skipped.split()[0] in SKIP_STAGES and skipped.split()[1] != "0":
+        state.skip = skipped
     return state
 
 
@@ -125,5 +158,14 @@ def _layer_name(short: str) -> str | None:
     return f"{stage} {int(short[1:])}" if stage and _NUMBER.fullmatch(short[1:]) else None
 
 
-def _integer(text: str | None, low: int, high: int, default: int) -> int:
+def _short_layer(name: str) -> str:
+    """'encoder 3' -> 'e3'."""
+    return name[0] + name.split()[1]
+
+
+def _integer(text: str | None, low: int, high: int, default: int | None) -> int | None:
     return int(text) if text is not None and _NUMBER.fullmatch(text) and low <= int(text) <= high else default
+
+
+def _signed(text: str | None, default: int) -> int:
+    return int(text) if text is not None and _SIGNED.fullmatch(text) else default

@@ -13,7 +13,7 @@ from lab.catalogue import Catalogue
 from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
-from lab.tabs import Page, Tab, about, layer_swap, perturb, stages, tradeoff
+from lab.tabs import Page, Tab, about, attend, layer_swap, perturb, stages, tradeoff
 
 # When a result changes the link, put it in the address bar (keeping the page's view) and show the full URL.
 LINK_JS = """(query) => {
@@ -60,7 +60,8 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
                           render=False)
         page = Page(catalogue, gpu_calls(catalogue, optimise_steps), model, link, examples)
         with gr.Tabs() as tabs:
-            restorable = [stages.build(page), layer_swap.build(page), perturb.build(page), tradeoff.build(page)]
+            restorable = [stages.build(page), layer_swap.build(page), perturb.build(page), tradeoff.build(page),
+                          attend.build(page)]
             about.build(page)
         share_row(link)
         model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")

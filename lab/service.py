@@ -96,7 +96,7 @@ class PerturbationResult:
 
 def detect(model: Model, image: Image.Image) -> Detected:
     """The detector's view of `image` and its detections (no inverters needed)."""
-    return _detected(model.detector.capture([image]), 0)
+    return detected(model.detector.capture([image]), 0)
 
 
 def stage_reconstructions(
@@ -120,11 +120,11 @@ def stage_reconstructions(
         note = optimised_note(model, steps)
         if all_layers:
             note += " Reconstructions from every encoder and decoder layer need trained inverters."
-        return StageResult(_detected(reps, 0), optimised_panels, [], note)
+        return StageResult(detected(reps, 0), optimised_panels, [], note)
     panels = _learned_stage_panels(model, reps, all_layers)[0]
     note = (f"The second row is optimisation-based: {steps} steps of L-BFGS on a Laplacian pyramid of the image, "
             "all four stages at once, no trained inverter." if optimised_panels else "")
-    return StageResult(_detected(reps, 0), panels, optimised_panels, note)
+    return StageResult(detected(reps, 0), panels, optimised_panels, note)
 
 
 def learned_stages(model: Model, images: list[Image.Image], all_layers: bool = False) -> list[StageResult]:
@@ -134,14 +134,14 @@ def learned_stages(model: Model, images: list[Image.Image], all_layers: bool = F
         raise RequestError(f"{model.spec.label} has no trained inverters: its reconstructions are optimisation-based.")
     reps = model.detector.capture(images)
     panels = _learned_stage_panels(model, reps, all_layers)
-    return [StageResult(_detected(reps, index), panels[index], []) for index in range(len(images))]
+    return [StageResult(detected(reps, index), panels[index], []) for index in range(len(images))]
 
 
 def _learned_stage_panels(model: Model, reps: Representations, all_layers: bool) -> list[list[Panel]]:
     """Each image's reconstructions from every stage (and with all_layers, every layer), in one inverter cascade."""
     sources = [*STAGE_SOURCES, *(layer_sources(reps) if all_layers else [])]
     images = reconstruct(model.inverters, reps, sources)
-    return [_panels(reps, images, index) for index in range(len(reps.detections))]
+    return [scored_panels(reps, images, index) for index in range(len(reps.detections))]
 
 
 def optimised_note(model: Model, steps: int, what: str = "these reconstructions") -> str:
@@ -191,10 +191,10 @@ def layer_swap(model: Model, image: Image.Image, layers: list[str], entry: str =
     if not sources:
         raise RequestError("Choose at least one encoder or decoder layer to reconstruct from.")
     reps = model.detector.capture([image])
-    panels = [] if model.inverters is None else _panels(reps, reconstruct(model.inverters, reps, sources), 0)
+    panels = [] if model.inverters is None else scored_panels(reps, reconstruct(model.inverters, reps, sources), 0)
     encoder = layer_similarity(reps, "encoder").numpy()
     decoder = layer_similarity(reps, "decoder").numpy()
-    return LayerSwapResult(_detected(reps, 0), panels, encoder, decoder, similarity_heat_map(encoder, decoder),
+    return LayerSwapResult(detected(reps, 0), panels, encoder, decoder, similarity_heat_map(encoder, decoder),
                            needs_inverters(model, "The similarity map is this image's; reconstructions from layers"))
 
 
@@ -224,12 +224,12 @@ def colour_perturbation(
     if perturbation == "hue" and (hue is None or not 0 <= hue <= 179):
         raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
     clean = model.detector.capture([image])
-    original = _detected(clean, 0)
+    original = detected(clean, 0)
     mask, object_index = _mask(original, object_index, mask_kind)
     recoloured = Image.fromarray(perturb(original.view, mask, perturbation, hue))
     after = model.detector.capture([recoloured])
     both = Representations.concat([clean, after])
-    perturbed = _detected(both, 1)
+    perturbed = detected(both, 1)
     result = PerturbationResult(
         original=original,
         perturbed=perturbed,
@@ -241,7 +241,7 @@ def colour_perturbation(
     )
     if model.inverters is not None:
         images = reconstruct(model.inverters, both, STAGE_SOURCES)
-        return replace(result, original_panels=_panels(both, images, 0), perturbed_panels=_panels(both, images, 1))
+        return replace(result, original_panels=scored_panels(both, images, 0), perturbed_panels=scored_panels(both, images, 1))
     steps = perturbation_steps(model, optimised, optimise_steps)
     if not steps:
         note = needs_inverters(model, "The detections before and after are the detector's; learned reconstructions "
@@ -259,7 +259,7 @@ def needs_inverters(model: Model, what_works: str) -> str:
     return f"{what_works} need trained inverters, which {model.spec.label} does not have yet."
 
 
-def _detected(reps: Representations, index: int) -> Detected:
+def detected(reps: Representations, index: int) -> Detected:
     """Image `index`'s view and its detections with boxes scaled from original to view pixels."""
     height, width = reps.content_sizes[index]
     original_height, original_width = reps.original_sizes[index]
@@ -270,7 +270,7 @@ def _detected(reps: Representations, index: int) -> Detected:
     return Detected(to_pil(input_image(reps, index)), detections)
 
 
-def _panels(reps: Representations, images: dict[Source, list[torch.Tensor]], index: int) -> list[Panel]:
+def scored_panels(reps: Representations, images: dict[Source, list[torch.Tensor]], index: int) -> list[Panel]:
     """Image `index`'s reconstructions as captioned panels, scored against its input."""
     target = input_image(reps, index)
     panels = []
@@ -286,7 +286,7 @@ def _optimised_panels(
     """Every captured image reconstructed from each stage by optimisation, all in one batch: panels per image."""
     config = OptimisationConfig(steps=steps)
     images = optimise_inversions(model.detector, reps, list(STAGE_SOURCES), config, progress=progress).images
-    return [_panels(reps, images, index) for index in range(reps.batch_size)]
+    return [scored_panels(reps, images, index) for index in range(reps.batch_size)]
 
 
 def _layer_source(name: str, entry: str, choices: list[str]) -> Source:

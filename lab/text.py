@@ -39,8 +39,8 @@ def unavailable(label: str, why: str) -> str:
 
 def no_inverters(label: str) -> str:
     return (f"**{label}** has no trained inverters yet: stage reconstructions are optimisation-based (slower); "
-            "the layer swap shows the similarity map and the colour perturbation the detections before and after, "
-            "without reconstructions.")
+            "the layer swap shows the similarity map, the colour perturbation the detections before and after, and the "
+            "attention tab its maps and interventions, without reconstructions.")
 
 
 def notice(lines: list[str]) -> str:
@@ -149,6 +149,58 @@ def changes_line(rows) -> str:
     """The detections before and after as one line of a card: 'square 0.93 → square 0.88 (kept); …'."""
     return "; ".join(f"{before} → {after} ({status})" for before, after, _, status in rows)[:220]
 
+# ---------------------------------------------------------------- attention and interventions
+
+ATTEND_TAB = "Attention and interventions"
+FIRST_IMAGE = "Image (the first image of a transplant: the object comes from here)"
+SECOND_IMAGE = "Second image (a transplant's receiver)"
+ACTION = "Show"
+ATTEND_ACTIONS = [("where each detection looks (attention)", "attention"),
+                  ("an object transplanted from the first image into the second", "transplant"),
+                  ("DETR with one layer skipped", "skip")]
+ATTENTION_SETTINGS = "Attention: layers, head, point"
+DECODER_LAYER = "Decoder layer of the detections' maps"
+ENCODER_LAYER = "Encoder layer of the point's map"
+HEAD = "Head"
+MEAN_OF_HEADS = "mean of the heads"
+POINT_X = "Point x (view pixels; or click the encoder map)"
+POINT_Y = "Point y"
+TRANSPLANT_SETTINGS = "Transplant: object, where, how far"
+TRANSPLANT_OBJECT = "Object of the first image (numbered as in its detections)"
+TRANSPLANT_STAGE = "Paste its tokens into the second image's…"
+TRANSPLANT_STAGE_CHOICES = [("encoder output (only the decoder runs)", "encoder"),
+                            ("backbone map (the encoder mixes them with their new context)", "backbone")]
+MOVE_ROWS = "Move down by (grid rows; negative: up)"
+MOVE_COLUMNS = "Move right by (grid columns; negative: left)"
+SKIP_LAYER = "Layer to skip (replaced by the identity)"
+RUN_ATTEND = "Run"
+ATTENDING = "Running DETR and recording its attention"
+INTERVENING = "Running DETR, changing its representation, running the rest"
+NO_SECOND_IMAGE = "A transplant needs a second image to receive the object: upload one, or click an intervention example."
+BAD_SETTING = "{name} must be a whole number (got {value!r})."
+BAD_CHOICE = "{name}: choose one of {choices} (got {value!r})."
+ATTEND_VIEW = "The image, its detections (numbered as the transplant's objects)"
+QUERY_MAPS = "Where each detection looks: its query's cross-attention over the feature grid"
+POINT_MAP = "Encoder self-attention from a point (click the map to move it)"
+AFTER = "After the intervention, and its detections"
+INTERVENTION_GALLERY = "Reconstructions of the changed representation (PSNR and SSIM to the image it was captured from)"
+ATTEND_ABOUT = ("**Attention**: each detection's object query attends to the encoder's output grid (DETR's "
+                "cross-attention, shown per detection with the share that falls inside its box); the encoder's "
+                "self-attention shows what one cell mixes in. **Transplant**: the first image's tokens under one "
+                "detection are pasted into the second image's representation and the rest of DETR runs; DETR's "
+                "object queries are learned and the same for every image, so whatever the decoder finds comes "
+                "from this memory. **Layer skip**: one layer replaced by the identity.")
+ATTENTION_EXAMPLES = "Attention examples"
+INTERVENTION_EXAMPLES = "Intervention examples"
+
+
+def attend_card_title(action: str) -> str:
+    """The attention tab's card title, naming the action."""
+    return {"attention": "Where DETR looks: each detection's cross-attention, and the encoder's from a point",
+            "transplant": "An object's tokens transplanted into another image: does DETR find it there?",
+            "skip": "DETR with one layer skipped: what the detector still finds"}[action]
+
+
 # ---------------------------------------------------------------- classification vs reconstruction
 
 TRADEOFF_TAB = "Classification vs reconstruction"
@@ -206,6 +258,9 @@ ignores vanish.
   ones less so: the residual stream changes gradually. The heat map is the linear CKA between layers.
 - **Colour perturbation**: recolour one object and see whether DETR's detections and its reconstructions keep the
   new colour or revert to the class's prototype.
+- **Attention and interventions**: where each detection looks (the decoder's cross-attention) and what the encoder
+  mixes from a point; an object's tokens transplanted into another image; DETR with one layer skipped. No trained
+  inverter is needed; a model with them also shows the changed representation's reconstructions.
 
 The **Shapes world** (a tiny DETR trained on synthetic shapes whose classes have typical colours: circle red,
 square green, triangle blue, star yellow) runs offline, as does its sibling where only 40% of the objects (not 80%)

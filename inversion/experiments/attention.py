@@ -11,6 +11,7 @@ so each query's map, and each cell's map, sums to 1 over the grid for every head
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -91,15 +92,20 @@ def share_in_box(attention_map: torch.Tensor, representations: Representations, 
 
 @contextmanager
 def _recording(detector: Detector):
-    """Record every encoder self-attention and decoder cross-attention computed inside the block."""
+    """Record every encoder self-attention and decoder cross-attention computed inside the block, by this
+    thread only (the hooks see every thread's forward through the shared model: the app serves requests in threads)."""
     model = detector.model
     if model.config._attn_implementation != "eager":
         model.set_attn_implementation("eager")
     attention = Attention()
     detr = model.model
+    owner = threading.get_ident()
 
     def keep(store: dict[int, torch.Tensor], number: int):
-        return lambda module, inputs, output: store.__setitem__(number, output[1])
+        def hook(module, inputs, output):
+            if threading.get_ident() == owner:
+                store[number] = output[1]
+        return hook
 
     hooks = [layer.self_attn.register_forward_hook(keep(attention.encoder, number))
              for number, layer in enumerate(detr.encoder.layers, start=1)]

@@ -73,7 +73,8 @@ def transplant(
     cells = box_cells(a, 0, detection.box)
     moved = cells.moved(*offset)
     if not moved.inside(b.grid_size) or not b.grid_mask[0][moved.slices()].all():
-        raise UserFacingError(f"The box's cells, moved by {offset[0]} rows and {offset[1]} columns, would leave image B.")
+        raise UserFacingError(f"The box's cells, moved by {offset[0]} rows and {offset[1]} columns, would leave the image "
+                              "receiving them (image B, its padding included): move them less far.")
     if stage == "backbone":
         after = run_from(detector, b, backbone=paste(a.backbone, b.backbone, cells, moved))
     else:

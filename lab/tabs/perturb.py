@@ -7,7 +7,19 @@ import gradio as gr
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
-from lab.components import CONTROLS, SHOWN, annotated, examples, flag, gallery, hue_value, image_input, read_image, results_gallery
+from lab.components import (
+    CONTROLS,
+    SHOWN,
+    annotated,
+    change_rows,
+    examples,
+    flag,
+    gallery,
+    hue_value,
+    image_input,
+    read_image,
+    results_gallery,
+)
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -24,17 +36,6 @@ def object_choices(detected, selected: int | None = 0):
     """The object list: one choice per detection, numbered as in the annotated image."""
     choices = [(text.detection_label(index, d), index) for index, d in enumerate(detected.detections)]
     return gr.update(choices=choices, value=selected if choices else None)
-
-
-def change_rows(changes) -> list[list[str]]:
-    """The detections before and after, one row per object: labels, score change, what happened."""
-
-    def shown(detection):
-        return text.NOTHING if detection is None else text.detection_label(None, detection)
-
-    return [[shown(change.before), shown(change.after),
-             text.NOTHING if change.score_delta is None else f"{change.score_delta:+.2f}", change.status]
-            for change in changes]
 
 
 def pick_object(event: gr.SelectData):

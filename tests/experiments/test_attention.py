@@ -1,6 +1,7 @@
 """Attention maps: the grid's shape, distributions over the image's cells, the layers' own weights."""
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -99,3 +100,17 @@ def test_the_overlay_shows_the_map_on_the_detectors_view(captured):
     assert overlay.size == (80, 128)  # width x height of the image inside the canvas
     hot, cold = overlay.getpixel((5, 5)), overlay.getpixel((75, 120))
     assert sum(hot) > 400 and sum(cold) < 310  # 0.6 of the colour map's top (252, 255, 164) vs 0.4 of the image
+
+
+def test_concurrent_recordings_keep_their_own_threads_weights(detector):
+    """The app serves requests in threads through one model: each recording holds its own forward's weights."""
+    images = [random_image(128, 192, seed=seed) for seed in range(4)]
+    alone = [capture_attention(detector, [image])[1] for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda image: capture_attention(detector, [image])[1], images * 4))
+    for index, attention in enumerate(together):
+        expected = alone[index % len(images)]
+        for layer, weights in expected.cross.items():
+            assert torch.allclose(attention.cross[layer], weights, atol=1e-6)
+        for layer, weights in expected.encoder.items():
+            assert torch.allclose(attention.encoder[layer], weights, atol=1e-6)

@@ -64,7 +64,7 @@ def test_the_tokens_land_at_the_offset_and_nothing_else_changes_there(detector, 
 
 def test_a_box_moved_off_the_image_is_refused(detector, pair):
     box = Detection("circle", 0, 0.9, (10.0, 40.0, 60.0, 90.0))
-    with pytest.raises(UserFacingError, match="would leave image B"):
+    with pytest.raises(UserFacingError, match="would leave the image receiving them"):
         transplant(detector, pair, pair, box, "encoder", offset=(2, 0))
 
 

@@ -7,13 +7,16 @@ from urllib.parse import parse_qsl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab.links import TABS, VIEWS, LinkState, from_query, to_query
+from inversion.experiments.interventions import TRANSPLANT_STAGES
+from lab.attention_service import SKIP_STAGES
+from lab.links import ACTIONS, TABS, VIEWS, LinkState, from_query, to_query
 from lab.service import ENTRIES, MASK_KINDS
 from lab.text import PERTURBATION_CHOICES
 
 MODELS, EXAMPLES = ["shapes", "detr-resnet-50"], ["shapes_05.png", "cat.png"]
 KEYS = ["model", "tab", "example", "view", "layers", "optimised", "swap", "entry", "object", "mask", "perturbation", "hue",
-        "arch", "latent", "lam"]
+        "arch", "latent", "lam", "action", "second", "decoder_layer", "encoder_layer", "head", "point_x", "point_y", "at",
+        "rows", "columns", "skip"]
 LAYERS = [f"{stage} {layer}" for stage in ("encoder", "decoder") for layer in range(7)]
 
 states = st.builds(
@@ -25,6 +28,12 @@ states = st.builds(
     perturbation=st.sampled_from([value for _, value in PERTURBATION_CHOICES]), hue=st.integers(0, 179),
     arch=st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True), latent=st.integers(1, 4096),
     lam=st.integers(0, 10).map(lambda tenths: tenths / 10),
+    action=st.sampled_from(ACTIONS), second=st.sampled_from([None, *EXAMPLES]),
+    decoder_layer=st.one_of(st.none(), st.integers(1, 99)), encoder_layer=st.one_of(st.none(), st.integers(1, 99)),
+    head=st.one_of(st.none(), st.integers(0, 99)), point_x=st.one_of(st.none(), st.integers(0, 99999)),
+    point_y=st.one_of(st.none(), st.integers(0, 99999)), at=st.sampled_from(TRANSPLANT_STAGES),
+    rows=st.integers(-999, 999), columns=st.integers(-999, 999),
+    skip=st.builds(lambda stage, layer: f"{stage} {layer}", st.sampled_from(SKIP_STAGES), st.integers(1, 99)),
 )
 
 
@@ -41,6 +50,11 @@ def test_any_query_opens_the_page(params):
     assert 0 <= state.object <= 999 and 0 <= state.hue <= 179 and 1 <= state.latent <= 4096 and 0 <= state.lam <= 1
     assert state.view in (None, *VIEWS) and re.fullmatch(r"[a-z0-9-]{1,20}", state.arch) and state.lam == round(state.lam, 1)
     assert all(re.fullmatch(r"(encoder|decoder) [0-9]{1,6}", name) for name in state.swap)  # the model's layers filter later
+    assert state.action in ACTIONS and state.second in (None, *EXAMPLES) and state.at in TRANSPLANT_STAGES
+    assert all(value is None or 0 <= value <= 99999
+               for value in (state.decoder_layer, state.encoder_layer, state.head, state.point_x, state.point_y))
+    assert -999 <= state.rows <= 999 and -999 <= state.columns <= 999
+    assert re.fullmatch(r"(encoder|decoder) [1-9][0-9]{0,5}", state.skip)
 
 
 @settings(max_examples=300, deadline=None)

@@ -6,25 +6,19 @@ checkpoints/shapes/inverters exists.
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from inversion.core.registry import ModelSpec, build_model, model_specs
+from inversion.core.registry import build_model, model_specs
 from inversion.core.stages import STAGES
 from inversion.experiments.colour import hue_distance, mean_hue
 from inversion.shapes.world import generate_sample
 from inversion.testing import save_standin, shapes_config
 from lab import service
 from lab.service import RequestError
-
-
-def standin_spec(entry: dict, inverters: bool = True) -> ModelSpec:
-    return ModelSpec(name="standin", label="Shapes stand-in", detector=entry["detector"], revision=None,
-                     inverters=entry["inverters"] if inverters else None, inverters_revision=None,
-                     working_size=(128, 128), threshold=0.0, root=Path.cwd())
+from support.standins import standin_spec
 
 
 @pytest.fixture(scope="module")
