@@ -143,6 +143,11 @@ def annotated(detected, numbered: bool = True):
     return as_file(detected.view), boxes
 
 
+def pick_object(event: gr.SelectData):
+    """Clicking a box in an annotated image selects that object."""
+    return event.index
+
+
 def gallery(panels):
     """Captioned panels as gr.Gallery items."""
     return [(as_file(panel.image), panel.caption) for panel in panels]

@@ -7,13 +7,24 @@ import math
 import gradio as gr
 from PIL import Image
 
-from inversion.experiments.interventions import TRANSPLANT_STAGES
 from inversion.figures import CardPanel
 from lab import attention_service, text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels, picture
-from lab.components import CONTROLS, SHOWN, annotated, as_file, change_rows, examples, gallery, image_input, read_image, results_gallery
-from lab.links import ACTIONS, EXAMPLES_DIR, LinkState, example_model, example_name, to_query
+from lab.components import (
+    CONTROLS,
+    SHOWN,
+    annotated,
+    as_file,
+    change_rows,
+    examples,
+    gallery,
+    image_input,
+    pick_object,
+    read_image,
+    results_gallery,
+)
+from lab.links import EXAMPLES_DIR, LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
 POINT_MAP_WIDTH = 640  # the encoder map is sent this wide: Gradio maps clicks wrongly on an image it enlarges
@@ -91,7 +102,6 @@ def build(page: Page) -> Tab:
             at, rows, columns, skip, progress=gr.Progress()):
         model_name = page.model_name(model_name)
         model = models[model_name]
-        action = chosen(action, ACTIONS, text.ACTION)
         image = read_image(first, page.max_megapixels)
         link = LinkState(model=model_name, tab="attend", example=example_name(first), action=action)
         if action == "attention":
@@ -117,7 +127,6 @@ def build(page: Page) -> Tab:
                 raise gr.Error(text.NO_SECOND_IMAGE, print_exception=False)
             target = read_image(second, page.max_megapixels)
             object_index = whole_number(object_value, text.TRANSPLANT_OBJECT)
-            at = chosen(at, TRANSPLANT_STAGES, text.TRANSPLANT_STAGE)
             offset = (whole_number(rows, text.MOVE_ROWS), whole_number(columns, text.MOVE_COLUMNS))
             progress(0.2, desc=text.INTERVENING)
             result = page.gpu.transplant(model_name, image, target, object_index, at, offset)
@@ -187,7 +196,7 @@ def build(page: Page) -> Tab:
     button.click(run, inputs, outputs, api_name="attend", **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", **MODEL_EVENT)
-    view.select(lambda event: event.index, None, object_index, api_visibility="private")
+    view.select(pick_object, None, object_index, api_visibility="private")
     page.model.change(lambda name, *values: setting_updates(models[name], *values),
                       [page.model, decoder_layer, encoder_layer, head, skip], [decoder_layer, encoder_layer, head, skip],
                       api_visibility="private")

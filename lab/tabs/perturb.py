@@ -17,6 +17,7 @@ from lab.components import (
     gallery,
     hue_value,
     image_input,
+    pick_object,
     read_image,
     results_gallery,
 )
@@ -36,11 +37,6 @@ def object_choices(detected, selected: int | None = 0):
     """The object list: one choice per detection, numbered as in the annotated image."""
     choices = [(text.detection_label(index, d), index) for index, d in enumerate(detected.detections)]
     return gr.update(choices=choices, value=selected if choices else None)
-
-
-def pick_object(event: gr.SelectData):
-    """Clicking a box in the annotated image selects that object."""
-    return event.index
 
 
 def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels) -> Card:

@@ -80,6 +80,13 @@ def stages(client, path, model="shapes", all_layers=False, optimised=False):
     return client.predict(handle_file(str(path)), model, all_layers, optimised, api_name="/stages")
 
 
+def attend(client, first, second=None, model="shapes", action="attention", decoder_layer=3, encoder_layer=3, head=-1,
+           point=(None, None), object_index=0, at="encoder", offset=(0, 0), skip="encoder 1"):
+    """The attention tab's request: (view, query maps, point map, after, changes, summary, reconstructions, link)."""
+    return client.predict(handle_file(str(first)), None if second is None else handle_file(str(second)), model, action,
+                          decoder_layer, encoder_layer, head, *point, object_index, at, *offset, skip, api_name="/attend")
+
+
 def check_stage_result(result, size=None):
     annotated, gallery, optimised_gallery, summary, query = result
     assert optimised_gallery == []
@@ -93,8 +100,8 @@ def check_stage_result(result, size=None):
 
 def test_every_endpoint_answers(client, files):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff",
-                              "/stages_card", "/swap_card", "/perturb_card", "/tradeoff_card"}
+    assert set(endpoints) == {"/stages", "/layer_swap", "/detect", "/perturb", "/tradeoff", "/attend",
+                              "/stages_card", "/swap_card", "/perturb_card", "/tradeoff_card", "/attend_card"}
 
     summary, query = check_stage_result(stages(client, files["shapes"], all_layers=False), size=(128, 128))
     assert summary.startswith("16 detected")
@@ -273,6 +280,48 @@ def test_requests_are_checked_before_the_gpu(client, files):
     check_stage_result(stages(client, files["shapes"]))  # and the next request is served
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"action": "nonsense"}, "'nonsense' .* is not in the list of choices"),  # Gradio checks radio buttons
+    ({"decoder_layer": 4}, "Decoder layer of the detections' maps: choose one of 1, 2, 3"),
+    ({"encoder_layer": 1.5}, "Encoder layer of the point's map must be a whole number"),
+    ({"head": 8}, "Head: choose one of -1, 0, 1"),
+    ({"point": (3, "x")}, "Expected a `float | None`"),  # Gradio checks numbers
+    ({"action": "transplant"}, "needs a second image"),
+    ({"action": "transplant", "second": "shapes", "object_index": 99}, "no object 99 in the first image"),
+    ({"action": "transplant", "second": "shapes", "at": "decoder"}, "'decoder' .* is not in the list of choices"),
+    ({"action": "transplant", "second": "shapes", "offset": (0, 40)}, "would leave the image receiving them"),
+    ({"action": "skip", "skip": "encoder 4"}, "Layer to skip .*: choose one of encoder 1, encoder 2"),
+])
+def test_bad_attention_requests_say_what_to_change(client, files, settings, message):
+    if settings.get("second"):
+        settings = {**settings, "second": files["shapes"]}
+    with pytest.raises(AppError, match=message):
+        attend(client, files["shapes"], **settings)
+    assert attend(client, files["shapes"])[5].startswith("16 detected")  # and the next request is served
+
+
+def test_the_attention_tab_shows_maps_and_interventions(client, files):
+    view, query_maps, point_map, after, changes, summary, panels, query = attend(client, files["shapes"], head=2,
+                                                                                 point=(10, 100))
+    assert len(view["annotations"]) == len(query_maps) == 16 and changes["data"] == [] and panels == []
+    assert all(re.fullmatch(r"\d+: .+ \d\.\d\d · \d+% inside its box", item["caption"]) for item in query_maps)
+    assert Image.open(point_map).width == 640 and "head 2: attention from the cell at (10, 100)" in summary
+    shown = {"model": "shapes", "example": "shapes_15.png", "tab": "attend"}  # files["shapes"] is that example
+    assert _params(query) == {**shown, "head": "2", "point_x": "10", "point_y": "100"}
+
+    view, query_maps, _, after, changes, summary, panels, query = attend(
+        client, files["shapes"], EXAMPLES / "shapes_05.png", action="transplant", object_index=3, at="backbone")
+    assert query_maps == [] and len(after["annotations"]) == 16 and changes["headers"][-1] == "what happened"
+    assert [item["caption"].split(" ·")[0] for item in panels] == STAGES
+    assert "The first image's 3: " in summary and "at the backbone map at the same place" in summary
+    assert _params(query) == {**shown, "action": "transplant", "second": "shapes_05.png", "object": "3", "at": "backbone"}
+
+    *_, changes, summary, panels, query = attend(client, files["shapes"], model="bare", action="skip", skip="decoder 2")
+    assert summary.startswith("Without decoder layer 2: ") and "need trained inverters" in summary and panels == []
+    assert len(changes["data"]) >= 16
+    assert _params(query) == {**shown, "model": "bare", "action": "skip", "skip": "d2"}
+
+
 def test_uploads_over_the_limit_are_refused(client, tmp_path):
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + bytes(21_000_000))  # over space_config.yaml's 20 MB
@@ -292,6 +341,11 @@ def test_a_model_without_inverters_still_answers_layer_swap_and_perturbation(cli
     original, _, perturbed, changes, original_gallery, perturbed_gallery, _ = client.predict(
         handle_file(str(files["shapes"])), "bare", None, "image", "grey", 90, api_name="/perturb")
     assert changes["data"] and original_gallery == perturbed_gallery == []
+
+
+def test_the_attention_tabs_gpu_calls_ask_for_their_work(served):
+    shapes, bare = served[0].models["shapes"], served[0].models["bare"]
+    assert gpu.request_seconds(shapes, 3, 4) >= gpu.request_seconds(bare, 3) >= gpu.request_seconds(bare, 1)
 
 
 def test_a_card_before_any_result_says_what_to_do(client):

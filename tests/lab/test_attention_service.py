@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from inversion.core.errors import UserFacingError
 from inversion.core.registry import build_model, model_specs
 from inversion.shapes.world import generate_sample
 from inversion.testing import save_standin, shapes_config
-from inversion.core.errors import UserFacingError
 from lab import attention_service
 from lab.service import RequestError
 from support.standins import standin_spec
