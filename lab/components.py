@@ -160,12 +160,12 @@ def results_gallery(label: str, **options) -> gr.Gallery:
 
 def examples(fn, inputs, outputs, rows, **options):
     """Example rows (image path, model name, settings...), each run on first click and cached (so `fn` returns no
-    None: a cached None breaks the example); options: gr.Examples' own (label, elem_id...)."""
+    None: a cached None breaks the example); options: gr.Examples' own (label, elem_id, example_labels...)."""
+    labels = [text.example_label(Path(row[0]).name, row[1]) for row in rows]
     with gr.Column(elem_classes=CONTROLS):
         return gr.Examples(
             examples=rows, inputs=inputs, outputs=outputs, fn=fn, cache_examples=True, cache_mode="lazy",
-            example_labels=[text.example_label(Path(row[0]).name, row[1]) for row in rows], examples_per_page=EXAMPLES_PER_PAGE,
-            **options,
+            examples_per_page=EXAMPLES_PER_PAGE, **{"example_labels": labels, **options},
         )
 
 

@@ -194,6 +194,16 @@ ATTENTION_EXAMPLES = "Attention examples"
 INTERVENTION_EXAMPLES = "Intervention examples"
 
 
+def intervention_example_label(first: str, second: str, model_name: str, action: str, object_index: int, at: str,
+                               skip: str) -> str:
+    """An intervention example's label: 'shapes_05 → shapes_15 · object 0 at the encoder output · shapes'."""
+    first, second = (name.rsplit("/", 1)[-1].rsplit(".", 1)[0] for name in (first, second))
+    if action == "transplant":
+        where = "encoder output" if at == "encoder" else "backbone map"
+        return f"{first} → {second} · object {object_index} at the {where} · {model_name}"
+    return f"{first} · without {skip} · {model_name}"
+
+
 def attend_card_title(action: str) -> str:
     """The attention tab's card title, naming the action."""
     return {"attention": "Where DETR looks: each detection's cross-attention, and the encoder's from a point",

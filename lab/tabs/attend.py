@@ -190,8 +190,10 @@ def build(page: Page) -> Tab:
         outputs = [view, query_maps, point_map, after, changes, summary, panels, page.link]
         examples(run_attention_example, [first, page.model], outputs, [[str(path), example_model(path)] for path in page.examples],
                  label=text.ATTENTION_EXAMPLES, elem_id="attend-attention-examples")
+        interventions = intervention_rows(page)
         examples(run_intervention_example, [first, second, page.model, action, object_index, at, skip], outputs,
-                 intervention_rows(page), label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples")
+                 interventions, label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples",
+                 example_labels=[text.intervention_example_label(*row) for row in interventions])
         card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels], card)
     button.click(run, inputs, outputs, api_name="attend", **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(

@@ -18,6 +18,7 @@ import pytest
 from playwright import sync_api as playwright
 
 from support.app_server import SPACE_CONFIG, serving
+from support.paths import EXAMPLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.app, pytest.mark.shapes, pytest.mark.slow]
 
@@ -155,6 +156,55 @@ def test_about_tab(page, screenshots):
     open_tab(page, "About")
     playwright.expect(page.get_by_text("rathjens2024inverting")).to_be_visible()
     screenshot(page, screenshots, "about")
+
+
+def test_attention_example_and_a_click_on_the_encoder_map(page, screenshots):
+    open_tab(page, "Attention and interventions")
+    page.locator("#attend-attention-examples").get_by_text("shapes_15 · shapes", exact=True).click()
+    playwright.expect(page.locator("#attend-query-maps img").nth(4)).to_be_visible()  # the model's five detections
+    playwright.expect(page.locator("#attend-query-maps")).to_contain_text("inside its box")
+    point_map = page.locator("#attend-point-map img")
+    playwright.expect(page.get_by_text(re.compile(r"attention from the cell at \(64, 64\)"))).to_be_visible()
+    screenshot(page, screenshots, "attention")
+    box = point_map.bounding_box()
+    point_map.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})  # view pixels (32, 96)
+    playwright.expect(page.get_by_text(re.compile(r"attention from the cell at \((3[0-4]), (9[4-8])\)"))).to_be_visible()
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(re.compile(r"tab=attend.*point_x=3[0-4]&point_y=9[4-8]"))
+
+
+def test_attention_on_an_uploaded_photo(page, screenshots):
+    page.locator("#attend-first input[type=file]").set_input_files(str(EXAMPLES / "astronaut.png"))
+    page.get_by_role("button", name="Run").click()
+    playwright.expect(page.get_by_text(re.compile(r"attention from the cell at \(\d+, \d+\)"))).to_be_visible()
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(re.compile(r"example=astronaut\.png"))
+    screenshot(page, screenshots, "attention_photo")
+
+
+def test_transplant_example_and_its_card(page, screenshots, tmp_path):
+    page.locator("#attend-intervention-examples").get_by_text(
+        "shapes_05 → shapes_15 · object 0 at the encoder output · shapes", exact=True).click()
+    playwright.expect(page.locator("#attend-gallery img").nth(3)).to_be_visible()
+    playwright.expect(page.get_by_text(re.compile("The first image's 0: square .* transplanted"))).to_be_visible()
+    playwright.expect(page.get_by_text("what happened")).to_be_visible()
+    screenshot(page, screenshots, "transplant")
+    page.locator("#attend-card-button").click()
+    links = page.locator("#attend-card-files a")
+    playwright.expect(links).to_have_count(2, timeout=TIMEOUT)
+    with page.expect_download() as download:
+        links.first.click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    link = qr_text(path.read_bytes())
+    assert re.search(r"tab=attend&example=shapes_05\.png&action=transplant&second=shapes_15\.png$", link), link
+
+
+def test_a_link_reproduces_a_layer_skip(page, url):
+    page.goto(url + "?model=shapes&tab=attend&example=shapes_27.png&action=skip&skip=d1")
+    playwright.expect(page.get_by_role("tab", name="Attention and interventions")).to_have_attribute("aria-selected", "true")
+    playwright.expect(page.get_by_text(re.compile("Without decoder layer 1: "))).to_be_visible(timeout=TIMEOUT)
+    playwright.expect(page.locator("#attend-gallery img").nth(3)).to_be_visible()
+    playwright.expect(page.locator("#result-link textarea")).to_have_value(
+        re.compile(r"tab=attend&example=shapes_27\.png&action=skip&skip=d1$"))
 
 
 def test_a_link_reproduces_a_result(page, url):
