@@ -196,11 +196,11 @@ INTERVENTION_EXAMPLES = "Intervention examples"
 
 def intervention_example_label(first: str, second: str, model_name: str, action: str, object_index: int, at: str,
                                skip: str) -> str:
-    """An intervention example's label: 'shapes_05 → shapes_15 · object 0 at the encoder output · shapes'."""
+    """An intervention example's label, short enough to be shown whole (Gradio cuts labels near 60 characters):
+    'shapes_05 → shapes_15 · into the encoder · shapes' (its first object), 'cat · without decoder 1 · detr-resnet-50'."""
     first, second = (name.rsplit("/", 1)[-1].rsplit(".", 1)[0] for name in (first, second))
     if action == "transplant":
-        where = "encoder output" if at == "encoder" else "backbone map"
-        return f"{first} → {second} · object {object_index} at the {where} · {model_name}"
+        return f"{first} → {second} · {'' if object_index == 0 else f'object {object_index} '}into the {at} · {model_name}"
     return f"{first} · without {skip} · {model_name}"
 
 

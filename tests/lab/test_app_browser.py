@@ -181,11 +181,12 @@ def test_attention_on_an_uploaded_photo(page, screenshots):
 
 
 def test_transplant_example_and_its_card(page, screenshots, tmp_path):
-    page.locator("#attend-intervention-examples").get_by_text(
-        "shapes_05 → shapes_15 · object 0 at the encoder output · shapes", exact=True).click()
+    open_tab(page, "Attention and interventions")
+    page.locator("#attend-intervention-examples").get_by_text("shapes_05 → shapes_15 · into the encoder · shapes",
+                                                              exact=True).click()
     playwright.expect(page.locator("#attend-gallery img").nth(3)).to_be_visible()
     playwright.expect(page.get_by_text(re.compile("The first image's 0: square .* transplanted"))).to_be_visible()
-    playwright.expect(page.get_by_text("what happened")).to_be_visible()
+    playwright.expect(page.locator("#attend-changes")).to_contain_text("what happened")
     screenshot(page, screenshots, "transplant")
     page.locator("#attend-card-button").click()
     links = page.locator("#attend-card-files a")
