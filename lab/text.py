@@ -183,6 +183,7 @@ ATTEND_VIEW = "The image, its detections (numbered as the transplant's objects)"
 QUERY_MAPS = "Where each detection looks: its query's cross-attention over the feature grid"
 POINT_MAP = "Encoder self-attention from a point (click the map to move it)"
 AFTER = "After the intervention, and its detections"
+INTERVENTION_HEADERS = ["before", "after", "score change", "what happened"]
 INTERVENTION_GALLERY = "Reconstructions of the changed representation (PSNR and SSIM to the image it was captured from)"
 ATTEND_ABOUT = ("**Attention**: each detection's object query attends to the encoder's output grid (DETR's "
                 "cross-attention, shown per detection with the share that falls inside its box); the encoder's "
@@ -196,11 +197,11 @@ INTERVENTION_EXAMPLES = "Intervention examples"
 
 def intervention_example_label(first: str, second: str, model_name: str, action: str, object_index: int, at: str,
                                skip: str) -> str:
-    """An intervention example's label, short enough to be shown whole (Gradio cuts labels near 60 characters):
-    'shapes_05 → shapes_15 · into the encoder · shapes' (its first object), 'cat · without decoder 1 · detr-resnet-50'."""
+    """An intervention example's label, short enough to be shown whole (Gradio cuts labels near 57 characters):
+    'shapes_15 #2 → shapes_05 · into the encoder · shapes' (object 2 of the first), 'cat · without decoder 1 · detr-resnet-50'."""
     first, second = (name.rsplit("/", 1)[-1].rsplit(".", 1)[0] for name in (first, second))
     if action == "transplant":
-        return f"{first} → {second} · {'' if object_index == 0 else f'object {object_index} '}into the {at} · {model_name}"
+        return f"{first} #{object_index} → {second} · into the {at} · {model_name}"
     return f"{first} · without {skip} · {model_name}"
 
 

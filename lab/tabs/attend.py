@@ -30,6 +30,7 @@ from lab.tabs import Page, Tab
 POINT_MAP_WIDTH = 640  # the encoder map is sent this wide: Gradio maps clicks wrongly on an image it enlarges
 PLACEHOLDER_SIZE = (64, 64)  # a blank image where an action has no picture (cached examples cannot hold None)
 MEAN_OF_HEADS = -1  # the head choice that averages them
+TRANSPLANT_EXAMPLE = ("shapes_15.png", "shapes_05.png", 2)  # its star goes where shapes_05 has nothing: found there
 
 
 def whole_number(value, name: str) -> int:
@@ -182,7 +183,7 @@ def build(page: Page) -> Tab:
                     point_map = gr.Image(label=text.POINT_MAP, format="png", height=300, interactive=False,
                                          elem_id="attend-point-map")
                     after = gr.AnnotatedImage(label=text.AFTER, height=300)
-                changes = gr.Dataframe(headers=text.CHANGE_HEADERS, label=text.CHANGES, interactive=False, max_height=240,
+                changes = gr.Dataframe(headers=text.INTERVENTION_HEADERS, label=text.CHANGES, interactive=False, max_height=240,
                                elem_id="attend-changes")
         query_maps = results_gallery(text.QUERY_MAPS, elem_id="attend-query-maps")
         panels = results_gallery(text.INTERVENTION_GALLERY, elem_id="attend-gallery")
@@ -218,13 +219,14 @@ def build(page: Page) -> Tab:
 
 
 def intervention_rows(page: Page) -> list[list]:
-    """Example interventions for every model: a Shapes object transplanted into another Shapes image (at the
-    encoder output and the backbone map), and a layer skipped on each example image."""
-    shapes = [path for path in page.examples if example_model(path) == "shapes"]
+    """Example interventions for every model: TRANSPLANT_EXAMPLE at the encoder output and at the backbone map
+    (when the page has both images), and a layer skipped on each example image."""
+    names = {path.name: path for path in page.examples}
+    first, second, object_index = TRANSPLANT_EXAMPLE
     rows = []
-    if len(shapes) >= 2:
-        rows += [[str(shapes[0]), str(shapes[1]), "shapes", "transplant", 0, "encoder", "encoder 1"],
-                 [str(shapes[0]), str(shapes[1]), "shapes", "transplant", 0, "backbone", "encoder 1"]]
+    if first in names and second in names:
+        rows += [[str(names[first]), str(names[second]), example_model(names[first]), "transplant", object_index, at,
+                  "encoder 1"] for at in ("encoder", "backbone")]
     return rows + [[str(path), str(path), example_model(path), "skip", 0, "encoder", "decoder 1"] for path in page.examples]
 
 

@@ -182,10 +182,11 @@ def test_attention_on_an_uploaded_photo(page, screenshots):
 
 def test_transplant_example_and_its_card(page, screenshots, tmp_path):
     open_tab(page, "Attention and interventions")
-    page.locator("#attend-intervention-examples").get_by_text("shapes_05 → shapes_15 · into the encoder · shapes",
+    page.locator("#attend-intervention-examples").get_by_text("shapes_15 #2 → shapes_05 · into the encoder · shapes",
                                                               exact=True).click()
     playwright.expect(page.locator("#attend-gallery img").nth(3)).to_be_visible()
-    playwright.expect(page.get_by_text(re.compile("The first image's 0: square .* transplanted"))).to_be_visible()
+    playwright.expect(page.get_by_text(re.compile("The first image's 2: star .* transplanted .*: found there as star"))
+                      ).to_be_visible()
     playwright.expect(page.locator("#attend-changes")).to_contain_text("what happened")
     screenshot(page, screenshots, "transplant")
     page.locator("#attend-card-button").click()
@@ -196,7 +197,7 @@ def test_transplant_example_and_its_card(page, screenshots, tmp_path):
     path = tmp_path / download.value.suggested_filename
     download.value.save_as(path)
     link = qr_text(path.read_bytes())
-    assert re.search(r"tab=attend&example=shapes_05\.png&action=transplant&second=shapes_15\.png$", link), link
+    assert re.search(r"tab=attend&example=shapes_15\.png&object=2&action=transplant&second=shapes_05\.png$", link), link
 
 
 def test_a_link_reproduces_a_layer_skip(page, url):
