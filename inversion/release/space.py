@@ -24,6 +24,7 @@ SPACE_FILES = (
     "README.md", "app.py", "space_config.yaml", "requirements.txt", ".gitattributes",
     "lab/**/*.py", "inversion/**/*.py",
     "checkpoints/shapes*/detector/*", "checkpoints/shapes*/inverters/inverters.*", "checkpoints/tradeoff/results.json",
+    "checkpoints/shapes/optimisation/results.json",  # the About tab's learned-vs-optimised table
     "examples/*",
 )
 BINARY_LIMIT_BYTES = 1_000_000  # larger binary files must go through LFS/Xet

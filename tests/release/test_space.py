@@ -1,6 +1,9 @@
 """The Space deployment sends exactly what the Space needs and refuses what the Hub would refuse."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -22,6 +25,21 @@ def test_the_dry_run_lists_the_space_and_nothing_else(capsys):
                if path and (REPO / path).is_dir()]
     assert "checkpoints/shapes40/detector" in bundled  # the colour-dial model is offered, and shipped
     assert all(any(item.startswith(f"{path}/") for item in listed) for path in bundled), bundled
+
+
+@pytest.mark.slow
+def test_the_app_starts_from_exactly_the_files_sent(tmp_path):
+    """The deployed files alone build the page (every model they offer loads; a file the app reads and the
+    deployment leaves out stops this, as it would stop the Space)."""
+    for file in space_files(REPO):
+        (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / file.path, tmp_path / file.path)
+    build = ("from lab.catalogue import load_catalogue; from lab.page import build_demo; import lab; "
+             "catalogue = load_catalogue(); build_demo(catalogue); print(lab.SPACE_ROOT, sorted(catalogue.models))")
+    done = subprocess.run([sys.executable, "-c", build], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == [str(tmp_path), "['shapes',", "'shapes40']"]
 
 
 def test_large_binaries_outside_lfs_are_named(tmp_path):
