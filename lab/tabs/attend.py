@@ -71,6 +71,7 @@ def enlarged(image: Image.Image) -> Image.Image:
 
 
 def placeholder() -> str:
+    """A blank image file, where an action has no picture to show."""
     return as_file(Image.new("RGB", PLACEHOLDER_SIZE, "white"))
 
 
@@ -102,46 +103,50 @@ def build(page: Page) -> Tab:
     def run(first, second, model_name, action, decoder_layer, encoder_layer, head, point_x, point_y, object_value,
             at, rows, columns, skip, progress=gr.Progress()):
         model_name = page.model_name(model_name)
-        model = models[model_name]
         image = read_image(first, page.max_megapixels)
         link = LinkState(model=model_name, tab="attend", example=example_name(first), action=action)
         if action == "attention":
-            encoders, decoders, heads = attention_service.layer_counts(model)
-            decoder_layer = chosen(whole_number(decoder_layer, text.DECODER_LAYER), range(1, decoders + 1), text.DECODER_LAYER)
-            encoder_layer = chosen(whole_number(encoder_layer, text.ENCODER_LAYER), range(1, encoders + 1), text.ENCODER_LAYER)
-            head = chosen(whole_number(head, text.HEAD), range(MEAN_OF_HEADS, heads), text.HEAD)
-            head = None if head == MEAN_OF_HEADS else head
-            point = None if point_x is None or point_y is None else (whole_number(point_x, text.POINT_X),
-                                                                     whole_number(point_y, text.POINT_Y))
-            progress(0.2, desc=text.ATTENDING)
-            result = page.gpu.attention(model_name, image, decoder_layer, encoder_layer, head, point)
-            link.decoder_layer = None if decoder_layer == decoders else decoder_layer
-            link.encoder_layer = None if encoder_layer == encoders else encoder_layer
-            link.head, (link.point_x, link.point_y) = head, (None, None) if point is None else result.point
-            maps = [(as_file(shown.image), shown.caption) for shown in result.query_maps]
-            found = result.input.detections
-            summary = text.detections_found(found) if found else text.no_detection(model.detector.threshold)
-            return (annotated(result.input), maps, as_file(enlarged(result.point_map.image)), (placeholder(), []), [],
-                    f"{summary}\n\n{result.point_map.caption}.", [], to_query(link))
+            return (*show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress),
+                    to_query(link))
+        progress(0.2, desc=text.INTERVENING)
         if action == "transplant":
             if second is None:
                 raise gr.Error(text.NO_SECOND_IMAGE, print_exception=False)
             target = read_image(second, page.max_megapixels)
             object_index = whole_number(object_value, text.TRANSPLANT_OBJECT)
             offset = (whole_number(rows, text.MOVE_ROWS), whole_number(columns, text.MOVE_COLUMNS))
-            progress(0.2, desc=text.INTERVENING)
             result = page.gpu.transplant(model_name, image, target, object_index, at, offset)
             link.second, link.object, link.at, (link.rows, link.columns) = example_name(second), object_index, at, offset
             view = annotated(result.source)
         else:
-            stage, layer = chosen(skip, skip_choices(model), text.SKIP_LAYER).split()
-            progress(0.2, desc=text.INTERVENING)
+            stage, layer = chosen(skip, skip_choices(models[model_name]), text.SKIP_LAYER).split()
             result = page.gpu.skip_layer(model_name, image, stage, int(layer))
             link.skip = skip
             view = annotated(result.before)
         summary = "\n\n".join(line for line in (result.summary, result.note) if line)
         return (view, [], placeholder(), annotated(result.after, numbered=False), change_rows(result.changes), summary,
                 gallery(result.panels), to_query(link))
+
+    def show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress):
+        """The attention action's outputs (all but the link, whose settings it fills in)."""
+        model = models[model_name]
+        encoders, decoders, heads = attention_service.layer_counts(model)
+        decoder_layer = chosen(whole_number(decoder_layer, text.DECODER_LAYER), range(1, decoders + 1), text.DECODER_LAYER)
+        encoder_layer = chosen(whole_number(encoder_layer, text.ENCODER_LAYER), range(1, encoders + 1), text.ENCODER_LAYER)
+        head = chosen(whole_number(head, text.HEAD), range(MEAN_OF_HEADS, heads), text.HEAD)
+        head = None if head == MEAN_OF_HEADS else head
+        point = None if point_x is None or point_y is None else (whole_number(point_x, text.POINT_X),
+                                                                 whole_number(point_y, text.POINT_Y))
+        progress(0.2, desc=text.ATTENDING)
+        result = page.gpu.attention(model_name, image, decoder_layer, encoder_layer, head, point)
+        link.decoder_layer = None if decoder_layer == decoders else decoder_layer
+        link.encoder_layer = None if encoder_layer == encoders else encoder_layer
+        link.head, (link.point_x, link.point_y) = head, (None, None) if point is None else result.point
+        found = result.input.detections
+        summary = text.detections_found(found) if found else text.no_detection(model.detector.threshold)
+        maps = [(as_file(shown.image), shown.caption) for shown in result.query_maps]
+        return (annotated(result.input), maps, as_file(enlarged(result.point_map.image)), (placeholder(), []), [],
+                f"{summary}\n\n{result.point_map.caption}.", [])
 
     def run_attention_example(first, model_name):
         """An attention example row: the example's model's last layers, the mean of the heads, the centre."""
