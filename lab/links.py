@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from inversion.experiments.colour import PERTURBATIONS
 from inversion.experiments.interventions import TRANSPLANT_STAGES
 from lab import SPACE_ROOT
-from lab.attention_service import SKIP_STAGES
 from lab.service import ENTRIES, MASK_KINDS
 
 EXAMPLES_DIR = SPACE_ROOT / "examples"
@@ -125,7 +124,7 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
     state.rows = _signed(params.get("rows"), state.rows)
     state.columns = _signed(params.get("columns"), state.columns)
     skipped = _layer_name(params.get("skip", ""))
-    if skipped and skipped.split()[0] in SKIP_STAGES and skipped.split()[1] != "0":
+    if skipped and not skipped.endswith(" 0"):  # layers count from 1 (0 is the input of the first)
         state.skip = skipped
     return state
 
