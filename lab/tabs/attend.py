@@ -188,8 +188,8 @@ def build(page: Page) -> Tab:
                     point_map = gr.Image(label=text.POINT_MAP, format="png", height=300, interactive=False,
                                          elem_id="attend-point-map")
                     after = gr.AnnotatedImage(label=text.AFTER, height=300)
-                changes = gr.Dataframe(headers=text.INTERVENTION_HEADERS, label=text.CHANGES, interactive=False, max_height=240,
-                               elem_id="attend-changes")
+                changes = gr.Dataframe(headers=text.INTERVENTION_HEADERS, label=text.CHANGES, interactive=False,
+                                       max_height=240, elem_id="attend-changes")
         query_maps = results_gallery(text.QUERY_MAPS, elem_id="attend-query-maps")
         panels = results_gallery(text.INTERVENTION_GALLERY, elem_id="attend-gallery")
         inputs = [first, second, page.model, action, decoder_layer, encoder_layer, head, point_x, point_y, object_index,
