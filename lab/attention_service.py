@@ -115,18 +115,18 @@ def transplant_object(
         raise RequestError(f"Transplant at {stage!r}? Choose one of {', '.join(TRANSPLANT_STAGES)}.")
     both = model.detector.capture([source, target])
     a, b = one_image(both, 0), one_image(both, 1)
-    found = a.detections[0]
-    if not found:
+    objects = a.detections[0]
+    if not objects:
         raise RequestError("The detector found no object in the first image, so there is nothing to transplant: "
                            "choose another first image.")
-    if not 0 <= object_index < len(found):
-        raise RequestError(f"There is no object {object_index} in the first image: the detector found {len(found)} "
-                           f"(numbered 0 to {len(found) - 1}).")
-    moved = transplant(model.detector, a, b, found[object_index], stage, offset)
+    if not 0 <= object_index < len(objects):
+        raise RequestError(f"There is no object {object_index} in the first image: the detector found {len(objects)} "
+                           f"(numbered 0 to {len(objects) - 1}).")
+    moved = transplant(model.detector, a, b, objects[object_index], stage, offset)
     where = "at the same place" if offset == (0, 0) else f"moved {offset[0]:+d} rows and {offset[1]:+d} columns of cells"
     outcome = (f"found there as {text.detection_label(None, moved.found)}" if moved.found is not None
                else "not found there")
-    summary = (f"The first image's {text.detection_label(object_index, found[object_index])}, transplanted into the "
+    summary = (f"The first image's {text.detection_label(object_index, objects[object_index])}, transplanted into the "
                f"second at the {'backbone map' if stage == 'backbone' else 'encoder output'} {where}: {outcome}.")
     return _intervention(model, b, moved.representations, moved.changes, summary, source=detected(a, 0))
 
