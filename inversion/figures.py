@@ -212,6 +212,7 @@ def backbone_comparison_plot(results: dict) -> Figure:
         axis.annotate(f"{name}\n{result['parameters'] / 1e6:.2f} M parameters", (result["gflops_shapes_128"], result["psnr"]),
                       fontsize=8, xytext=(6, 4), textcoords="offset points")
     axis.set_xscale("log")
+    axis.margins(x=0.3, y=0.15)  # room for the labels
     axis.set_xlabel("GFLOPs per 128 x 128 reconstruction")
     axis.set_ylabel("PSNR from the backbone (dB)")
     axis.set_title("Inverse backbone: quality against cost", fontsize=10)
