@@ -1,6 +1,5 @@
 """Figures people look at: the result card for a slide, with a QR code an audience can scan."""
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,13 +7,13 @@ from PIL import Image
 from inversion.__main__ import main
 from inversion.figures import CITATION, CardPanel, qr_code, result_card, save_card
 from support.paths import EXAMPLES
+from support.qr import qr_text
 
 LINK = "https://huggingface.co/spaces/owner/detr-inversion-lab?model=shapes&tab=stages&example=shapes_15.png"
 
 
 def decoded(path) -> str:
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(np.asarray(Image.open(path).convert("RGB")))
-    return text
+    return qr_text(np.asarray(Image.open(path).convert("RGB")))
 
 
 def test_a_qr_code_decodes_to_its_text(tmp_path):

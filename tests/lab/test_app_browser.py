@@ -19,6 +19,7 @@ from playwright import sync_api as playwright
 
 from support.app_server import SPACE_CONFIG, serving
 from support.paths import EXAMPLES
+from support.qr import qr_text_of_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.app, pytest.mark.shapes, pytest.mark.slow]
 
@@ -99,14 +100,7 @@ def test_the_link_has_its_qr_code_and_a_deep_link_button_after_a_result(page):
     link = page.locator("#result-link textarea").input_value()
     source = page.locator("#link-qr img").get_attribute("src")
     picture = page.request.get(source).body() if not source.startswith("data:") else base64.b64decode(source.split(",")[1])
-    assert qr_text(picture) == link
-
-
-def qr_text(encoded: bytes) -> str:
-    """The text of the QR code in an encoded image (OpenCV's detector)."""
-    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return text
+    assert qr_text_of_file(picture) == link
 
 
 def test_optimised_row_next_to_the_learned_one(page):
@@ -148,7 +142,7 @@ def test_a_card_of_the_stage_tab_downloads_with_the_stage_link_in_its_qr_code(pa
     assert downloaded[".pdf"].read_bytes().startswith(b"%PDF")
     png = downloaded[".png"].read_bytes()
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape[1] >= 1920
-    link = qr_text(png)
+    link = qr_text_of_file(png)
     assert re.search(r"\?model=shapes&example=shapes_15\.png&optimised=1$", link) and link.startswith("http"), link
 
 
@@ -196,7 +190,7 @@ def test_transplant_example_and_its_card(page, screenshots, tmp_path):
         links.first.click()
     path = tmp_path / download.value.suggested_filename
     download.value.save_as(path)
-    link = qr_text(path.read_bytes())
+    link = qr_text_of_file(path.read_bytes())
     assert re.search(r"tab=attend&example=shapes_15\.png&object=2&action=transplant&second=shapes_05\.png$", link), link
 
 
