@@ -8,7 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from inversion.figures import CardPanel
-from lab import attention_service, text
+from lab import attention_service, service, text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels, picture
 from lab.components import (
@@ -49,9 +49,8 @@ def chosen(value, choices, name: str):
 
 
 def skip_choices(model) -> list[str]:
-    """The layers a layer skip can leave out: 'encoder 1'.., 'decoder 1'.."""
-    encoders, decoders, _ = attention_service.layer_counts(model)
-    return [f"encoder {layer}" for layer in range(1, encoders + 1)] + [f"decoder {layer}" for layer in range(1, decoders + 1)]
+    """The layers a layer skip can leave out: the layer swap's layers but the 0s (the input of the first layer)."""
+    return [name for name in service.layer_choices(model) if not name.endswith(" 0")]
 
 
 def setting_updates(model, decoder_layer=None, encoder_layer=None, head=None, skip=None):
