@@ -1,7 +1,8 @@
 """Optimisation-based inversion of many sources at once: one batch, one forward+backward per step.
 
-Every (source, image) pair of a request gets its own image in one batch; the objective is the
-sum of per-image objectives, so each image follows only its own gradient. A fixed step budget
+Every (source, image) pair of a request gets its own image in one batch and its own objective:
+each image follows only its own gradient and, under L-BFGS, its own curvature and step length
+(`lbfgs.py`), so the stages share forward passes but never a step. A fixed step budget
 keeps the cost predictable (see `cost.py`); progress is reported every step. The defaults are the
 choice measured in checkpoints/shapes/optimisation (a Laplacian pyramid, L-BFGS, 64 steps).
 """
@@ -17,6 +18,7 @@ import torch
 from ..core.detector import Detector
 from ..core.stages import Representations, Source
 from .forward import batch_features
+from .lbfgs import BatchedLBFGS
 from .objectives import neutral_penalty, range_penalty, relative_error, source_features, total_variation
 from .parameterisations import DATASET_MEAN, make_image
 from .transforms import make_transform
@@ -87,7 +89,7 @@ def optimise_inversions(
         errors.append(feature_error.detach().cpu())
         if progress is not None:
             progress(min(1.0, len(errors) / config.steps), f"optimising {len(items)} images: step {len(errors)}/{config.steps}")
-        return loss.sum()
+        return loss
 
     _run(config, list(image.parameters()), objective)
     final = image().detach().clamp(0, 1)
@@ -101,53 +103,27 @@ def optimise_inversions(
     return OptimisedInversions(images, feature_errors)
 
 
-class _BudgetSpent(Exception):
-    """Raised by the L-BFGS closure once the step budget is spent (its line search may ask for more)."""
-
-
 def _run(config: OptimisationConfig, parameters: list[torch.nn.Parameter], objective: Callable[[], torch.Tensor]):
-    """Spend exactly `config.steps` evaluations of the objective with the configured optimiser."""
-    if config.optimiser == "lbfgs":
-        _run_lbfgs(config, parameters, objective)
-        return
-    if config.optimiser != "adam":
+    """Spend exactly `config.steps` evaluations of the objective (one loss per image) with the configured optimiser."""
+    if config.optimiser not in ("adam", "lbfgs"):
         raise ValueError(f"Unknown optimiser {config.optimiser!r}: choose 'adam' or 'lbfgs'.")
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    if config.optimiser == "lbfgs":
+        optimizer = BatchedLBFGS(parameters, history_size=config.history_size, learning_rate=config.learning_rate)
+    else:
+        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
     for step in range(config.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * _schedule(config.schedule, step, config.steps)
-        optimizer.zero_grad()
-        objective().backward()
-        optimizer.step()
-
-
-def _run_lbfgs(config: OptimisationConfig, parameters: list[torch.nn.Parameter], objective: Callable[[], torch.Tensor]):
-    """L-BFGS with a strong-Wolfe line search, stopped at the budget even inside a line search; the
-    parameters end at the best point evaluated (a line search's last trial may be worse)."""
-    optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=config.steps, max_eval=config.steps,
-                                  history_size=config.history_size, line_search_fn="strong_wolfe",
-                                  tolerance_grad=0.0, tolerance_change=0.0)
-    evaluations, best_loss, best = 0, math.inf, [parameter.detach().clone() for parameter in parameters]
-
-    def closure():
-        nonlocal evaluations, best_loss, best
-        if evaluations == config.steps:
-            raise _BudgetSpent
-        optimizer.zero_grad()
-        loss = objective()
-        loss.backward()
-        evaluations += 1
-        if loss.item() < best_loss:
-            best_loss, best = loss.item(), [parameter.detach().clone() for parameter in parameters]
-        return loss
-
-    try:
-        optimizer.step(closure)
-    except _BudgetSpent:
-        pass
-    with torch.no_grad():
-        for parameter, value in zip(parameters, best):
-            parameter.copy_(value)
+        for parameter in parameters:
+            parameter.grad = None
+        losses = objective()
+        losses.sum().backward()
+        if config.optimiser == "lbfgs":
+            optimizer.step(losses)
+        else:
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * _schedule(config.schedule, step, config.steps)
+            optimizer.step()
+    if config.optimiser == "lbfgs":
+        optimizer.finish()
 
 
 def _schedule(name: str, step: int, steps: int) -> float:

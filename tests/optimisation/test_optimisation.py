@@ -80,9 +80,10 @@ def test_padding_is_cropped_off_each_reconstruction(tiny_detector):
     assert all(len(errors) == 2 for errors in result.feature_errors.values())  # the budget, line search or not
 
 
-def test_batched_images_do_not_influence_each_other_under_adam(tiny_detector):
+@pytest.mark.parametrize("config", [OptimisationConfig(steps=5, optimiser="adam", learning_rate=0.05),
+                                    OptimisationConfig(steps=8)], ids=["adam", "lbfgs"])
+def test_batched_images_do_not_influence_each_other(tiny_detector, config):
     reps = tiny_detector.capture([random_image(64, 96, seed=7)])
-    config = OptimisationConfig(steps=5, optimiser="adam", learning_rate=0.05)
     alone = optimise_inversions(tiny_detector, reps, [Source("backbone")], config)
     together = optimise_inversions(tiny_detector, reps, [Source("backbone"), Source("prediction")], config)
     torch.testing.assert_close(alone.images[Source("backbone")][0], together.images[Source("backbone")][0],
