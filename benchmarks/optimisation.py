@@ -5,7 +5,8 @@
 Prints `optimised_request_forward_equivalents`: the wall time of one optimised request (capture,
 then all four stages optimised in one batch with the default OptimisationConfig, exactly its step
 budget of forward+backward evaluations) over the wall time of one plain DETR forward, measured in
-this run, each request between two forwards so that load on a shared machine hits both alike.
+this run, each request between plain forwards (the median of those before and after it) so that
+load on a shared machine hits both alike.
 Also: the same ratio by FLOPs, and the cost model's ESTIMATE of the GPU seconds and of the
 ZeroGPU duration the app would ask for it (inversion/optimisation/cost.py: measured FLOPs over a
 stated GPU throughput, not a GPU measurement), with the quota it would charge at ZeroGPU's 1.5
@@ -37,6 +38,8 @@ from inversion.optimisation.cost import (
 )
 from inversion.testing import detr_r50_config
 
+FORWARDS_PER_TIMING = 3  # plain forwards timed before and after each request: one alone varied 1.3-3.0 s between runs
+
 
 def timed(function) -> float:
     start = time.perf_counter()
@@ -60,11 +63,11 @@ def run(repeats: int = 1, steps: int | None = None, working_size: tuple[int, int
         optimise_inversions(detector, detector.capture(canvas), list(STAGE_SOURCES), config)
 
     plain_forward()
-    forwards, requests = [timed(plain_forward)], []
+    forwards, requests = [[timed(plain_forward) for _ in range(FORWARDS_PER_TIMING)]], []
     for _ in range(repeats):
         requests.append(timed(request))
-        forwards.append(timed(plain_forward))
-    ratios = [seconds / ((forwards[i] + forwards[i + 1]) / 2) for i, seconds in enumerate(requests)]
+        forwards.append([timed(plain_forward) for _ in range(FORWARDS_PER_TIMING)])
+    ratios = [seconds / statistics.median(forwards[i] + forwards[i + 1]) for i, seconds in enumerate(requests)]
     cost = measure_cost(detector)
     flops = cost.request_flops(1, 0, config.steps, STAGE_SOURCES)
     duration = zero_gpu_duration(flops, config.steps)
@@ -75,7 +78,8 @@ def run(repeats: int = 1, steps: int | None = None, working_size: tuple[int, int
         "parameterisation": config.parameterisation,
         "optimiser": config.optimiser,
         "images_per_step": len(STAGE_SOURCES),
-        "detr_forward_s": round(statistics.median(forwards), 3),
+        "detr_forward_s": round(statistics.median(sum(forwards, [])), 3),
+        "detr_forwards_s": [round(seconds, 3) for seconds in sum(forwards, [])],
         "optimised_request_s": round(statistics.median(requests), 2),
         "optimised_request_forward_equivalents": round(statistics.median(ratios), 1),
         "forward_equivalents_by_flops": round(flops / cost.capture_flops, 1),

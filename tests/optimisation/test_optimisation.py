@@ -140,5 +140,5 @@ def test_the_optimised_backbone_reconstruction_keeps_the_shapes_objects(shapes):
     pairs, start, end = backbone_inversion(shapes, OptimisationConfig())
     preserved = shape_preservation(pairs)
     assert preserved["objects"] >= 12
-    assert preserved["found"] >= 0.8, preserved  # measured 0.95 (18 of 19); optimising the wrong stage: 0.05
+    assert preserved["found"] >= 0.9, preserved  # measured 0.95 (18 of 19); optimising the wrong stage: 0.05
     assert (end <= start / 10).all(), (start, end)
