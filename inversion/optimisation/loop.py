@@ -4,7 +4,7 @@ Every (source, image) pair of a request gets its own image in one batch and its 
 each image follows only its own gradient and, under L-BFGS, its own curvature and step length
 (`lbfgs.py`), so the stages share forward passes but never a step. A fixed step budget
 keeps the cost predictable (see `cost.py`); progress is reported every step. The defaults are the
-choice measured in checkpoints/shapes/optimisation (a Laplacian pyramid, L-BFGS, 64 steps).
+choice measured in checkpoints/shapes/optimisation (a Laplacian pyramid, L-BFGS per image, 60 steps).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .transforms import make_transform
 class OptimisationConfig:
     """The budget, parameterisation, optimiser and priors of one optimisation."""
 
-    steps: int = 64  # forward+backward passes of the whole batch (L-BFGS: evaluations, line search included)
+    steps: int = 60  # forward+backward passes of the whole batch (L-BFGS: evaluations, line search included)
     parameterisation: str = "pyramid"  # "pixel", "fourier" or "pyramid" (parameterisations.py)
     image_options: dict = field(default_factory=lambda: {"level_gain": 1.0})  # e.g. {"levels": 5}
     squash: str = "sigmoid"  # "sigmoid" keeps pixels in [0, 1]; "none" leaves it to the range penalty
