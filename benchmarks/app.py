@@ -10,11 +10,12 @@ Targets (issue 4): Shapes request <= 1 s, peak memory <= 3 GiB.
 
 --load serves Shapes alone and drives it over loopback with N clients x M stage requests, each
 client a thread with its own gradio_client.Client presenting its own address as the Space's proxy
-would (x-forwarded-for): identical requests (a room opening one shared link), then one image per
-client; then one request at a time, and 500 sequential requests for the app's memory growth. Each
-scenario reports p50/p95/max latency, throughput, errors and the app's resident memory before, at
-its peak and after. --baseline serves another checkout's app too (e.g. a worktree of main before a
-change), scenario by scenario in turn with this one, so both are measured under the same load.
+would (x-forwarded-for; all share one TLS context, see `tls_settings`): identical requests (a room
+opening one shared link), then one image per client; then one request at a time, and 500 sequential
+requests for the app's memory growth. Each scenario reports p50/p95/max latency, throughput, errors
+and the app's resident memory before, at its peak and after. --baseline serves another checkout's
+app too (e.g. a worktree of main before a change), scenario by scenario in turn with this one, so
+both are measured under the same load.
 Targets (issue 11): 16 x 4 identical and 16 x 4 different: 0 errors, p95 <= 5 s, identical >= 3
 requests/s; one request alone: median <= 0.6 s; 500 sequential requests: memory grows <= 50 MB.
 """
@@ -22,8 +23,10 @@ requests/s; one request alone: median <= 0.6 s; 500 sequential requests: memory 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import ssl
 import statistics
 import sys
 import tempfile
@@ -160,11 +163,21 @@ def latency_report(times: list[float], errors: list[str], wall: float) -> dict:
     return report
 
 
+@functools.cache
+def tls_settings() -> ssl.SSLContext:
+    """One TLS context for every client of the load scenarios, made once. gradio_client opens an httpx client for
+    each call (upload, join, stream, each file downloaded: a dozen per stage request) and, unless given a context,
+    each reads the CA bundle again: about 30 ms of CPU per call here, on the app's cores, which no browser spends
+    (it reads its certificates once; these calls are plain HTTP on loopback anyway)."""
+    return ssl.create_default_context()
+
+
 def visitor_client(url: str, index: int):
     """A gradio_client.Client that presents itself as visitor `index` (its address as the Space's proxy gives it)."""
     from gradio_client import Client
 
-    return Client(url, verbose=False, headers={"x-forwarded-for": f"10.11.{index // 250}.{index % 250 + 1}"})
+    return Client(url, verbose=False, headers={"x-forwarded-for": f"10.11.{index // 250}.{index % 250 + 1}"},
+                  ssl_verify=tls_settings())
 
 
 def stage_request(client, image: Path) -> None:

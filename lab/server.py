@@ -28,7 +28,7 @@ from gradio import processing_utils
 from lab import SPACE_ROOT
 from lab.admission import bounded_queue
 from lab.catalogue import Catalogue, Limits, load_catalogue
-from lab.links import example_files
+from lab.links import EXAMPLES_DIR, example_files
 from lab.page import PAGE_CSS, build_demo
 
 LOOPBACK = "127.0.0.1"
@@ -75,8 +75,19 @@ def launch(demo: gr.Blocks, limits: Limits, **options):
     they are read."""
     bounded_queue(demo)
     processing_utils.save_pil_to_cache = save_image_to_cache
-    return demo.launch(allowed_paths=[str(path) for path in example_files()], max_file_size=f"{limits.max_upload_mb:g}mb",
-                       show_error=True, css_paths=[PAGE_CSS], **options)
+    return demo.launch(**served_examples(), max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True,
+                       css_paths=[PAGE_CSS], **options)
+
+
+def served_examples() -> dict[str, list[str]]:
+    """Gradio's allowed and blocked paths that serve the example images and no other file of their folder.
+
+    The folder is allowed and its other files blocked, rather than each image allowed: Gradio resolves every
+    allowed and blocked path again for each file it hands out or serves (ten per stage request), so the list
+    stays short."""
+    images = example_files()
+    others = [path for path in EXAMPLES_DIR.iterdir() if path not in images]
+    return {"allowed_paths": [str(EXAMPLES_DIR)], "blocked_paths": [str(path) for path in others]}
 
 
 def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) -> gr.Blocks:

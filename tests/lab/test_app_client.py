@@ -17,11 +17,12 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from inversion.core.hub import is_hub_id
+from inversion.core.images import load_image
 from inversion.core.registry import model_specs
 from inversion.core.stages import STAGE_SOURCES
 from inversion.optimisation.cost import zero_gpu_duration
 from inversion.shapes.world import generate_sample
-from lab import gpu
+from lab import gpu, service
 from lab.links import LinkState, from_query, to_query
 from lab.page import model_notice
 from support.app_server import OPTIMISE_STEPS, serving, standin_config
@@ -327,6 +328,19 @@ def test_uploads_over_the_limit_are_refused(client, tmp_path):
     big.write_bytes(b"\x89PNG" + bytes(21_000_000))  # over space_config.yaml's 20 MB
     with pytest.raises(Exception, match="(?i)file.*(size|large)|413|exceed"):
         client.predict(handle_file(str(big)), "shapes", False, False, api_name="/stages")
+
+
+def test_results_are_the_models_pixels_in_png(served, client, files):
+    """A visitor downloads the detector's view and each reconstruction losslessly: PNG files of the service's pixels."""
+    catalogue, _ = served
+    view, gallery, *_ = stages(client, files["shapes"])
+    image = load_image(files["shapes"], catalogue.limits.max_megapixels)
+    expected = service.learned_stages(catalogue.models["shapes"], [image])[0]
+    computed = [expected.input.view, *(panel.image for panel in expected.panels)]
+    for path, pixels in zip([view["image"], *(item["image"] for item in gallery)], computed, strict=True):
+        with Image.open(path) as shown:
+            assert shown.format == "PNG"
+            assert np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(pixels))
 
 
 def test_only_the_example_images_are_served(served):
