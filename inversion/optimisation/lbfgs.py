@@ -5,8 +5,8 @@ torch.optim.LBFGS would see one problem: one step length and one curvature histo
 the hardest image (the prediction stage's) sets the pace of the others. Here every image keeps
 its own curvature pairs, step length and backtracking line search (sufficient decrease, Armijo);
 after each evaluation an image either accepts its trial point and takes a new quasi-Newton
-direction, or shortens its step. Every evaluation thus advances every image, and a step budget
-is exactly that many evaluations of the batch.
+direction, or shortens its step. Every evaluation thus serves every image, and a step budget is
+exactly that many evaluations of the batch.
 
     optimiser = BatchedLBFGS(parameters)          # each parameter: B x ..., row b belongs to image b
     for _ in range(steps):
