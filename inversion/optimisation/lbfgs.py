@@ -92,7 +92,8 @@ class BatchedLBFGS:
         return self.learning_rate * gradient.abs().sum(1).clamp_min(1.0).reciprocal()
 
     def _flat(self, tensors) -> torch.Tensor:
-        return torch.cat([tensor.reshape(self.batch, -1) for tensor in tensors], dim=1).clone()
+        """B x N: each row's values of every tensor, in a new tensor (torch.cat copies)."""
+        return torch.cat([tensor.reshape(self.batch, -1) for tensor in tensors], dim=1)
 
     @torch.no_grad()
     def _assign(self, flat: torch.Tensor) -> None:
