@@ -170,6 +170,13 @@ class Detector(nn.Module):
             original_sizes=[canvas_size] * len(pixels),
         )
 
+    def backbone_map(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """The projected backbone map (B x d x h x w) of [0, 1] canvas pixels, without the transformer
+        (differentiable with respect to `pixels`)."""
+        detr = self.model.model
+        feature_map, _ = detr.backbone(normalise(pixels), pixel_mask)[-1]
+        return detr.input_projection(feature_map)
+
     def heads(self, decoder_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply DETR's class and box heads to a B x Q x d decoder output."""
         logits = self.model.class_labels_classifier(decoder_output)

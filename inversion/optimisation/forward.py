@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core.detector import Detector, normalise
+from ..core.detector import Detector
 from ..core.stages import Source
 from .objectives import source_features
 
@@ -19,13 +19,6 @@ def needs_backbone_only(source: Source) -> bool:
     return source.stage == "backbone" or (source.stage == "encoder" and source.layer == 0)
 
 
-def backbone_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
-    """The projected backbone map (B x d x h x w), computed without the transformer."""
-    detr = detector.model.model
-    feature_map, _ = detr.backbone(normalise(pixels), pixel_mask)[-1]
-    return detr.input_projection(feature_map)
-
-
 def batch_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.Tensor,
                    sources: list[Source]) -> list[torch.Tensor]:
     """Image i's flat features for sources[i] (differentiable), running only what each needs."""
@@ -33,7 +26,7 @@ def batch_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.T
     deep = [i for i, source in enumerate(sources) if not needs_backbone_only(source)]
     features: list[torch.Tensor | None] = [None] * len(sources)
     if shallow:
-        maps = backbone_features(detector, pixels[shallow], pixel_mask[shallow])
+        maps = detector.backbone_map(pixels[shallow], pixel_mask[shallow])
         for row, i in enumerate(shallow):
             # the backbone stage is d x h x w; encoder layer 0 holds the same values as h*w tokens x d
             features[i] = (maps[row] if sources[i].stage == "backbone" else maps[row].flatten(1).T).flatten()
