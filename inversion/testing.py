@@ -13,35 +13,42 @@ import numpy as np
 import torch
 import yaml
 from PIL import Image
-from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+from transformers import AutoConfig, DetrConfig, PretrainedConfig, ResNetConfig
 
 from .core.checkpoints import save_inverters
 from .core.detector import Detector
+from .core.families import family_for
 from .core.inverters import InverterConfig, InverterStack
 from .shapes.detector import DetectorRecipe, build_detector
 
 
+def tiny_resnet_config(out_features: tuple[str, ...] = ("stage4",)) -> ResNetConfig:
+    """A 4-stage basic-block ResNet with 8 to 32 channels (stride 32 at its last stage)."""
+    return ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic",
+                        out_features=list(out_features))
+
+
 def tiny_detr_config(d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> DetrConfig:
     """A DETR with a 4-stage basic-block ResNet (stride 32), 2 encoder and 2 decoder layers."""
-    backbone = ResNetConfig(
-        embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic", out_features=["stage4"]
+    return tiny_config("detr", d_model=d_model, num_queries=num_queries, num_labels=num_labels)
+
+
+TINY_LABELS = ("circle", "square", "triangle")
+
+
+def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> PretrainedConfig:
+    """A tiny random config of a family's architecture (by config model type): the tiny ResNet, 2 encoder and
+    2 decoder layers of width `d_model` with 2 heads, `num_queries` queries, `num_labels` classes."""
+    labels = {index: name for index, name in enumerate(TINY_LABELS[:num_labels])}
+    common = dict(
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=tiny_resnet_config(),
+        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=num_queries, num_labels=num_labels,
+        id2label=labels, label2id={name: index for index, name in labels.items()},
     )
-    return DetrConfig(
-        use_timm_backbone=False,
-        use_pretrained_backbone=False,
-        backbone_config=backbone,
-        d_model=d_model,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        num_queries=num_queries,
-        num_labels=num_labels,
-        id2label={0: "circle", 1: "square", 2: "triangle"},
-        label2id={"circle": 0, "square": 1, "triangle": 2},
-    )
+    if model_type == "dab-detr":
+        return AutoConfig.for_model(model_type, hidden_size=d_model, **common)
+    return AutoConfig.for_model(model_type, d_model=d_model, **common)
 
 
 def detr_r50_config() -> DetrConfig:
@@ -68,10 +75,10 @@ def save_standin(folder: str | Path, config: DetrConfig, working_size: tuple[int
     """
     folder = Path(folder).resolve()
     torch.manual_seed(seed)
-    model = DetrForObjectDetection(config).eval()
+    model = family_for(config).model_class(config).eval()
     model.save_pretrained(folder / "detector")
     detector = Detector(model, working_size, name=str(folder / "detector"))
-    stack = InverterStack(InverterConfig.for_detector(config, detector.stride))
+    stack = InverterStack(InverterConfig.for_detector(detector))
     save_inverters(stack, folder / "inverters", detector, notes={"standin": "random weights"})
     return {"detector": str(folder / "detector"), "revision": None, "inverters": str(folder / "inverters"),
             "working_size": list(working_size)}

@@ -27,7 +27,7 @@ def tiny_detector() -> Detector:
 @pytest.fixture()
 def tiny_stack(tiny_detector) -> InverterStack:
     torch.manual_seed(1)
-    return InverterStack(InverterConfig.for_detector(tiny_detector.config, tiny_detector.stride))
+    return InverterStack(InverterConfig.for_detector(tiny_detector))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .detector import IMAGENET_MEAN, IMAGENET_STD, Detector
+from .detector import Detector
 from .errors import CheckpointError
 from .hub import resolve_folder
 from .inverters import InverterConfig, InverterStack
@@ -27,7 +27,7 @@ CONFIG_FILE = "inverters.json"
 WEIGHTS_FILE = "inverters.safetensors"
 
 # The fields of InverterConfig that must equal the detector's own sizes.
-MIRRORED_FIELDS = ("d_model", "num_queries", "num_logits", "stride")
+MIRRORED_FIELDS = ("d_model", "num_queries", "num_logits", "stride", "class_scores")
 
 
 def checkpoint_folder(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
@@ -49,7 +49,7 @@ def save_inverters(stack: InverterStack, folder: str | os.PathLike, detector: De
         "architecture": stack.config.to_dict(),
         "detector": detector_identity(detector),
         "working_size": list(detector.working_size),
-        "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "normalisation": {"mean": list(detector.family.pixel_mean), "std": list(detector.family.pixel_std)},
         "notes": notes or {},
     }
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in stack.state_dict().items()}
@@ -99,7 +99,7 @@ def load_inverters(
 
 def check_detector_match(config: dict, architecture: InverterConfig, detector: Detector) -> None:
     """Raise CheckpointError if these inverters were not made for `detector`."""
-    expected = InverterConfig.for_detector(detector.config, architecture.stride)
+    expected = InverterConfig.for_detector(detector)
     mismatches = [
         f"{field} is {getattr(architecture, field)} in the checkpoint but {getattr(expected, field)} in the detector"
         for field in MIRRORED_FIELDS

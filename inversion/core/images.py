@@ -17,6 +17,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserFacingError
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise(pixels: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN,
+              std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
+    """Map [0, 1] RGB pixels (B x 3 x H x W) to a detector's input: minus `mean`, over `std` (ImageNet's by default)."""
+    mean = torch.tensor(mean, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
 
 class ImageInputError(UserFacingError):
     """An input that is not a usable image; the message says what is wrong and what to do."""

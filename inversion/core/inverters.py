@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.detr.modeling_detr import DetrDecoderLayer, DetrEncoderLayer, DetrSinePositionEmbedding
 
 from .stages import STAGES
+
+if TYPE_CHECKING:
+    from .detector import Detector
 
 
 @dataclass
@@ -39,6 +43,7 @@ class InverterConfig:
     backbone_widths: list[int] = field(default_factory=list)  # channels of each level, grid first
     prediction_hidden: list[int] = field(default_factory=lambda: [512, 256])
     prediction_input: str = "onehot"  # or "probabilities"
+    class_scores: str = "softmax"  # how the detector scores classes: "softmax" (with "no object") or "sigmoid"
     backbone_architecture: str = "pixel_shuffle"  # or "upconv": the reference's heavy decoder, for comparison
 
     def __post_init__(self):
@@ -51,6 +56,8 @@ class InverterConfig:
             raise ValueError(
                 f"backbone_widths has {len(self.backbone_widths)} entries; stride {self.stride} needs {int(steps)}."
             )
+        if self.class_scores not in ("softmax", "sigmoid"):
+            raise ValueError(f"class_scores must be 'softmax' or 'sigmoid', got {self.class_scores!r}.")
         if self.prediction_input not in ("onehot", "probabilities"):
             raise ValueError(f"prediction_input must be 'onehot' or 'probabilities', got {self.prediction_input!r}.")
         if self.backbone_architecture not in BACKBONE_ARCHITECTURES:
@@ -58,17 +65,25 @@ class InverterConfig:
                              f"got {self.backbone_architecture!r}.")
 
     @classmethod
-    def for_detector(cls, detr_config: DetrConfig, stride: int, **overrides) -> InverterConfig:
-        """An inverter config mirroring a detector's sizes (overrides change any field)."""
+    def for_detector(cls, detector: Detector, **overrides) -> InverterConfig:
+        """An inverter config mirroring a detector's sizes (overrides change any field).
+
+        Detectors with sigmoid classes have no "no object" logit, so a one-hot of the best class would
+        call every query an object: their inverse prediction reads the class probabilities instead.
+        """
+        sizes = detector.family.sizes(detector.config)
+        sigmoid = detector.family.sigmoid_classes
         mirrored = dict(
-            d_model=detr_config.d_model,
-            num_queries=detr_config.num_queries,
-            num_logits=detr_config.num_labels + 1,
-            stride=stride,
-            encoder_layers=detr_config.encoder_layers,
-            decoder_layers=detr_config.decoder_layers,
-            attention_heads=detr_config.encoder_attention_heads,
-            ffn_dim=detr_config.encoder_ffn_dim,
+            d_model=sizes.d_model,
+            num_queries=sizes.num_queries,
+            num_logits=sizes.num_logits,
+            stride=detector.stride,
+            encoder_layers=sizes.encoder_layers,
+            decoder_layers=sizes.decoder_layers,
+            attention_heads=sizes.attention_heads,
+            ffn_dim=sizes.ffn_dim,
+            class_scores="sigmoid" if sigmoid else "softmax",
+            prediction_input="probabilities" if sigmoid else "onehot",
         )
         return cls(**{**mirrored, **overrides})
 
@@ -238,6 +253,7 @@ class InversePrediction(nn.Module):
     def __init__(self, config: InverterConfig):
         super().__init__()
         self.input_kind = config.prediction_input
+        self.class_scores = config.class_scores
         sizes = [config.num_logits + 4, *config.prediction_hidden, config.d_model]
         layers: list[nn.Module] = []
         for index, (size_in, size_out) in enumerate(zip(sizes, sizes[1:])):
@@ -250,6 +266,8 @@ class InversePrediction(nn.Module):
         """The per-query input vector: class evidence concatenated with the box (cx, cy, w, h)."""
         if self.input_kind == "onehot":
             classes = nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(boxes.dtype)
+        elif self.class_scores == "sigmoid":
+            classes = logits.sigmoid()
         else:
             classes = logits.softmax(-1)
         return torch.cat([classes, boxes], dim=-1)

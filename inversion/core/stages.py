@@ -1,4 +1,4 @@
-"""The stage vocabulary of a DETR forward pass and the container that holds one capture.
+"""The stage vocabulary of a detection transformer's forward pass and the container that holds one capture.
 
 A DETR maps an image through four modules; each inverse module maps one stage back to the
 previous one. The names below are shared by the detector, the inverters, the trainer and the app.
@@ -93,6 +93,9 @@ class Representations:
     content_sizes: (height, width) of each image inside the canvas.
     original_sizes: (height, width) of each image as given.
     detections: the post-processed detections of each image.
+    encoder_attention, cross_attention: by layer number (1..L), the encoder's self-attention
+        (B x heads x hw x hw) and the decoder's cross-attention over the encoder tokens (B x heads x Q x hw),
+        when the forward recorded them (empty otherwise).
     """
 
     backbone: torch.Tensor
@@ -105,11 +108,21 @@ class Representations:
     content_sizes: list[tuple[int, int]]
     original_sizes: list[tuple[int, int]]
     detections: list[list[Detection]] = field(default_factory=list)
+    encoder_attention: dict[int, torch.Tensor] = field(default_factory=dict)
+    cross_attention: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def grid_size(self) -> tuple[int, int]:
         """The feature grid (h, w), read from the captured backbone map."""
         return tuple(self.backbone.shape[-2:])
+
+    @property
+    def pixel_mask(self) -> torch.Tensor:
+        """B x H x W: 1 on each image's content in the canvas (top left), 0 on its padding."""
+        mask = torch.zeros(self.pixels.shape[0], *self.pixels.shape[-2:], dtype=torch.long, device=self.pixels.device)
+        for index, (height, width) in enumerate(self.content_sizes):
+            mask[index, :height, :width] = 1
+        return mask
 
     @property
     def batch_size(self) -> int:

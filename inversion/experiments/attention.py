@@ -1,18 +1,16 @@
-"""Where DETR looks: the attention weights of one run over its feature grid.
+"""Where the detector looks: the attention weights of one run over its feature grid.
 
-transformers returns attention weights only from its eager attention (its SDPA path returns
-none), so recording switches the model to eager for good: the two agree to float precision and
-every later run stays consistent. Hooks on the attention modules record the weights during an
-ordinary capture (one forward) or a rerun from an intermediate point.
+transformers returns attention weights (`output_attentions`) only from its eager attention (its SDPA
+path returns none), so recording switches the model to eager for good: the two agree to float
+precision and every later run stays consistent. The weights come from the same forward as an
+ordinary capture or a rerun from an intermediate point (`Detector.capture(..., attention=True)`).
 
-Layers are numbered 1..L as in `Representations`. Weights over padded cells are zero (DETR's mask),
+Layers are numbered 1..L as in `Representations`. Weights over padded cells are zero (the padding mask),
 so each query's map, and each cell's map, sums to 1 over the grid for every head.
 """
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -61,27 +59,20 @@ class Attention:
 
 def capture_attention(detector: Detector, images: list[Image.Image]) -> tuple[Representations, Attention]:
     """`Detector.capture` with the attention weights of the same forward pass."""
-    with _recording(detector) as attention:
-        representations = detector.capture(images)
-    attention.grid_size = representations.grid_size
-    return representations, attention
+    representations = detector.capture(images, attention=True)
+    return representations, _attention(representations)
 
 
 def rerun_attention(detector: Detector, base: Representations, **changes) -> tuple[Representations, Attention]:
     """`run_from(detector, base, **changes)` with its attention weights (none for layers it did not run)."""
-    with _recording(detector) as attention:
-        representations = run_from(detector, base, **changes)
-    attention.grid_size = representations.grid_size
-    return representations, attention
+    representations = run_from(detector, base, attention=True, **changes)
+    return representations, _attention(representations)
 
 
 def detection_queries(detector: Detector, representations: Representations, image: int,
                       threshold: float | None = None) -> list[int]:
     """The query behind each of `representations.detections[image]`, in the same order (by falling score)."""
-    scores = representations.logits[image].float().softmax(-1)[:, :-1].max(-1).values.cpu()
-    threshold = detector.threshold if threshold is None else threshold
-    kept = (scores > threshold).nonzero().flatten().tolist()
-    return sorted(kept, key=lambda query: -float(scores[query]))
+    return detector.detection_queries(representations, image, threshold)
 
 
 def share_in_box(attention_map: torch.Tensor, representations: Representations, image: int, box: Box) -> float:
@@ -90,29 +81,6 @@ def share_in_box(attention_map: torch.Tensor, representations: Representations, 
     return float((attention_map * coverage).sum() / attention_map.sum())
 
 
-@contextmanager
-def _recording(detector: Detector):
-    """Record every encoder self-attention and decoder cross-attention computed inside the block, by this
-    thread only (the hooks see every thread's forward through the shared model: the app serves requests in threads)."""
-    model = detector.model
-    if model.config._attn_implementation != "eager":
-        model.set_attn_implementation("eager")
-    attention = Attention()
-    detr = model.model
-    owner = threading.get_ident()
-
-    def keep(store: dict[int, torch.Tensor], number: int):
-        def hook(module, inputs, output):
-            if threading.get_ident() == owner:
-                store[number] = output[1]
-        return hook
-
-    hooks = [layer.self_attn.register_forward_hook(keep(attention.encoder, number))
-             for number, layer in enumerate(detr.encoder.layers, start=1)]
-    hooks += [layer.encoder_attn.register_forward_hook(keep(attention.cross, number))
-              for number, layer in enumerate(detr.decoder.layers, start=1)]
-    try:
-        yield attention
-    finally:
-        for hook in hooks:
-            hook.remove()
+def _attention(representations: Representations) -> Attention:
+    """The attention weights a forward recorded, on its grid."""
+    return Attention(dict(representations.encoder_attention), dict(representations.cross_attention), representations.grid_size)

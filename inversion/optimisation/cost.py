@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import DetrForObjectDetection
 
-from ..core.detector import Detector, normalise
+from ..core.detector import Detector
 from ..core.inverters import InverterStack
 from ..core.reconstruct import reconstruct
 from ..core.stages import STAGE_SOURCES, Source
@@ -88,14 +87,14 @@ def measure_cost(detector: Detector, inverters: InverterStack | None = None) -> 
     """Count a model's FLOPs at its working size on a CPU copy with random weights (same architecture)."""
     config = copy.deepcopy(detector.config)
     config.use_pretrained_backbone = False  # FLOPs need the architecture only: never fetch weights
-    standin = Detector(DetrForObjectDetection(config), detector.working_size)
+    standin = Detector(detector.family.model_class(config), detector.working_size)
     height, width = detector.working_size
     pixels = torch.full((1, 3, height, width), 0.5)
     mask = torch.ones(1, height, width, dtype=torch.long)
 
     def capture():
         with torch.no_grad():
-            standin.model(pixel_values=normalise(pixels), pixel_mask=mask)
+            standin.model(pixel_values=standin.normalise(pixels), pixel_mask=mask)
 
     def step(source: Source):
         image = pixels.clone().requires_grad_(True)

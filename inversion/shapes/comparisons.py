@@ -155,7 +155,7 @@ def objective_step_gflops(objective: str, batch_size: int) -> float:
     a cost measure that does not depend on how busy the machine is."""
     shapes = load_model("shapes")
     representations = shapes.detector.capture([generate_sample(sample_rng(10, index))[0] for index in range(batch_size)])
-    config = InverterConfig.for_detector(shapes.detector.config, shapes.detector.stride)
+    config = InverterConfig.for_detector(shapes.detector)
     module = ModularObjective(InverterStack(config)) if objective == "modular" else EndToEndObjective(config)
     with FlopCounterMode(display=False) as counter:
         sum(module(representations).values()).backward()

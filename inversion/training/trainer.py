@@ -89,7 +89,7 @@ def build_objective(config: TrainingConfig, detector: Detector) -> ModularObject
         stack, _ = load_inverters(config.init, detector=detector)
         architecture = stack.config
     else:
-        architecture = InverterConfig.for_detector(detector.config, detector.stride, **config.architecture)
+        architecture = InverterConfig.for_detector(detector, **config.architecture)
         stack = InverterStack(architecture)
     if config.objective == "modular":
         if config.feature_cache and not set(config.stages) <= set(CACHED_STAGES):

@@ -32,7 +32,7 @@ def test_round_trip_gives_identical_reconstructions(tmp_path, tiny_detector, tin
 
 def test_a_checkpoint_for_another_config_is_refused_naming_the_mismatch(tmp_path, tiny_detector):
     other = Detector(DetrForObjectDetection(tiny_detr_config(d_model=64, num_queries=8)), (64, 96), name="tiny-detr")
-    stack = InverterStack(InverterConfig.for_detector(other.config, other.stride))
+    stack = InverterStack(InverterConfig.for_detector(other))
     save_inverters(stack, tmp_path / "other", other)
     with pytest.raises(CheckpointError) as error:
         load_inverters(tmp_path / "other", detector=tiny_detector)

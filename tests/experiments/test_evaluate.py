@@ -31,7 +31,7 @@ def random_model(tmp_path_factory):
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), working_size=(128, 128), name=str(folder / "detector"))
     detector.model.save_pretrained(folder / "detector")
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    stack = InverterStack(InverterConfig.for_detector(detector))
     return save_inverters(stack, folder / "inverters", detector)
 
 

@@ -28,7 +28,7 @@ def evaluated_checkpoint(tmp_path):
     notes = {"objective": "modular", "step": 10,
              "train_config": {"data": "data/shapes-train", "steps": 10, "batch_size": 8, "seed": 3,
                               "learning_rates": {"backbone": 0.002}, "resume": False}}
-    save_inverters(InverterStack(InverterConfig.for_detector(detector.config, detector.stride)),
+    save_inverters(InverterStack(InverterConfig.for_detector(detector)),
                    tmp_path / "inverters", detector, notes)
     export_coco(tmp_path / "data", n=6, seed=5)
     evaluate(str(tmp_path / "inverters"), str(tmp_path / "data"), str(tmp_path / "eval"), sections=("stages",))

@@ -39,7 +39,7 @@ def fixed_batch(tiny_detector):
 
 def test_modular_training_halves_every_local_loss(tiny_detector, fixed_batch):
     torch.manual_seed(0)
-    objective = ModularObjective(InverterStack(InverterConfig.for_detector(tiny_detector.config, tiny_detector.stride)))
+    objective = ModularObjective(InverterStack(InverterConfig.for_detector(tiny_detector)))
     rates = {"backbone": 3e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 3e-3}
     first, last = fit(objective, fixed_batch, 50, rates)
     for stage in first:
@@ -48,7 +48,7 @@ def test_modular_training_halves_every_local_loss(tiny_detector, fixed_batch):
 
 def test_end_to_end_training_lowers_its_pixel_loss(tiny_detector, fixed_batch):
     torch.manual_seed(0)
-    objective = EndToEndObjective(InverterConfig.for_detector(tiny_detector.config, tiny_detector.stride))
+    objective = EndToEndObjective(InverterConfig.for_detector(tiny_detector))
     rates = {"backbone": 3e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 1e-3}
     first, last = fit(objective, fixed_batch, 20, rates)
     for stage in first:

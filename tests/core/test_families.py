@@ -1,0 +1,162 @@
+"""Every family: capture equals transformers' own forward, re-runs reproduce it, bad models are refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import OwlViTConfig
+
+from inversion.core.detector import Detector
+from inversion.core.families import FAMILIES, UnsupportedModel, family_for
+from inversion.core.hub import WeightsNotFound
+from inversion.core.rerun import run_from
+from inversion.testing import random_image, tiny_config
+
+MODEL_TYPES = [model_type for family in FAMILIES for model_type in family.model_types]
+WORKING_SIZE = (64, 96)
+
+
+@pytest.fixture(scope="module", params=MODEL_TYPES)
+def saved(request, tmp_path_factory):
+    """A tiny random model of each family, saved by save_pretrained and loaded through Detector.from_pretrained."""
+    config = tiny_config(request.param)
+    torch.manual_seed(0)
+    model = family_for(config).model_class(config).eval()
+    with torch.no_grad():  # layer norms far from the identity, as after training
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-1.0, 1.0)
+    folder = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(folder)
+    return Detector.from_pretrained(str(folder), working_size=WORKING_SIZE, threshold=0.0)
+
+
+def own_forward(detector: Detector, canvas):
+    """transformers' own outputs on the same pixels."""
+    with torch.no_grad():
+        return detector.model(pixel_values=detector.normalise(canvas.pixels), pixel_mask=canvas.pixel_mask,
+                              output_hidden_states=True, output_attentions=False)
+
+
+def images():
+    return [random_image(64, 96), random_image(90, 40, seed=3)]  # the second one padded on the right
+
+
+def test_predictions_equal_the_models_own_forward(saved):
+    canvas = saved.preprocess(images())
+    reps = saved.capture(canvas)
+    own = own_forward(saved, canvas)
+    assert (reps.logits - own.logits).abs().max() <= 1e-5
+    assert (reps.boxes - own.pred_boxes).abs().max() <= 1e-5
+
+
+def test_every_layer_equals_what_transformers_returns(saved):
+    canvas = saved.preprocess(images())
+    reps = saved.capture(canvas)
+    own = own_forward(saved, canvas)
+    assert len(reps.encoder) == len(own.encoder_hidden_states)
+    for layer in range(len(reps.encoder) - 1):
+        torch.testing.assert_close(reps.encoder[layer], own.encoder_hidden_states[layer], rtol=0, atol=1e-5)
+    torch.testing.assert_close(reps.encoder[-1], own.encoder_last_hidden_state, rtol=0, atol=1e-5)  # what the decoder reads
+    torch.testing.assert_close(reps.encoder[0], reps.backbone.flatten(2).transpose(1, 2), rtol=0, atol=0)
+    assert len(reps.decoder) == len(own.decoder_hidden_states)
+    torch.testing.assert_close(reps.decoder[0], own.decoder_hidden_states[0], rtol=0, atol=0)
+    norm = saved.model.model.decoder.layernorm  # every family here shares one norm over its decoder layers
+    with torch.no_grad():
+        for layer in range(1, len(reps.decoder) - 1):
+            torch.testing.assert_close(reps.decoder[layer], norm(own.decoder_hidden_states[layer]), rtol=0, atol=1e-5)
+    torch.testing.assert_close(reps.decoder[-1], own.last_hidden_state, rtol=0, atol=1e-5)
+
+
+def test_the_backbone_stage_is_the_map_the_encoder_reads(saved):
+    canvas = saved.preprocess(images())
+    reps = saved.capture(canvas)
+    with torch.no_grad():
+        alone = saved.backbone_map(canvas.pixels, canvas.pixel_mask)
+    torch.testing.assert_close(alone, reps.backbone, rtol=0, atol=1e-6)
+    assert reps.grid_size == (WORKING_SIZE[0] // 32, WORKING_SIZE[1] // 32)
+
+
+def test_a_rerun_with_nothing_changed_reproduces_the_capture(saved):
+    reps = saved.capture(images())
+    again = run_from(saved, reps)
+    torch.testing.assert_close(again.logits, reps.logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(again.boxes, reps.boxes, rtol=0, atol=1e-5)
+
+
+def test_changed_stages_and_skipped_layers_change_what_follows(saved):
+    reps = saved.capture(images())
+    zeroed = run_from(saved, reps, backbone=torch.zeros_like(reps.backbone))
+    assert torch.equal(zeroed.backbone, torch.zeros_like(reps.backbone))
+    assert (zeroed.encoder[1] - reps.encoder[1]).abs().max() > 1e-3
+    skipped = run_from(saved, reps, skip_encoder=[1])
+    torch.testing.assert_close(skipped.encoder[1], reps.encoder[0], rtol=0, atol=1e-5)  # layer 1 is the identity
+    memory = run_from(saved, reps, memory=torch.zeros_like(reps.encoder[-1]))
+    assert torch.equal(memory.encoder[-1], torch.zeros_like(reps.encoder[-1]))
+    assert (memory.logits - reps.logits).abs().max() > 1e-4
+    no_decoder_layer = run_from(saved, reps, skip_decoder=[1])
+    assert (no_decoder_layer.logits - reps.logits).abs().max() > 1e-4
+
+
+def test_attention_is_recorded_from_the_same_forward(saved):
+    reps = saved.capture(images(), attention=True)
+    tokens, queries = reps.encoder[0].shape[1], reps.decoder[0].shape[1]
+    assert sorted(reps.encoder_attention) == [1, 2] and sorted(reps.cross_attention) == [1, 2]
+    for weights in reps.encoder_attention.values():
+        assert weights.shape == (2, 2, tokens, tokens)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, tokens), rtol=0, atol=1e-4)
+    for weights in reps.cross_attention.values():
+        assert weights.shape == (2, 2, queries, tokens)
+        assert weights[1][..., ~reps.grid_mask[1].flatten()].abs().max() < 1e-6  # never on the padding
+    plain = saved.capture(images())
+    torch.testing.assert_close(plain.logits, reps.logits, rtol=0, atol=1e-5)
+
+
+def test_detections_keep_every_class_of_a_sigmoid_family(saved):
+    reps = saved.capture(images())
+    probabilities = saved.class_probabilities(reps.logits)
+    assert probabilities.shape[-1] == saved.config.num_labels  # no class dropped as "no object"
+    best = probabilities[0].max(-1)
+    assert len(reps.detections[0]) == int((best.values > 0).sum())  # threshold 0: every query
+    assert {found.label_id for found in reps.detections[0]} == set(best.indices.tolist())
+
+
+def test_a_detector_of_another_kind_is_refused_before_its_weights_are_read(tmp_path, capsys):
+    OwlViTConfig().save_pretrained(tmp_path)  # a config alone: loading weights would fail differently
+    with pytest.raises(UnsupportedModel) as refused:
+        Detector.from_pretrained(str(tmp_path))
+    message = str(refused.value)
+    assert "owlvit" in message and all(family.name in message for family in FAMILIES)
+    assert "\n" not in message
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    config = tiny_config("detr")
+    config.save_pretrained(tmp_path)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not to be unpickled")
+    with pytest.raises(WeightsNotFound, match="pickled pytorch_model.bin"):
+        Detector.from_pretrained(str(tmp_path))
+
+
+def test_a_config_contradicting_its_weights_is_one_line_and_the_load_report_stays_quiet(tmp_path, capsys):
+    config = tiny_config("conditional_detr")
+    family_for(config).model_class(config).save_pretrained(tmp_path)
+    edited = json.loads((tmp_path / "config.json").read_text())
+    edited["d_model"] = 48
+    (tmp_path / "config.json").write_text(json.dumps(edited))
+    capsys.readouterr()
+    with pytest.raises(WeightsNotFound) as refused:
+        Detector.from_pretrained(str(tmp_path))
+    assert "\n" not in str(refused.value) and "config" in str(refused.value)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_a_working_size_below_the_stride_is_refused(tmp_path):
+    config = tiny_config("dab-detr")
+    family_for(config).model_class(config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="below this detector's stride"):
+        Detector.from_pretrained(str(tmp_path), working_size=(20, 64))
