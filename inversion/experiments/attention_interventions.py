@@ -146,17 +146,19 @@ def transplant_shares(trials: list[dict]) -> dict:
 
 def layer_skip_ap(detector: Detector, coco, samples: list[Sample], batch_size: int = 16) -> dict:
     """AP and AP50 with each encoder and decoder layer skipped, and the unmodified run's detections kept."""
-    layers = {stage: len(getattr(detector.model.model, stage).layers) for stage in ("encoder", "decoder")}
+    sizes = detector.family.sizes(detector.config)
+    layers = {"encoder": sizes.encoder_layers, "decoder": sizes.decoder_layers}
     keys = [(stage, layer) for stage, count in layers.items() for layer in range(1, count + 1)]
     ranked: dict[tuple[str, int] | None, list[dict]] = {key: [] for key in [None, *keys]}
     kept = {key: [] for key in keys}
     for part in tqdm(list(batches(samples, batch_size)), desc="layer skip", leave=False):
         ids = [sample.image_id for sample in part]
         base = detector.capture([sample.image for sample in part])
-        ranked[None] += detections_from_outputs(base.logits, base.boxes, ids, base.original_sizes)
+        ranked[None] += detections_from_outputs(detector.class_probabilities(base.logits), base.boxes, ids, base.original_sizes)
         for key in keys:
             skipped = skip_layer(detector, base, *key)
-            ranked[key] += detections_from_outputs(skipped.representations.logits, skipped.representations.boxes, ids,
+            after = skipped.representations
+            ranked[key] += detections_from_outputs(detector.class_probabilities(after.logits), after.boxes, ids,
                                                    base.original_sizes)
             kept[key] += [change.status == "same label" for changes in skipped.changes for change in changes if change.before]
     truth = subset_ground_truth(coco, [sample.image_id for sample in samples])

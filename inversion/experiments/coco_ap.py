@@ -45,15 +45,16 @@ def coco_ap(coco_gt: COCO, detections: list[dict]) -> dict:
 
 
 def detections_from_outputs(
-    logits: torch.Tensor, pred_boxes: torch.Tensor, image_ids: list[int], sizes: list[tuple[int, int]]
+    probabilities: torch.Tensor, pred_boxes: torch.Tensor, image_ids: list[int], sizes: list[tuple[int, int]]
 ) -> list[dict]:
-    """One detection per query: its most likely class other than the last ("no object"), with that probability.
+    """One detection per query: its most likely class, with that probability.
 
-    logits: B x Q x (labels + 1); pred_boxes: B x Q x 4 (cx, cy, w, h in [0, 1]);
+    probabilities: B x Q x labels (`Detector.class_probabilities`: softmax without "no object", or
+    sigmoid); pred_boxes: B x Q x 4 (cx, cy, w, h in [0, 1]);
     sizes: (height, width) of each image in pixels. The label id is used as the COCO
     category id. No score threshold, since AP needs the full ranking.
     """
-    scores, labels = logits.softmax(-1)[..., :-1].max(-1)
+    scores, labels = probabilities.max(-1)
     cx, cy, w, h = pred_boxes.unbind(-1)
     detections = []
     for b, (image_id, (height, width)) in enumerate(zip(image_ids, sizes)):

@@ -100,7 +100,8 @@ def run_detector(model: Model, images: list[Image.Image], image_ids: list[int], 
     run = DetectorRun([], [])
     for part in batches(list(zip(images, image_ids)), batch_size):
         reps = model.detector.capture([image for image, _ in part])
-        run.ranked += detections_from_outputs(reps.logits, reps.boxes, [i for _, i in part], reps.original_sizes)
+        probabilities = model.detector.class_probabilities(reps.logits)
+        run.ranked += detections_from_outputs(probabilities, reps.boxes, [i for _, i in part], reps.original_sizes)
         run.found += reps.detections
     return run
 

@@ -1,15 +1,16 @@
-"""Training recipe for the small DETR of the Shapes world, from scratch on a CPU.
+"""Training recipe for the small detectors of the Shapes world, from scratch on a CPU.
 
-The model is transformers' `DetrForObjectDetection` with its own ResNet backbone cut after
+The model is a detection transformer of a supported family (`--family`, its config model type:
+`detr` by default, `conditional_detr`, ...) with transformers' own ResNet backbone cut after
 three stages (stride 16: a 128 px image gives an 8 x 8 feature grid), trained with DETR's
-Hungarian-matching loss on an endless seeded stream of Shapes images. The held-out images
+Hungarian-matching loss (each family's own) on an endless seeded stream of Shapes images. The held-out images
 come from another seed, which training never sees.
 
 Two departures from DETR's defaults make training from scratch work:
 - DETR freezes its backbone (its name filter does not match transformers' ResNet parameter
   names, so nothing of it trains) and swaps BatchNorm for a frozen copy; we unfreeze the
   backbone and train with real BatchNorm, then save its statistics into DETR's frozen
-  layers, so the saved model is a plain `DetrForObjectDetection`.
+  layers, so the saved model is a plain model of its family.
 - Dropout 0: the stream never repeats an image.
 
 Preprocessing (the contract of the lead's detector wrapper): RGB S x S in [0, 1], normalised
@@ -31,10 +32,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
-from transformers.models.detr.modeling_detr import DetrFrozenBatchNorm2d
+from transformers import AutoConfig, AutoModelForObjectDetection, PreTrainedModel, ResNetConfig
 
 from ..core.detector import normalise
+from ..core.families import family_for
 from ..experiments.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .world import ID2LABEL, IMAGE_SIZE, PROTOTYPE_PROB, ShapeObject, coco_dataset, generate_sample, sample_rng
 
@@ -50,6 +51,7 @@ class DetectorRecipe:
     log: str = "runs/shapes_detector/train.log"
     image_size: int = IMAGE_SIZE
     # model
+    family: str = "detr"  # the config model type: detr, conditional_detr, dab-detr, table-transformer
     backbone_widths: tuple[int, ...] = (32, 64, 128)  # ResNet stages; 3 stages = stride 16
     backbone_depths: tuple[int, ...] = (1, 1, 1)
     d_model: int = 128
@@ -79,37 +81,39 @@ class DetectorRecipe:
     init_from: str = ""
 
 
-def build_detector(cfg: DetectorRecipe) -> DetrForObjectDetection:
-    """A randomly initialised small DETR with the Shapes labels."""
+def build_detector(cfg: DetectorRecipe) -> PreTrainedModel:
+    """A randomly initialised small detector of the recipe's family, with the Shapes labels."""
     backbone = ResNetConfig(
         embedding_size=cfg.backbone_widths[0], hidden_sizes=list(cfg.backbone_widths),
         depths=list(cfg.backbone_depths), layer_type="basic",
         out_features=[f"stage{len(cfg.backbone_widths)}"],
     )
-    config = DetrConfig(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
-        d_model=cfg.d_model, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
+    width = {"hidden_size" if cfg.family == "dab-detr" else "d_model": cfg.d_model}
+    config = AutoConfig.for_model(
+        cfg.family, use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
+        **width, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
         encoder_attention_heads=cfg.heads, decoder_attention_heads=cfg.heads,
         encoder_ffn_dim=cfg.ffn, decoder_ffn_dim=cfg.ffn, num_queries=cfg.queries,
         dropout=0.0, auxiliary_loss=True, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
     )
-    return DetrForObjectDetection(config)
+    return family_for(config).model_class(config)
 
 
-def trainable_backbone(model: DetrForObjectDetection) -> None:
+def trainable_backbone(model: PreTrainedModel) -> None:
     """Unfreeze the backbone and give it real BatchNorm layers (initialised from the frozen ones)."""
     for parent in model.model.backbone.modules():
         for name, child in parent.named_children():
-            if isinstance(child, DetrFrozenBatchNorm2d):
+            if type(child).__name__.endswith("FrozenBatchNorm2d"):  # each family has its own copy
                 norm = nn.BatchNorm2d(child.weight.numel())
                 norm.load_state_dict(child.state_dict(), strict=False)
                 setattr(parent, name, norm)
     model.model.unfreeze_backbone()
 
 
-def save_detector(model: DetrForObjectDetection, out: str | Path) -> None:
-    """Save as a plain DETR (frozen BatchNorm holding the trained statistics): config.json + model.safetensors."""
-    plain = DetrForObjectDetection(model.config)
+def save_detector(model: PreTrainedModel, out: str | Path) -> None:
+    """Save as a plain model of its family (frozen BatchNorm holding the trained statistics): config.json +
+    model.safetensors."""
+    plain = type(model)(model.config)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     plain.load_state_dict(state)
     plain.save_pretrained(out)
@@ -150,7 +154,7 @@ def heldout(n: int, seed: int = HELDOUT_SEED, size: int = IMAGE_SIZE, prototype_
 
 
 @torch.no_grad()
-def evaluate(model: DetrForObjectDetection, coco_gt, pixels: torch.Tensor, batch_size: int = 50) -> dict:
+def evaluate(model: PreTrainedModel, coco_gt, pixels: torch.Tensor, batch_size: int = 50) -> dict:
     """COCO AP of the model on normalised images whose ids are 1..N in `coco_gt`."""
     was_training = model.training
     model.eval()
@@ -159,7 +163,8 @@ def evaluate(model: DetrForObjectDetection, coco_gt, pixels: torch.Tensor, batch
         x = pixels[start : start + batch_size]
         out = model(pixel_values=x, pixel_mask=torch.ones(x.shape[0], *x.shape[2:], dtype=torch.long))
         ids = list(range(start + 1, start + 1 + len(x)))
-        detections += detections_from_outputs(out.logits, out.pred_boxes, ids, [tuple(x.shape[2:])] * len(x))
+        probabilities = family_for(model.config).class_probabilities(out.logits)
+        detections += detections_from_outputs(probabilities, out.pred_boxes, ids, [tuple(x.shape[2:])] * len(x))
     model.train(was_training)
     return coco_ap(coco_gt, detections)
 
@@ -234,6 +239,6 @@ def train(cfg: DetectorRecipe) -> dict:
     return best
 
 
-def load_trained(path: str | Path) -> DetrForObjectDetection:
+def load_trained(path: str | Path) -> PreTrainedModel:
     """The saved detector, in eval mode."""
-    return DetrForObjectDetection.from_pretrained(path).eval()
+    return AutoModelForObjectDetection.from_pretrained(path).eval()

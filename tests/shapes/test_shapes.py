@@ -115,7 +115,7 @@ def test_detections_from_outputs_round_trip_ground_truth():
         x, y, w, h = ann["bbox"]
         logits[b, q, ann["category_id"]], logits[b, q, -1] = 10.0, -10.0
         boxes[b, q] = torch.tensor([(x + w / 2) / 128, (y + h / 2) / 128, w / 128, h / 128])
-    detections = detections_from_outputs(logits, boxes, list(range(1, 11)), [(128, 128)] * 10)
+    detections = detections_from_outputs(logits.softmax(-1)[..., :-1], boxes, list(range(1, 11)), [(128, 128)] * 10)
     assert len(detections) == 10 * queries
     assert coco_ap(coco, detections)["AP"] == pytest.approx(1.0)
 
