@@ -22,7 +22,7 @@ import math
 import sys
 from pathlib import Path
 
-from .command_line import add_data, add_max_images, add_model, dispatch
+from .command_line import add_data, add_max_images, add_model, dispatch, model_from_args
 
 ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
 
@@ -30,15 +30,20 @@ ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architect
 def reconstruct_command(args: argparse.Namespace) -> None:
     from .core.images import load_image
     from .core.reconstruct import reconstruct
-    from .core.registry import load_model
     from .core.stages import STAGE_SOURCES, layer_sources
     from .figures import STAGE_CARD_TITLE, model_line, reconstruction_grid, result_card, save_card, stage_panels
+    from .optimisation import OptimisationConfig, optimise_inversions
 
     image = load_image(args.image)
-    model = load_model(args.model)
+    model = model_from_args(args)
     representations = model.detector.capture([image])
     sources = [*STAGE_SOURCES, *(layer_sources(representations) if args.layers else [])]
-    reconstructions = reconstruct(model.require_inverters(), representations, sources)
+    if model.inverters is None:  # a detector alone: optimisation-based reconstructions, with a progress bar
+        print(f"{model.spec.label} has no learned inverters: optimising images from {len(sources)} sources")
+        config = OptimisationConfig() if args.steps is None else OptimisationConfig(steps=args.steps)
+        reconstructions = optimise_inversions(model.detector, representations, sources, config, _progress_bar()).images
+    else:
+        reconstructions = reconstruct(model.inverters, representations, sources)
     reconstruction_grid(representations, reconstructions).savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
     if args.card:
@@ -47,6 +52,21 @@ def reconstruct_command(args: argparse.Namespace) -> None:
                            model_line(model.spec.label, model.spec.detector, model.spec.revision), args.link)
         save_card(card, args.card)
         print(f"wrote {args.card}")
+
+
+def _progress_bar():
+    """A tqdm bar fed by a (fraction, message) progress callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%")
+
+    def update(fraction: float, message: str) -> None:
+        bar.set_description(message)
+        bar.update(round(100 * fraction) - bar.n)
+        if fraction >= 1:
+            bar.close()
+
+    return update
 
 
 def training_config(args: argparse.Namespace):
@@ -79,25 +99,24 @@ def train_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     from .experiments.evaluate import evaluate
 
-    results = evaluate(args.model, args.data, args.out, args.split, args.max_images, args.batch_size, tuple(args.sections))
+    results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size, tuple(args.sections))
     print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
 
 
 def interventions_command(args: argparse.Namespace) -> None:
     from .experiments.attention_interventions import run
 
-    results = run(args.model, args.data, args.out, args.split, args.max_images, args.batch_size, args.seed)
+    results = run(model_from_args(args).detector, args.data, args.out, args.split, args.max_images, args.batch_size, args.seed)
     moved = {stage: results["transplant"][f"{stage}, moved place"]["found_with_label"] for stage in ("backbone", "encoder")}
     print(f"attention in box {results['attention']['in_box']['mean']:.3f}; moved objects found with their label: "
           + ", ".join(f"{stage} {share:.3f}" for stage, share in moved.items()) + f"; wrote {args.out}")
 
 
 def optimise_command(args: argparse.Namespace) -> None:
-    from .core.registry import load_model
     from .experiments import optimised_vs_learned as study
     from .optimisation import OptimisationConfig
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     if args.shapes:
         from .shapes.detector import HELDOUT_SEED
         from .shapes.world import generate_sample, sample_rng
@@ -134,11 +153,10 @@ def optimise_command(args: argparse.Namespace) -> None:
 def cache_features_command(args: argparse.Namespace) -> None:
     import torch
 
-    from .core.registry import find_spec, load_detector
     from .training.data import open_dataset
     from .training.feature_cache import write_cache
 
-    detector = load_detector(find_spec(args.model), "cuda" if torch.cuda.is_available() else "cpu")
+    detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
     dataset = open_dataset(args.data, args.split)
     write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers)
     print(f"wrote {len(dataset)} images' targets to {args.out}")
@@ -181,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
     add_model(command)
     command.add_argument("--out", default="reconstruction.png", help="where to write the figure (PNG)")
     command.add_argument("--layers", action="store_true", help="also reconstruct from every encoder and decoder layer")
+    command.add_argument("--steps", type=int, help="optimisation steps, for a detector without inverters (default: 60)")
     command.add_argument("--card", help="also write a result card for a slide (1920 x 1080 .png, or .pdf / .svg)")
     command.add_argument("--link", help="the link printed on the card, with its QR code")
     command.add_argument("--card-title", help="the card's title (default: what DETR keeps, stage by stage)")
@@ -253,7 +272,7 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
 
     defaults = TrainingConfig(data="")
     add_data(command)
-    add_model(command)
+    add_model(command, detector_alone=False)
     command.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
     command.add_argument("--val-split", help="a COCO 2017 split inside --val-data, e.g. val2017")
     command.add_argument("--val-fraction", type=float, default=defaults.val_fraction)

@@ -10,7 +10,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .core.detector import DEFAULT_WORKING_SIZE
 from .core.errors import UserFacingError
+from .core.registry import Model, build_model, detector_spec, find_spec
 
 
 def run(handler: Callable[[argparse.Namespace], object], args: argparse.Namespace) -> int:
@@ -29,10 +31,27 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None)
     return run(args.handler, args)
 
 
-def add_model(parser: argparse.ArgumentParser, default: str | None = "shapes") -> None:
-    """--model: a name in the space config or an inverter checkpoint folder."""
-    parser.add_argument("--model", default=default, required=default is None,
+def add_model(parser: argparse.ArgumentParser, default: str | None = "shapes", detector_alone: bool = True) -> None:
+    """--model: a name in the space config or an inverter checkpoint folder; with `detector_alone`, also
+    --detector (a detector of any supported family without inverters), --revision and --working-size."""
+    parser.add_argument("--model", default=default,
                         help="a model in space_config.yaml or an inverter checkpoint folder (default: %(default)s)")
+    if detector_alone:
+        parser.add_argument("--detector", metavar="FOLDER_OR_HUB_ID",
+                            help="a detector alone (a folder or a Hub id), instead of --model: no learned inverters")
+        parser.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+        parser.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                            help=f"the detector's canvas (default: {DEFAULT_WORKING_SIZE[0]} {DEFAULT_WORKING_SIZE[1]})")
+
+
+def model_from_args(args: argparse.Namespace, device: str = "cpu") -> Model:
+    """The model that --model, or --detector with --revision and --working-size, name."""
+    if args.detector:
+        size = tuple(args.working_size) if args.working_size else DEFAULT_WORKING_SIZE
+        return build_model(detector_spec(args.detector, args.revision, size), device)
+    if args.working_size or args.revision:
+        raise UserFacingError("--revision and --working-size go with --detector; a --model brings its own.")
+    return build_model(find_spec(args.model), device)
 
 
 def add_data(parser: argparse.ArgumentParser, coco_only: bool = False) -> None:

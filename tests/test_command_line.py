@@ -39,3 +39,25 @@ def test_the_hub_model_offline_is_reported_clearly(tmp_path, capsys):
     random_image(20, 20).save(tmp_path / "ok.png")
     assert main(["reconstruct", str(tmp_path / "ok.png"), "--model", "detr-resnet-50", "--out", str(tmp_path / "x.png")]) == 2
     assert "facebook/detr-resnet-50" in capsys.readouterr().err
+
+
+def test_a_detector_alone_of_another_family_gets_optimised_reconstructions(tmp_path, capsys):
+    import torch
+
+    from inversion.core.families import family_for
+    from inversion.testing import tiny_config
+
+    config = tiny_config("conditional_detr")
+    torch.manual_seed(0)
+    family_for(config).model_class(config).save_pretrained(tmp_path / "detector")
+    random_image(90, 60).save(tmp_path / "input.png")
+    out = tmp_path / "grid.png"
+    arguments = ["reconstruct", str(tmp_path / "input.png"), "--detector", str(tmp_path / "detector"),
+                 "--working-size", "64", "64", "--steps", "2", "--out", str(out)]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "has no learned inverters: optimising" in printed and "wrote" in printed
+    figure = Image.open(out)
+    assert figure.width > 4 * figure.height / 2  # the input and four stages
+    assert main([*arguments[:-2], "--working-size", "16", "16", "--out", str(out)]) == 2
+    assert "below this detector's stride" in capsys.readouterr().err

@@ -183,15 +183,16 @@ def attention_and_interventions(detector: Detector, coco, samples: list[Sample],
     }
 
 
-def run(model_name: str, data: str, out: str, split: str | None = None, max_images: int | None = None,
+def run(detector: Detector | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
         batch_size: int = 16, seed: int = 0) -> dict:
-    """Load the model's detector (no inverters) and a COCO-format dataset, run the three studies, write the results."""
+    """On a detector (or a model name's detector: no inverters needed) and a COCO-format dataset, run the three
+    studies and write the results."""
     dataset = open_dataset(data, split)
     if not isinstance(dataset, CocoDataset):
         raise DatasetError(f"{data} is a plain image folder; these studies need a COCO-format dataset with annotations.")
-    spec = find_spec(model_name)
-    detector = load_detector(spec)
-    results = {"model": model_name, "detector": spec.detector, "revision": spec.revision, "data": str(data), "seed": seed,
+    detector = load_detector(find_spec(detector)) if isinstance(detector, str) else detector
+    results = {"detector": detector.name, "family": detector.family.name, "revision": detector.revision, "data": str(data),
+               "seed": seed,
                **attention_and_interventions(detector, dataset.coco, load_samples(dataset, max_images), batch_size, seed)}
     write_results(results, out)
     return results

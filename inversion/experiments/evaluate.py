@@ -376,17 +376,17 @@ def report(results: dict, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model_name: str, data: str, out: str, split: str | None = None, max_images: int | None = None,
+def evaluate(model: Model | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
              batch_size: int = 16, sections: tuple[str, ...] = SECTIONS) -> dict:
     """Run the chosen sections and write results.json, report.md and plots into `out`."""
     dataset = open_dataset(data, split)
     if not isinstance(dataset, CocoDataset):
         raise DatasetError(f"{data} is a plain image folder; the evaluation needs a COCO-format dataset with annotations.")
-    model = load_model(model_name)
+    model = load_model(model) if isinstance(model, str) else model
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
     samples = load_samples(dataset, max_images)
-    results: dict = {"model": model_name, "data": str(data), "images": len(samples)}
+    results: dict = {"model": model.spec.name, "family": model.detector.family.name, "data": str(data), "images": len(samples)}
     results["detector"] = evaluate_detector(model, dataset.coco, samples, batch_size)
     gallery: list[ErrorCase] = []
     with torch.no_grad():
