@@ -23,10 +23,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import DetrForObjectDetection
 
 from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector, normalise
+from inversion.core.families import FAMILIES, family_for
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.reconstruct import reconstruct
 from inversion.core.stages import STAGE_SOURCES
-from inversion.testing import detr_r50_config
+from inversion.testing import detr_r50_config, r50_config, tiny_config
 from inversion.training.feature_cache import (
     CACHED_STAGES,
     FeatureCache,
@@ -63,7 +64,7 @@ def run(repeats: int = 5, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) 
     """Measure everything the benchmark reports; returns a JSON-able dict."""
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride)).eval()
+    stack = InverterStack(InverterConfig.for_detector(detector)).eval()
     canvas = detector.preprocess([_test_image(working_size)])
     pixels, mask = normalise(canvas.pixels), canvas.pixel_mask
     representations = detector.capture(canvas)
@@ -98,11 +99,41 @@ def run(repeats: int = 5, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) 
     }
 
 
+@torch.no_grad()
+def capture_overhead(repeats: int = 5) -> dict:
+    """Per family, at a tiny config (256 x 256) and at its ResNet-50 size (480 x 640): a capture (every stage,
+    every layer, detections) over a plain forward of the same model: FLOPs, and wall times paired in one run."""
+    results = {}
+    for family in FAMILIES:
+        model_type = family.model_types[0]
+        for size, config, working_size in (("tiny", tiny_config(model_type), (256, 256)),
+                                           ("r50", r50_config(model_type), DEFAULT_WORKING_SIZE)):
+            torch.manual_seed(0)
+            detector = Detector(family_for(config).model_class(config), working_size=working_size)
+            canvas = detector.preprocess([_test_image(working_size)])
+            pixels = detector.normalise(canvas.pixels)
+
+            def plain_forward(detector=detector, pixels=pixels, canvas=canvas):
+                detector.model(pixel_values=pixels, pixel_mask=canvas.pixel_mask)
+
+            def capture(detector=detector, canvas=canvas):
+                detector.capture(canvas)
+
+            forward_times, capture_times = paired_seconds(plain_forward, capture, repeats)
+            results[f"{family.name} {size}"] = {
+                "flops_ratio": round(count_flops(capture) / count_flops(plain_forward), 4),
+                "forward_s": round(statistics.median(forward_times), 4),
+                "capture_s": round(statistics.median(capture_times), 4),
+                "ratio": round(statistics.median(c / f for c, f in zip(capture_times, forward_times)), 3),
+            }
+    return results
+
+
 def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE) -> dict:
     """Images/s training the encoder, decoder and prediction inverses from cached targets vs recomputing them."""
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    stack = InverterStack(InverterConfig.for_detector(detector))
     objective = ModularObjective(stack, CACHED_STAGES)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
     images = [_test_image(working_size, seed) for seed in range(batch_size)]
@@ -146,10 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark capture + reconstruction on DETR-R50's architecture.")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--families", action="store_true",
+                        help="also measure capture over a plain forward for every family (tiny and ResNet-50 sizes)")
     parser.add_argument("--feature-cache", action="store_true",
                         help="also measure training the transformer inverses from cached targets vs recomputing")
     args = parser.parse_args(argv)
     result = run(args.repeats)
+    if args.families:
+        result["capture_overhead"] = capture_overhead(args.repeats)
     if args.feature_cache:
         result["feature_cache"] = feature_cache_speedup(repeats=min(args.repeats, 3))
     if args.json:

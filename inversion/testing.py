@@ -51,6 +51,13 @@ def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_la
     return AutoConfig.for_model(model_type, d_model=d_model, **common)
 
 
+def r50_config(model_type: str) -> PretrainedConfig:
+    """A family's ResNet-50 architecture with its config defaults (transformers' own ResNet-50, 91 COCO labels):
+    what its Hub checkpoint computes, with random weights."""
+    return AutoConfig.for_model(model_type, use_timm_backbone=False, use_pretrained_backbone=False,
+                                backbone_config=ResNetConfig(out_features=["stage4"]), num_labels=91)
+
+
 def detr_r50_config() -> DetrConfig:
     """DETR-R50's architecture: ResNet-50 backbone (transformers' own), 6+6 layers, d=256, 100 queries."""
     return DetrConfig(
