@@ -175,7 +175,7 @@ def publish_command(args: argparse.Namespace) -> None:
 
 
 def deploy_command(args: argparse.Namespace) -> None:
-    from .release.space import BINARY_LIMIT_BYTES, check_limits, deploy, space_files
+    from .release.space import BINARY_LIMIT_BYTES, check_limits, check_pins, deploy, space_files
 
     if not args.dry_run:
         print(f"deployed: {deploy(args.space_id, args.root, args.private)}")
@@ -187,6 +187,7 @@ def deploy_command(args: argparse.Namespace) -> None:
     print(f"{len(files)} files, {sum(file.size for file in files) / 1e6:.1f} MB "
           f"(binaries over {BINARY_LIMIT_BYTES / 1e6:g} MB must go through LFS/Xet)")
     check_limits(files)
+    check_pins(args.root)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ that it does not route.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..core.errors import UserFacingError
+from ..core.hub import is_hub_id
+from ..core.registry import model_specs
 
 # What the Space runs: its entry point, the app, the library, the models and examples it serves.
 SPACE_FILES = (
@@ -28,6 +31,7 @@ SPACE_FILES = (
     "examples/*",
 )
 BINARY_LIMIT_BYTES = 1_000_000  # larger binary files must go through LFS/Xet
+COMMIT = re.compile(r"[0-9a-f]{40}")  # a pinned Hub revision
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".yaml", ".yml", ".json", ".jsonl", ".toml", ".cfg", ".gitattributes"}
 
 
@@ -88,10 +92,26 @@ def check_limits(files: list[SpaceFile]) -> None:
                           f".gitattributes: {listed}. Add their patterns to .gitattributes.")
 
 
+def check_pins(root: str | Path = ".") -> None:
+    """Refuse a deployment whose space config offers a Hub model (detector or inverters) not pinned at a commit:
+    a Space must serve the weights it was checked with, not whatever a repo's main holds on the day."""
+    unpinned = [
+        f"{spec.name}: {kind} {name!r}"
+        for spec in model_specs(Path(root) / "space_config.yaml").values()
+        for kind, name, revision in (("detector", spec.detector, spec.revision),
+                                     ("inverters", spec.inverters, spec.inverters_revision))
+        if name and not (Path(root) / name).exists() and is_hub_id(name) and not COMMIT.fullmatch(revision or "")
+    ]
+    if unpinned:
+        raise DeployError(f"Hub models not pinned at a commit in space_config.yaml: {'; '.join(unpinned)}. "
+                          "Set their revision to the 40-hex commit you checked.")
+
+
 def deploy(space_id: str, root: str | Path = ".", private: bool = False) -> str:
     """Create the Space if needed and upload exactly `space_files`; return the commit URL."""
     files = space_files(root)
     check_limits(files)
+    check_pins(root)
     api = HfApi()
     try:
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)

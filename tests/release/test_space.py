@@ -57,3 +57,22 @@ def test_large_binaries_outside_lfs_are_named(tmp_path):
 def test_a_folder_that_is_not_the_project_is_named(tmp_path, capsys):
     assert main(["deploy", "owner/space", "--root", str(tmp_path), "--dry-run"]) == 2
     assert "is not the project folder" in capsys.readouterr().err
+
+
+def test_an_unpinned_hub_model_is_refused(tmp_path, capsys):
+    from inversion.release.space import check_pins
+    from inversion.testing import write_space_config
+
+    (tmp_path / "local").mkdir()
+    models = {"pinned": {"detector": "facebook/detr-resnet-50", "revision": "1d5f47bd3bdd2c4bbfa585418ffe6da5028b4c0b",
+                         "inverters": "local", "working_size": [64, 64]},
+              "branch": {"detector": "microsoft/conditional-detr-resnet-50", "revision": "main", "inverters": None,
+                         "working_size": [64, 64]}}
+    write_space_config(tmp_path / "space_config.yaml", models, default_model="pinned", limits={})
+    with pytest.raises(DeployError, match="branch: detector 'microsoft/conditional-detr-resnet-50'") as refused:
+        check_pins(tmp_path)
+    assert "pinned: detector" not in str(refused.value)
+    del models["branch"]
+    write_space_config(tmp_path / "space_config.yaml", models, default_model="pinned", limits={})
+    check_pins(tmp_path)  # a pinned Hub detector and local inverters pass
+    check_pins(REPO)  # the shipped config is pinned
