@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import constants
 from transformers import OwlViTConfig
 
 from inversion.core.detector import Detector
@@ -13,6 +14,7 @@ from inversion.core.families import FAMILIES, UnsupportedModel, family_for
 from inversion.core.hub import WeightsNotFound
 from inversion.core.rerun import run_from
 from inversion.testing import random_image, tiny_config
+from support.hub_cache import fake_hub_cache
 
 MODEL_TYPES = [model_type for family in FAMILIES for model_type in family.model_types]
 WORKING_SIZE = (64, 96)
@@ -160,3 +162,27 @@ def test_a_working_size_below_the_stride_is_refused(tmp_path):
     family_for(config).model_class(config).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="below this detector's stride"):
         Detector.from_pretrained(str(tmp_path), working_size=(20, 64))
+
+
+HUB_IDS = {"detr": "facebook/detr-resnet-50", "table-transformer": "microsoft/table-transformer-detection",
+           "conditional_detr": "microsoft/conditional-detr-resnet-50", "dab-detr": "IDEA-Research/dab-detr-resnet-50"}
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_each_family_loads_from_a_hub_layout_cache_offline(model_type, tmp_path, monkeypatch):
+    config = tiny_config(model_type)
+    torch.manual_seed(0)
+    family_for(config).model_class(config).save_pretrained(tmp_path / "saved")
+    fake_hub_cache(tmp_path / "hub", HUB_IDS[model_type], "main", tmp_path / "saved")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    detector = Detector.from_pretrained(HUB_IDS[model_type], "main", WORKING_SIZE)
+    assert detector.family is family_for(model_type) and detector.name == HUB_IDS[model_type]
+    assert len(detector.capture([random_image(64, 96)]).encoder) == 3
+
+
+def test_a_hub_repo_of_another_kind_is_refused_from_its_config_alone(tmp_path, monkeypatch):
+    OwlViTConfig().save_pretrained(tmp_path / "saved")  # the cache holds no weights: reading them would fail otherwise
+    fake_hub_cache(tmp_path / "hub", "google/owlvit-base-patch32", "main", tmp_path / "saved")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(UnsupportedModel, match="'owlvit' model is not a detection transformer"):
+        Detector.from_pretrained("google/owlvit-base-patch32", "main")
