@@ -25,6 +25,9 @@ from lab import text
 EXAMPLES_PER_PAGE = 12
 CONTROLS = "lab-controls"  # the class of what the presenter view hides (lab/page.css)
 SHOWN = "lab-results"  # the class of what it shows large
+# The tabs' own named events: gradio_client (tests, benchmarks) still calls them, the API page and the MCP tools
+# leave them out (lab.tools are the app's API: typed, described, one picture each).
+PAGE_ONLY = "undocumented"
 
 
 @contextmanager

@@ -23,6 +23,7 @@ CARD = "Result card for a slide (PNG and PDF)"
 CARD_FILES = "Result card: 1920 x 1080 PNG and PDF, with the link and its QR code"
 CARD_INPUT = "input and detections"
 CARD_OPTIMISED = "optimised: "
+DETECT_TOOL_TITLE = "What DETR detects in this image"  # the detect tool's card (lab.tools)
 NO_RESULT_FOR_CARD = "There is no result in this tab yet: run it (or click an example) first, then make its card."
 
 

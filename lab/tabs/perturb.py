@@ -9,6 +9,7 @@ from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
 from lab.components import (
     CONTROLS,
+    PAGE_ONLY,
     SHOWN,
     annotated,
     change_rows,
@@ -107,8 +108,9 @@ def build(page: Page) -> Tab:
                  [[str(path), example_model(path), 0, example_mask(path), EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)],
                    90, False] for i, path in enumerate(page.examples)])
         card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
-    button.click(run, inputs, outputs, api_name="perturb", **MODEL_EVENT)
-    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="perturb", api_visibility=PAGE_ONLY, **MODEL_EVENT)
+    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", api_visibility=PAGE_ONLY,
+                  **MODEL_EVENT)
     original.select(pick_object, None, chosen, api_visibility="private")
     page.model.input(detect_again, [page.model, picture], [original, chosen], api_visibility="private")
 

@@ -8,7 +8,7 @@ from inversion.figures import STAGE_CARD_TITLE
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
-from lab.components import CONTROLS, SHOWN, annotated, examples, flag, gallery, image_input, read_image, results_gallery
+from lab.components import CONTROLS, PAGE_ONLY, SHOWN, annotated, examples, flag, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -54,7 +54,7 @@ def build(page: Page) -> Tab:
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])
         card_maker(page, "stages", [view, learned_gallery, optimised_gallery], card)
-    button.click(run, inputs, outputs, api_name="stages", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="stages", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
 
     def restore(state: LinkState, image: str | None, model_name: str):
