@@ -37,8 +37,8 @@ CACHE_CLEANUP = (3600, 3600)  # every hour, delete uploads and results cached mo
 
 
 def model_notice(catalogue: Catalogue, model_name: str) -> str:
-    """Why some models are missing or incomplete, and what the chosen one cannot do."""
-    lines = [text.unavailable(label, why) for label, why in catalogue.problems.items()]
+    """Which models are missing or incomplete (what still works, what to do), and what the chosen one cannot do."""
+    lines = list(catalogue.problems.values())
     model = catalogue.models.get(model_name)
     if model is not None and model.inverters is None:
         lines.append(text.no_inverters(model.spec.label))

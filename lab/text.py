@@ -34,8 +34,28 @@ def deep_link_info(cache_minutes: int) -> str:
             "The link above carries examples and settings for good.")
 
 
-def unavailable(label: str, why: str) -> str:
-    return f"**{label}** is not available here: {why}"
+def _others(serving: list[str]) -> str:
+    return " or ".join(f"**{label}**" for label in serving)
+
+
+def hub_unreachable(label: str, serving: list[str]) -> str:
+    """A Hub model whose weights could not be fetched: what is missing, what still works, what to do."""
+    return (f"**{label}** is not available right now: its weights come from the Hugging Face Hub, which this server "
+            f"cannot reach. Everything else works with {_others(serving)}: choose it above. Running the app yourself? "
+            "Connect to the internet and start it again; the weights are downloaded once, then kept.")
+
+
+def not_loaded(label: str, serving: list[str]) -> str:
+    """A model that failed to load for another reason (its cause is in the log)."""
+    return (f"**{label}** is not available on this server: it failed to load. Everything else works with "
+            f"{_others(serving)}: choose it above. Running the app yourself? Its log says what went wrong.")
+
+
+def inverters_not_loaded(label: str) -> str:
+    """A model served without the inverters it names (their cause is in the log)."""
+    return (f"**{label}** works without its trained inverters, which failed to load: detections, attention maps and "
+            "interventions as usual, reconstructions by optimisation (slower). Running the app yourself? Its log says "
+            "what went wrong.")
 
 
 def no_inverters(label: str) -> str:
@@ -53,6 +73,21 @@ def notice(lines: list[str]) -> str:
 
 IMAGE = "Image"
 NO_IMAGE = "Upload an image, take one with the webcam, or click an example first."
+COMPARE = "Drag to compare (after a result)"
+
+
+def stage_compared(caption: str) -> str:
+    """The stage slider's label: what its two sides show."""
+    return f"Drag: the input (left) against its reconstruction from {caption.split(' · ')[0]} (click another to compare)"
+
+
+def perturbation_compared(caption: str) -> str:
+    """The perturbation's reconstruction slider's label."""
+    return (f"Drag: the reconstructions from {caption.split(' · ')[0]}, of the original (left) and of the perturbed "
+            "image (click another stage to compare)")
+
+
+PERTURBED_COMPARED = "Drag: the original (left) against the perturbed image"
 RUNNING = "Running DETR and the inverters"
 
 
