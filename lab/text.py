@@ -77,17 +77,16 @@ COMPARE = "Drag to compare (after a result)"
 
 
 def stage_compared(caption: str) -> str:
-    """The stage slider's label: what its two sides show."""
-    return f"Drag: the input (left) against its reconstruction from {caption.split(' · ')[0]} (click another to compare)"
+    """The stage slider's label: what its two sides show, left | right."""
+    return f"Drag: the input | its reconstruction from {caption.split(' · ')[0]}"
 
 
 def perturbation_compared(caption: str) -> str:
-    """The perturbation's reconstruction slider's label."""
-    return (f"Drag: the reconstructions from {caption.split(' · ')[0]}, of the original (left) and of the perturbed "
-            "image (click another stage to compare)")
+    """The perturbation's reconstruction slider's label, left | right."""
+    return f"Drag: reconstructions from {caption.split(' · ')[0]}, original | perturbed"
 
 
-PERTURBED_COMPARED = "Drag: the original (left) against the perturbed image"
+PERTURBED_COMPARED = "Drag: the original | the perturbed image"
 RUNNING = "Running DETR and the inverters"
 
 
@@ -111,8 +110,8 @@ OPTIMISED_INFO = ("The image found by L-BFGS on a Laplacian pyramid until DETR's
                   "stage at once, no trained inverter: learned and optimised side by side (About: how they compare).")
 RECONSTRUCT = "Reconstruct"
 DETECTOR_VIEW = "The detector's view of the input, and its detections"
-STAGE_GALLERY = "Reconstructions (PSNR and SSIM to the input)"
-OPTIMISED_GALLERY = "Optimisation-based reconstructions (PSNR and SSIM to the input)"
+STAGE_GALLERY = "Reconstructions (PSNR and SSIM to the input; click one to compare it with the input)"
+OPTIMISED_GALLERY = "Optimisation-based reconstructions (PSNR and SSIM to the input; click one to compare)"
 
 
 def no_detection(threshold: float) -> str:
@@ -171,7 +170,7 @@ PERTURBED = "Perturbed and its detections"
 CHANGES = "Detections before and after"
 CHANGE_HEADERS = ["original", "perturbed", "score change", "what happened"]
 NOTHING = "—"  # a detection that is not there, a score change that cannot be computed
-ORIGINAL_GALLERY = "Reconstructions of the original"
+ORIGINAL_GALLERY = "Reconstructions of the original (click one to compare the stage)"
 PERTURBED_GALLERY = "Reconstructions of the perturbed image"
 
 

@@ -84,6 +84,7 @@ def drag_slider(page, selector: str, fraction: float) -> float:
     now starts, in percent of the width (its clip-path's left inset: the first picture shows left of it)."""
     pictures = page.locator(f"{selector} img")
     playwright.expect(pictures.nth(1)).to_be_visible()
+    pictures.first.scroll_into_view_if_needed()  # the mouse reaches only what is on screen
     box = pictures.first.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)
@@ -161,7 +162,7 @@ def test_colour_perturbation_example(page, screenshots):
     run_example(page, "shapes_05 · shapes", "#perturb-gallery", 4)
     playwright.expect(page.get_by_text("what happened")).to_be_visible()
     # the original against the perturbed image, and their reconstructions from the stage chosen (the first, then another)
-    playwright.expect(page.locator("#perturb-slider")).to_contain_text("against the perturbed image")
+    playwright.expect(page.locator("#perturb-slider")).to_contain_text("the original | the perturbed image")
     assert slider_files(page, "#perturb-slider") == [file_name(page.locator(f"#perturb-{shown} img").first)
                                                      for shown in ("original", "perturbed")]
     reconstructions = page.locator("#perturb-reconstruction-slider")
