@@ -8,6 +8,7 @@ import asyncio
 import base64
 import io
 
+import httpx
 import numpy as np
 import pytest
 from mcp import ClientSession
@@ -24,10 +25,15 @@ CARD_SIZE = (1920, 1080)
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def app_url(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mcp")
-    with serving(standin_config(folder), folder) as (_, app_url):
-        yield app_url + "gradio_api/mcp/"
+    with serving(standin_config(folder), folder) as (_, address):
+        yield address
+
+
+@pytest.fixture(scope="module")
+def url(app_url):
+    return app_url + "gradio_api/mcp/"
 
 
 def data_url(image: Image.Image) -> str:
@@ -113,3 +119,21 @@ def test_a_bad_call_gets_the_apps_message(url):
     assert failed and "decoder layer" in " ".join(texts)
     failed, _, texts = call(url, "detect_objects", image="data:image/png;base64," + base64.b64encode(b"not a picture").decode())
     assert failed and "is not an image we can read" in " ".join(texts)
+
+
+def call_over_http(app_url: str, endpoint: str, data: list) -> str:
+    """A raw call of an endpoint over Gradio's HTTP API (no client to upload files on the way): its event stream."""
+    event = httpx.post(f"{app_url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30).json()["event_id"]
+    return httpx.get(f"{app_url}gradio_api/call/{endpoint}/{event}", timeout=120).text
+
+
+def test_a_tool_reads_only_uploaded_files(app_url, tmp_path):
+    """The tools take their image as Gradio's file data, unprocessed: Gradio must still refuse a path on the
+    server that was never uploaded (a caller naming one of the server's files)."""
+    private = tmp_path / "private.png"
+    generate_sample(15)[0].save(private)
+    refused = call_over_http(app_url, "detect_objects", [{"path": str(private), "meta": {"_type": "gradio.FileData"}}, "shapes"])
+    assert "event: error" in refused and "because it was not uploaded by a user" in refused
+    uploaded = httpx.post(f"{app_url}gradio_api/upload", files={"files": private.open("rb")}, timeout=30).json()[0]
+    read = call_over_http(app_url, "detect_objects", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, "shapes"])
+    assert "event: complete" in read
