@@ -31,15 +31,15 @@ def detected_panel(detected: service.Detected, caption: str) -> CardPanel:
     return CardPanel(detected.view, caption, boxes)
 
 
-def reconstruction_panels(panels: list[service.Panel], prefix: str = "") -> list[CardPanel]:
+def reconstruction_panels(panels: list[service.Panel]) -> list[CardPanel]:
     """Reconstructions with their label, PSNR and SSIM, as card panels."""
-    return [CardPanel(panel.image, prefix + panel.caption.replace(" · ", "\n", 1)) for panel in panels]
+    return [CardPanel(panel.image, panel.caption.replace(" · ", "\n", 1)) for panel in panels]
 
 
 def register(page: Page) -> None:
     """Add the tools to the page being built (inside its gr.Blocks), typed with its models' names."""
     models = page.catalogue.models
-    ModelName = Literal[tuple(models)]  # noqa: N806  (a type, built from the catalogue)
+    ModelName = Literal[tuple(models)]  # the models served, as the schema's choices
     default = page.catalogue.default
 
     def card_file(title: str, rows: list[list[CardPanel]], model_name: str, subtitle: str = "") -> FileData:
