@@ -19,7 +19,7 @@ from PIL import Image
 
 from inversion.figures import CardPanel, model_line, result_card, save_card
 from lab import text
-from lab.components import fresh_file
+from lab.components import PAGE_ONLY, fresh_file
 from lab.links import LinkState, from_query
 
 # A link belongs to the tab it names (no tab: the default one); each tab keeps the last link of its own.
@@ -101,7 +101,7 @@ def card_maker(page, tab_name: str, inputs: list, builder: Callable[..., Card]) 
             save_card(figure, path)
         return gr.update(value=paths, visible=True)
 
-    button.click(make, [page.link, tab_link, *inputs], files, api_name=f"{tab_name}_card")
+    button.click(make, [page.link, tab_link, *inputs], files, api_name=f"{tab_name}_card", api_visibility=PAGE_ONLY)
 
 
 def model_text(page, model_name: str | None) -> str:

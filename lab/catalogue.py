@@ -2,8 +2,9 @@
 
 A model whose detector loads but whose inverters do not is still served (detections and
 optimisation-based reconstructions); a model that cannot be loaded at all, for any reason (the
-Hub unreachable, a missing package, a broken file), is left out, its reason logged and kept so
-the page can say so. The app always starts while one model loads.
+Hub unreachable, a missing package, a broken file), is left out. The technical cause goes to the
+log; the page gets what a visitor needs (lab.text: what is missing, what still works, what to do).
+The app always starts while one model loads.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import logging
 import os
 from dataclasses import dataclass
 
+from inversion.core.hub import WeightsNotFound, is_hub_id
 from inversion.core.registry import Model, build_model, model_specs, read_space_config
+from lab import text
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class Limits:
 @dataclass
 class Catalogue:
     models: dict[str, Model]  # the models that loaded, in config order
-    problems: dict[str, str]  # model label -> why it is missing or incomplete
+    problems: dict[str, str]  # model label -> what a visitor reads about it (missing or incomplete)
     default: str  # the model selected when a page opens
     limits: Limits
 
@@ -36,19 +39,24 @@ class Catalogue:
 def load_catalogue(path: str | os.PathLike | None = None, device: str = "cpu") -> Catalogue:
     """Load every model of the space config (see `inversion.core.registry`); raise only if none loads."""
     config = read_space_config(path)
-    models, problems = {}, {}
+    models, missing, causes, incomplete = {}, {}, {}, []
     for name, spec in model_specs(path).items():
         try:
             model = build_model(spec, device, strict=False)
         except Exception as error:  # noqa: BLE001  (any failure of one model must leave the others serving)
-            problems[spec.label] = f"it could not be loaded ({error.__class__.__name__}: {error})"
-            log.warning("model %s not served: %s", name, problems[spec.label])
+            causes[spec.label] = f"{error.__class__.__name__}: {error}"
+            missing[spec.label] = isinstance(error, WeightsNotFound) and is_hub_id(spec.detector)
+            log.warning("model %s not served: it could not be loaded (%s)", name, causes[spec.label])
             continue
         models[name] = model
         if model.inverters_problem:
-            problems[spec.label] = model.inverters_problem
+            incomplete.append(spec.label)
             log.warning("model %s served without inverters: %s", name, model.inverters_problem)
     if not models:
-        raise RuntimeError("No model of the space config could be loaded: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+        raise RuntimeError("No model of the space config could be loaded: " + "; ".join(f"{k}: {v}" for k, v in causes.items()))
+    serving = [model.spec.label for model in models.values()]
+    problems = {label: text.hub_unreachable(label, serving) if from_hub else text.not_loaded(label, serving)
+                for label, from_hub in missing.items()}
+    problems |= {label: text.inverters_not_loaded(label) for label in incomplete}
     default = config.get("default_model")
     return Catalogue(models, problems, default if default in models else next(iter(models)), Limits(**config["limits"]))

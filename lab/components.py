@@ -25,6 +25,9 @@ from lab import text
 EXAMPLES_PER_PAGE = 12
 CONTROLS = "lab-controls"  # the class of what the presenter view hides (lab/page.css)
 SHOWN = "lab-results"  # the class of what it shows large
+# The tabs' own named events: gradio_client (tests, benchmarks) still calls them, the API page and the MCP tools
+# leave them out (lab.tools are the app's API: typed, described, one picture each).
+PAGE_ONLY = "undocumented"
 
 
 @contextmanager
@@ -153,6 +156,32 @@ def pick_object(event: gr.SelectData):
 def gallery(panels):
     """Captioned panels as gr.Gallery items."""
     return [(as_file(panel.image), panel.caption) for panel in panels]
+
+
+def comparison_slider(elem_id: str) -> gr.ImageSlider:
+    """Two pictures of the same size, one over the other: drag the handle to compare them (filled by `compared`)."""
+    return gr.ImageSlider(label=text.COMPARE, type="filepath", format="png", max_height=300, interactive=False,
+                          buttons=["fullscreen"], elem_id=elem_id, elem_classes=SHOWN, scale=2)
+
+
+def compared(first: str | None, second: str | None, label: str):
+    """A comparison slider's update: `first` left, `second` right, or emptied when either is missing."""
+    if not first or not second:
+        return gr.update(value=None, label=text.COMPARE)
+    return gr.update(value=(first, second), label=label)
+
+
+def shown_picture(value) -> str | None:
+    """The file of a displayed gr.AnnotatedImage (its picture without the boxes), if any."""
+    return value[0] if value else None
+
+
+def gallery_item(value, index: int) -> tuple[str | None, str]:
+    """A displayed gallery's picture and caption at `index`, or (None, "") when it has none there."""
+    if not value or not 0 <= index < len(value):
+        return None, ""
+    path, caption = value[index]
+    return path, caption or ""
 
 
 def results_gallery(label: str, **options) -> gr.Gallery:

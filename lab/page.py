@@ -14,6 +14,7 @@ from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
 from lab.tabs import Page, Tab, about, attend, layer_swap, perturb, stages, tradeoff
+from lab.tools import register as register_tools
 
 # When a result changes the link, put it in the address bar (keeping the page's view) and show the full URL.
 LINK_JS = """(query) => {
@@ -36,8 +37,8 @@ CACHE_CLEANUP = (3600, 3600)  # every hour, delete uploads and results cached mo
 
 
 def model_notice(catalogue: Catalogue, model_name: str) -> str:
-    """Why some models are missing or incomplete, and what the chosen one cannot do."""
-    lines = [text.unavailable(label, why) for label, why in catalogue.problems.items()]
+    """Which models are missing or incomplete (what still works, what to do), and what the chosen one cannot do."""
+    lines = list(catalogue.problems.values())
     model = catalogue.models.get(model_name)
     if model is not None and model.inverters is None:
         lines.append(text.no_inverters(model.spec.label))
@@ -64,6 +65,7 @@ def build_demo(catalogue: Catalogue, optimise_steps: int | None = None) -> gr.Bl
                           attend.build(page)]
             about.build(page)
         share_row(link)
+        register_tools(page)
         model.change(lambda name: model_notice(catalogue, name), model, notice, api_visibility="private")
         demo.load(None, js=PRESENTER_JS, api_visibility="private")
         open_links(demo, page, tabs, restorable)

@@ -76,7 +76,7 @@ def launch(demo: gr.Blocks, limits: Limits, **options):
     bounded_queue(demo)
     processing_utils.save_pil_to_cache = save_image_to_cache
     return demo.launch(**served_examples(), max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True,
-                       css_paths=[PAGE_CSS], **options)
+                       css_paths=[PAGE_CSS], mcp_server=True, **options)
 
 
 def served_examples() -> dict[str, list[str]]:

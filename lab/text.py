@@ -23,6 +23,7 @@ CARD = "Result card for a slide (PNG and PDF)"
 CARD_FILES = "Result card: 1920 x 1080 PNG and PDF, with the link and its QR code"
 CARD_INPUT = "input and detections"
 CARD_OPTIMISED = "optimised: "
+DETECT_TOOL_TITLE = "What DETR detects in this image"  # the detect tool's card (lab.tools)
 NO_RESULT_FOR_CARD = "There is no result in this tab yet: run it (or click an example) first, then make its card."
 
 
@@ -33,8 +34,28 @@ def deep_link_info(cache_minutes: int) -> str:
             "The link above carries examples and settings for good.")
 
 
-def unavailable(label: str, why: str) -> str:
-    return f"**{label}** is not available here: {why}"
+def _others(serving: list[str]) -> str:
+    return " or ".join(f"**{label}**" for label in serving)
+
+
+def hub_unreachable(label: str, serving: list[str]) -> str:
+    """A Hub model whose weights could not be fetched: what is missing, what still works, what to do."""
+    return (f"**{label}** is not available right now: its weights come from the Hugging Face Hub, which this server "
+            f"cannot reach. Everything else works with {_others(serving)}: choose it above. Running the app yourself? "
+            "Connect to the internet and start it again; the weights are downloaded once, then kept.")
+
+
+def not_loaded(label: str, serving: list[str]) -> str:
+    """A model that failed to load for another reason (its cause is in the log)."""
+    return (f"**{label}** is not available on this server: it failed to load. Everything else works with "
+            f"{_others(serving)}: choose it above. Running the app yourself? Its log says what went wrong.")
+
+
+def inverters_not_loaded(label: str) -> str:
+    """A model served without the inverters it names (their cause is in the log)."""
+    return (f"**{label}** works without its trained inverters, which failed to load: detections, attention maps and "
+            "interventions as usual, reconstructions by optimisation (slower). Running the app yourself? Its log says "
+            "what went wrong.")
 
 
 def no_inverters(label: str) -> str:
@@ -52,6 +73,20 @@ def notice(lines: list[str]) -> str:
 
 IMAGE = "Image"
 NO_IMAGE = "Upload an image, take one with the webcam, or click an example first."
+COMPARE = "Drag to compare (after a result)"
+
+
+def stage_compared(caption: str) -> str:
+    """The stage slider's label: what its two sides show, left | right."""
+    return f"Drag: the input | its reconstruction from {caption.split(' · ')[0]}"
+
+
+def perturbation_compared(caption: str) -> str:
+    """The perturbation's reconstruction slider's label, left | right."""
+    return f"Drag: reconstructions from {caption.split(' · ')[0]}, original | perturbed"
+
+
+PERTURBED_COMPARED = "Drag: the original | the perturbed image"
 RUNNING = "Running DETR and the inverters"
 
 
@@ -75,8 +110,8 @@ OPTIMISED_INFO = ("The image found by L-BFGS on a Laplacian pyramid until DETR's
                   "stage at once, no trained inverter: learned and optimised side by side (About: how they compare).")
 RECONSTRUCT = "Reconstruct"
 DETECTOR_VIEW = "The detector's view of the input, and its detections"
-STAGE_GALLERY = "Reconstructions (PSNR and SSIM to the input)"
-OPTIMISED_GALLERY = "Optimisation-based reconstructions (PSNR and SSIM to the input)"
+STAGE_GALLERY = "Reconstructions (PSNR and SSIM to the input; click one to compare it with the input)"
+OPTIMISED_GALLERY = "Optimisation-based reconstructions (PSNR and SSIM to the input; click one to compare)"
 
 
 def no_detection(threshold: float) -> str:
@@ -135,7 +170,7 @@ PERTURBED = "Perturbed and its detections"
 CHANGES = "Detections before and after"
 CHANGE_HEADERS = ["original", "perturbed", "score change", "what happened"]
 NOTHING = "—"  # a detection that is not there, a score change that cannot be computed
-ORIGINAL_GALLERY = "Reconstructions of the original"
+ORIGINAL_GALLERY = "Reconstructions of the original (click one to compare the stage)"
 PERTURBED_GALLERY = "Reconstructions of the perturbed image"
 
 

@@ -13,6 +13,7 @@ from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels, picture
 from lab.components import (
     CONTROLS,
+    PAGE_ONLY,
     SHOWN,
     annotated,
     as_file,
@@ -201,7 +202,7 @@ def build(page: Page) -> Tab:
                  interventions, label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples",
                  example_labels=[text.intervention_example_label(*row) for row in interventions])
         card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels], card)
-    button.click(run, inputs, outputs, api_name="attend", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="attend", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", **MODEL_EVENT)
     view.select(pick_object, None, object_index, api_visibility="private")

@@ -8,7 +8,7 @@ from inversion.figures import CardPanel
 from lab import service, text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, card_maker, gallery_panels, picture
-from lab.components import CONTROLS, SHOWN, as_file, examples, gallery, image_input, read_image, results_gallery
+from lab.components import CONTROLS, PAGE_ONLY, SHOWN, as_file, examples, gallery, image_input, read_image, results_gallery
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -59,7 +59,7 @@ def build(page: Page) -> Tab:
         examples(run_example, [picture, page.model, entry], outputs,
                  [[str(path), example_model(path), "backbone"] for path in page.examples])
         card_maker(page, "swap", [heat, swap_gallery], card)
-    button.click(run, inputs, outputs, api_name="layer_swap", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="layer_swap", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     page.model.change(layer_update, [page.model, layers], layers, api_visibility="private")
 
     def restore(state: LinkState, image: str | None, model_name: str):

@@ -9,17 +9,22 @@ from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
 from lab.components import (
     CONTROLS,
+    PAGE_ONLY,
     SHOWN,
     annotated,
     change_rows,
+    compared,
+    comparison_slider,
     examples,
     flag,
     gallery,
+    gallery_item,
     hue_value,
     image_input,
     pick_object,
     read_image,
     results_gallery,
+    shown_picture,
 )
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
@@ -96,20 +101,44 @@ def build(page: Page) -> Tab:
                 button = gr.Button(text.PERTURB, variant="primary")
             with gr.Column(scale=2, elem_classes=SHOWN):
                 with gr.Row():
-                    original = gr.AnnotatedImage(label=text.ORIGINAL, height=300)
-                    perturbed = gr.AnnotatedImage(label=text.PERTURBED, height=300)
+                    original = gr.AnnotatedImage(label=text.ORIGINAL, height=300, elem_id="perturb-original")
+                    perturbed = gr.AnnotatedImage(label=text.PERTURBED, height=300, elem_id="perturb-perturbed")
                 changes = gr.Dataframe(headers=text.CHANGE_HEADERS, label=text.CHANGES, interactive=False, max_height=300)
-        original_gallery = results_gallery(text.ORIGINAL_GALLERY)
-        perturbed_gallery = results_gallery(text.PERTURBED_GALLERY, elem_id="perturb-gallery")
+        with gr.Row(equal_height=True, elem_classes="comparison-row"):
+            with gr.Column(scale=3):
+                original_gallery = results_gallery(text.ORIGINAL_GALLERY, elem_id="original-gallery")
+                perturbed_gallery = results_gallery(text.PERTURBED_GALLERY, elem_id="perturb-gallery")
+            with gr.Column(scale=2):
+                images_slider = comparison_slider("perturb-slider")
+                reconstructions_slider = comparison_slider("perturb-reconstruction-slider")
         inputs = [picture, page.model, chosen, mask, kind, hue, optimised]
         outputs = [original, chosen, perturbed, changes, original_gallery, perturbed_gallery, page.link]
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
                  [[str(path), example_model(path), 0, example_mask(path), EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)],
                    90, False] for i, path in enumerate(page.examples)])
         card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
-    button.click(run, inputs, outputs, api_name="perturb", **MODEL_EVENT)
-    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="perturb", api_visibility=PAGE_ONLY, **MODEL_EVENT)
+    picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", api_visibility=PAGE_ONLY,
+                  **MODEL_EVENT)
     original.select(pick_object, None, chosen, api_visibility="private")
+
+    def compare_reconstructions(original_panels, perturbed_panels, index: int = 0):
+        """The original's and the perturbed image's reconstructions from one stage (the first: after a result)."""
+        (before, caption), (after, _) = gallery_item(original_panels, index), gallery_item(perturbed_panels, index)
+        return compared(before, after, text.perturbation_compared(caption))
+
+    def compare_all(original_view, perturbed_view, original_panels, perturbed_panels):
+        return (compared(shown_picture(original_view), shown_picture(perturbed_view), text.PERTURBED_COMPARED),
+                compare_reconstructions(original_panels, perturbed_panels))
+
+    def compare_chosen(original_panels, perturbed_panels, event: gr.SelectData):
+        return compare_reconstructions(original_panels, perturbed_panels, event.index)
+
+    perturbed.change(compare_all, [original, perturbed, original_gallery, perturbed_gallery],
+                     [images_slider, reconstructions_slider], api_visibility="private", queue=False)
+    for shown in (original_gallery, perturbed_gallery):
+        shown.select(compare_chosen, [original_gallery, perturbed_gallery], reconstructions_slider,
+                     api_visibility="private", queue=False)
     page.model.input(detect_again, [page.model, picture], [original, chosen], api_visibility="private")
 
     def restore(state: LinkState, image: str | None, model_name: str):

@@ -8,7 +8,22 @@ from inversion.figures import STAGE_CARD_TITLE
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels
-from lab.components import CONTROLS, SHOWN, annotated, examples, flag, gallery, image_input, read_image, results_gallery
+from lab.components import (
+    CONTROLS,
+    PAGE_ONLY,
+    SHOWN,
+    annotated,
+    compared,
+    comparison_slider,
+    examples,
+    flag,
+    gallery,
+    gallery_item,
+    image_input,
+    read_image,
+    results_gallery,
+    shown_picture,
+)
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
@@ -46,16 +61,31 @@ def build(page: Page) -> Tab:
                 optimised = gr.Checkbox(label=text.OPTIMISED, info=text.OPTIMISED_INFO)
                 button = gr.Button(text.RECONSTRUCT, variant="primary")
             with gr.Column(scale=2, elem_classes=SHOWN):
-                view = gr.AnnotatedImage(label=text.DETECTOR_VIEW, height=360)
+                view = gr.AnnotatedImage(label=text.DETECTOR_VIEW, height=360, elem_id="stage-view")
                 summary = gr.Markdown()
-        learned_gallery = results_gallery(text.STAGE_GALLERY, elem_id="stage-gallery")
-        optimised_gallery = results_gallery(text.OPTIMISED_GALLERY, visible=False, elem_id="optimised-gallery")
+        with gr.Row(equal_height=True, elem_classes="comparison-row"):
+            with gr.Column(scale=3):
+                learned_gallery = results_gallery(text.STAGE_GALLERY, elem_id="stage-gallery")
+                optimised_gallery = results_gallery(text.OPTIMISED_GALLERY, visible=False, elem_id="optimised-gallery")
+            slider = comparison_slider("stage-slider")
         inputs = [picture, page.model, all_layers, optimised]
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])
         card_maker(page, "stages", [view, learned_gallery, optimised_gallery], card)
-    button.click(run, inputs, outputs, api_name="stages", **MODEL_EVENT)
+    button.click(run, inputs, outputs, api_name="stages", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
+
+    def compare(view, panels, index: int = 0):
+        """The input against the reconstruction at `index` (the first: after a result)."""
+        path, caption = gallery_item(panels, index)
+        return compared(shown_picture(view), path, text.stage_compared(caption))
+
+    def compare_chosen(view, panels, event: gr.SelectData):
+        return compare(view, panels, event.index)
+
+    view.change(compare, [view, learned_gallery], slider, api_visibility="private", queue=False)
+    for shown in (learned_gallery, optimised_gallery):
+        shown.select(compare_chosen, [view, shown], slider, api_visibility="private", queue=False)
 
     def restore(state: LinkState, image: str | None, model_name: str):
         return image or gr.skip(), state.layers, state.optimised

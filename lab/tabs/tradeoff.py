@@ -8,7 +8,7 @@ from inversion.figures import CardPanel
 from inversion.tradeoff import live
 from lab import SPACE_ROOT, text
 from lab.cards import Card, card_maker, picture
-from lab.components import CONTROLS, SHOWN, as_file
+from lab.components import CONTROLS, PAGE_ONLY, SHOWN, as_file
 from lab.links import LinkState, to_query
 from lab.tabs import Page, Tab
 
@@ -48,7 +48,7 @@ def build(page: Page) -> Tab:
             gr.Plot(live.figure(sweep, metric), label=text.sweep_plot(metric))
         card_maker(page, "tradeoff", [digits, summary], card)
     inputs, outputs = [arch, latent, lam], [digits, summary, plot, page.link]
-    button.click(run, inputs, outputs, api_name="tradeoff")
+    button.click(run, inputs, outputs, api_name="tradeoff", api_visibility=PAGE_ONLY)
 
     def restore(state: LinkState, image: str | None, model_name: str):
         """The link's settings, each kept only if the shipped sweep has it."""

@@ -1,7 +1,7 @@
 """The app in real headless Chromium (Debian's chromium, driven by Playwright): one example per tab.
 
-Opens the page, runs one example in each tab, checks the result images appear, adds the
-optimisation-based row (a few steps), opens a result link, and saves a screenshot of each tab
+Opens the page, runs one example in each tab, checks the result images appear, drags the comparison
+sliders, adds the optimisation-based row (a few steps), opens a result link, and saves a screenshot of each tab
 to a temporary folder, or to $SCREENSHOTS when set: `make screenshots` refreshes the README's in
 docs/screenshots/ that way. The app is served in this process with the space config's models:
 the bundled Shapes model, and DETR-R50's entry (offline: reported on the page).
@@ -79,10 +79,39 @@ def screenshot(page, folder: Path, name: str):
     assert (folder / f"{name}.png").stat().st_size > 10_000
 
 
+def drag_slider(page, selector: str, fraction: float) -> float:
+    """Drag a gr.ImageSlider's handle from the middle to `fraction` of its width; returns where the second picture
+    now starts, in percent of the width (its clip-path's left inset: the first picture shows left of it)."""
+    pictures = page.locator(f"{selector} img")
+    playwright.expect(pictures.nth(1)).to_be_visible()
+    pictures.first.scroll_into_view_if_needed()  # the mouse reaches only what is on screen
+    box = pictures.first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * fraction, y, steps=8)
+    page.mouse.up()
+    clip = pictures.nth(1).evaluate("(picture) => picture.style.clipPath")
+    return float(re.search(r"inset\(0px 0px 0px ([\d.]+)%\)", clip).group(1))
+
+
+def slider_files(page, selector: str) -> list[str]:
+    """The names of the files a slider shows, first and second."""
+    return [file_name(page.locator(f"{selector} img").nth(index)) for index in range(2)]
+
+
+def file_name(picture) -> str:
+    """The name of the file an <img> shows (Gradio serves one file under several cache folders)."""
+    return picture.get_attribute("src").rsplit("/", 1)[-1]
+
+
 def test_page_opens_and_says_what_is_missing(page, url):
     page.goto(url)
     playwright.expect(page.get_by_role("heading", name="DETR Inversion Lab")).to_be_visible()
-    playwright.expect(page.locator("#model-notice")).to_contain_text("is not available here")
+    notice = page.locator("#model-notice")
+    playwright.expect(notice).to_contain_text("is not available right now")
+    playwright.expect(notice).to_contain_text("Everything else works with Shapes world")
+    assert not re.search(r"WeightsNotFound|LocalEntryNotFoundError|Could not fetch", notice.inner_text())
 
 
 def test_stage_reconstructions_example(page, screenshots):
@@ -92,7 +121,16 @@ def test_stage_reconstructions_example(page, screenshots):
     playwright.expect(page.locator("#result-link textarea")).to_have_value(
         re.compile(r"\?model=shapes&example=shapes_15\.png$"))
     assert "example=shapes_15.png" in page.url
+    # the slider: the input (the detector's view, as shown above) against the backbone's reconstruction, then another
+    slider = page.locator("#stage-slider")
+    playwright.expect(slider).to_contain_text("reconstruction from backbone")
+    assert slider_files(page, "#stage-slider") == [file_name(page.locator("#stage-view img").first),
+                                                   file_name(page.locator("#stage-gallery img").first)]
+    assert drag_slider(page, "#stage-slider", 0.25) == pytest.approx(25, abs=3)
     screenshot(page, screenshots, "stages")
+    page.locator("#stage-gallery img").nth(2).click()
+    playwright.expect(slider).to_contain_text("reconstruction from decoder")
+    page.keyboard.press("Escape")  # the gallery's preview of the clicked picture closes
 
 
 def test_the_link_has_its_qr_code_and_a_deep_link_button_after_a_result(page):
@@ -123,7 +161,20 @@ def test_colour_perturbation_example(page, screenshots):
     open_tab(page, "Colour perturbation")
     run_example(page, "shapes_05 · shapes", "#perturb-gallery", 4)
     playwright.expect(page.get_by_text("what happened")).to_be_visible()
+    # the original against the perturbed image, and their reconstructions from the stage chosen (the first, then another)
+    playwright.expect(page.locator("#perturb-slider")).to_contain_text("the original | the perturbed image")
+    assert slider_files(page, "#perturb-slider") == [file_name(page.locator(f"#perturb-{shown} img").first)
+                                                     for shown in ("original", "perturbed")]
+    reconstructions = page.locator("#perturb-reconstruction-slider")
+    playwright.expect(reconstructions).to_contain_text("reconstructions from backbone")
+    assert slider_files(page, "#perturb-reconstruction-slider") == [
+        file_name(page.locator(f"{gallery} img").first) for gallery in ("#original-gallery", "#perturb-gallery")]
+    assert drag_slider(page, "#perturb-slider", 0.7) == pytest.approx(70, abs=3)
+    assert drag_slider(page, "#perturb-reconstruction-slider", 0.3) == pytest.approx(30, abs=3)
     screenshot(page, screenshots, "colour_perturbation")
+    page.locator("#perturb-gallery img").nth(1).click()
+    playwright.expect(reconstructions).to_contain_text("reconstructions from encoder")
+    page.keyboard.press("Escape")
 
 
 def test_a_card_of_the_stage_tab_downloads_with_the_stage_link_in_its_qr_code(page, tmp_path):

@@ -19,7 +19,7 @@ def test_the_app_serves_detr_r50_from_the_cache(tmp_path, monkeypatch):
     with child_process(REPO / "space_config.yaml", tmp_path) as (_, url):
         client = Client(url, verbose=False)
         page = httpx.get(url + "config").text
-        assert "DETR-R50 on COCO (facebook/detr-resnet-50)" in page and "is not available here" not in page
+        assert "DETR-R50 on COCO (facebook/detr-resnet-50)" in page and "is not available" not in page
         view, _ = client.predict("detr-resnet-50", handle_file(str(EXAMPLES / "cat.png")), api_name="/detect")
         assert Image.open(view["image"]).size == (640, 426)  # the 451 x 300 photo fitted into the 480 x 640 canvas
     log = (tmp_path / "app.log").read_text()

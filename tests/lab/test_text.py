@@ -15,6 +15,8 @@ def test_the_tradeoff_tab_places_detr_at_lambda_zero():
 
 
 def test_notices_and_labels_read_as_sentences():
-    assert text.notice([text.unavailable("DETR-R50", "the Hub cannot be reached")]) == (
-        "⚠️ **DETR-R50** is not available here: the Hub cannot be reached")
+    assert text.notice([text.hub_unreachable("DETR-R50", ["Shapes world"])]) == (
+        "⚠️ **DETR-R50** is not available right now: its weights come from the Hugging Face Hub, which this server "
+        "cannot reach. Everything else works with **Shapes world**: choose it above. Running the app yourself? Connect "
+        "to the internet and start it again; the weights are downloaded once, then kept.")
     assert text.example_label("shapes_15.png", "shapes") == "shapes_15 · shapes"
