@@ -61,6 +61,6 @@ def test_every_tab_answers_for_every_family(client, image, model):
 
     gallery, heat_map, _ = client.predict(image, model, ["encoder 1"], "backbone", api_name="/layer_swap")
     assert gallery == [] and Image.open(heat_map).size[0] > 300
-    *_, changes, original_gallery, perturbed_gallery, _ = client.predict(image, model, None, "image", "grey", 90,
+    *_, changes, original_gallery, perturbed_gallery, _ = client.predict(image, model, None, "image", "grey", 90, False,
                                                                          api_name="/perturb")
     assert changes["data"] and original_gallery == perturbed_gallery == []
