@@ -186,3 +186,35 @@ def test_a_hub_repo_of_another_kind_is_refused_from_its_config_alone(tmp_path, m
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(UnsupportedModel, match="'owlvit' model is not a detection transformer"):
         Detector.from_pretrained("google/owlvit-base-patch32", "main")
+
+
+def test_a_changed_rerun_in_one_thread_never_reaches_anothers_forward(saved):
+    """The app serves visitors in threads through one model: one visitor's replaced stages and skipped layers stay
+    in that visitor's forward."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = saved.capture(images())
+    plain = run_from(saved, base)
+    changed = run_from(saved, base, backbone=torch.zeros_like(base.backbone), skip_decoder=[1])
+
+    def work(changing: bool):
+        if changing:
+            return run_from(saved, base, backbone=torch.zeros_like(base.backbone), skip_decoder=[1]).logits
+        return run_from(saved, base).logits
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, [True, False] * 8))
+    for changing, logits in zip([True, False] * 8, results):
+        torch.testing.assert_close(logits, (changed if changing else plain).logits, rtol=0, atol=1e-5)
+
+
+def test_the_cost_model_counts_every_family(saved):
+    from inversion.optimisation.cost import count_flops, measure_cost
+
+    cost = measure_cost(saved)
+    canvas = saved.preprocess([random_image(64, 96)])
+    with torch.no_grad():
+        forward = count_flops(lambda: saved.model(pixel_values=saved.normalise(canvas.pixels), pixel_mask=canvas.pixel_mask))
+    assert cost.capture_flops == pytest.approx(forward, rel=0.01)
+    # a step is a forward and a backward to the pixels only (the weights are frozen): measured 1.85-1.95 forwards
+    assert cost.full_step_flops > 1.8 * cost.capture_flops > 0 and 0 < cost.backbone_step_flops < cost.full_step_flops
