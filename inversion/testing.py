@@ -46,9 +46,7 @@ def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_la
         encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=num_queries, num_labels=num_labels,
         id2label=labels, label2id={name: index for index, name in labels.items()},
     )
-    if model_type == "dab-detr":
-        return AutoConfig.for_model(model_type, hidden_size=d_model, **common)
-    return AutoConfig.for_model(model_type, d_model=d_model, **common)
+    return AutoConfig.for_model(model_type, **{family_for(model_type).width_attribute: d_model}, **common)
 
 
 def r50_config(model_type: str) -> PretrainedConfig:

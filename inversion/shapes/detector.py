@@ -88,10 +88,9 @@ def build_detector(cfg: DetectorRecipe) -> PreTrainedModel:
         depths=list(cfg.backbone_depths), layer_type="basic",
         out_features=[f"stage{len(cfg.backbone_widths)}"],
     )
-    width = {"hidden_size" if cfg.family == "dab-detr" else "d_model": cfg.d_model}
     config = AutoConfig.for_model(
         cfg.family, use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
-        **width, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
+        **{family_for(cfg.family).width_attribute: cfg.d_model}, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
         encoder_attention_heads=cfg.heads, decoder_attention_heads=cfg.heads,
         encoder_ffn_dim=cfg.ffn, decoder_ffn_dim=cfg.ffn, num_queries=cfg.queries,
         dropout=0.0, auxiliary_loss=True, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},

@@ -74,6 +74,7 @@ class Family:
     model_types: ClassVar[tuple[str, ...]]  # the config.model_type values this family serves
     model_class: ClassVar[type[PreTrainedModel]]
     sigmoid_classes: ClassVar[bool] = False  # True: one sigmoid per class, no "no object" logit
+    width_attribute: ClassVar[str] = "d_model"  # the config field holding the transformer's width
     pixel_mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN  # the input normalisation it was trained with
     pixel_std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 
@@ -86,7 +87,7 @@ class Family:
     def sizes(self, config: PretrainedConfig) -> Sizes:
         """The sizes of the model a config describes."""
         return Sizes(
-            d_model=config.d_model,
+            d_model=getattr(config, self.width_attribute),
             num_queries=config.num_queries,
             num_logits=config.num_labels + (0 if self.sigmoid_classes else 1),
             encoder_layers=config.encoder_layers,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from transformers import DabDetrForObjectDetection
 
-from .base import Family, Sizes
+from .base import Family
 
 
 class DabDetr(Family):
@@ -20,14 +20,4 @@ class DabDetr(Family):
     model_types = ("dab-detr",)
     model_class = DabDetrForObjectDetection
     sigmoid_classes = True
-
-    def sizes(self, config) -> Sizes:
-        return Sizes(
-            d_model=config.hidden_size,
-            num_queries=config.num_queries,
-            num_logits=config.num_labels,
-            encoder_layers=config.encoder_layers,
-            decoder_layers=config.decoder_layers,
-            attention_heads=config.encoder_attention_heads,
-            ffn_dim=config.encoder_ffn_dim,
-        )
+    width_attribute = "hidden_size"
