@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DetrForObjectDetection
 
-from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector, normalise
+from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector
 from inversion.core.families import FAMILIES, family_for
+from inversion.core.images import normalise
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.reconstruct import reconstruct
 from inversion.core.stages import STAGE_SOURCES

@@ -26,7 +26,8 @@ import torch
 from transformers import DetrForObjectDetection
 
 from benchmarks.core import _test_image
-from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector, normalise
+from inversion.core.detector import DEFAULT_WORKING_SIZE, Detector
+from inversion.core.images import normalise
 from inversion.core.stages import STAGE_SOURCES
 from inversion.optimisation import OptimisationConfig, optimise_inversions
 from inversion.optimisation.cost import (

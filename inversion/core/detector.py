@@ -22,10 +22,7 @@ from transformers.utils import logging as transformers_logging
 from .errors import UserFacingError
 from .families import Changes, Family, UnsupportedModel, family_for
 from .hub import WeightsNotFound, resolve_folder
-from .images import IMAGENET_MEAN, IMAGENET_STD, normalise
 from .stages import Detection, Representations
-
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Canvas", "Detector", "fit_to_canvas", "normalise"]
 
 DEFAULT_WORKING_SIZE = (480, 640)  # the paper's canvas for DETR-R50 (a 15 x 20 grid at stride 32)
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"  # all a detector needs: never pickles
@@ -161,13 +158,13 @@ class Detector(nn.Module):
                        attention: bool = False) -> Representations:
         """The differentiable forward behind `capture`: [0, 1] canvas pixels in, every stage out.
 
-        Gradients flow to `pixels` (the detector's own weights stay frozen); the sizes are read from the
-        pixel mask and no detections are computed. `changes` replace stages or skip layers on the way;
-        `attention` records the attention weights (`Representations.attention`).
+        Gradients flow to `pixels` (the detector's own weights stay frozen); the sizes default to the
+        whole canvas and no detections are computed. `changes` replace stages or skip layers on the way;
+        `attention` records the attention weights (`Representations.encoder_attention`, `cross_attention`).
         """
         forward = self.family.forward(self.model, pixels, pixel_mask, changes, attention)
         grid_mask = nn.functional.interpolate(pixel_mask[None].float(), size=forward.backbone.shape[-2:])[0].bool()
-        content_sizes = [(int(rows.any(-1).sum()), int(rows.any(-2).sum())) for rows in pixel_mask.bool()]
+        canvas_size = tuple(pixels.shape[-2:])
         return Representations(
             backbone=forward.backbone,
             encoder=forward.encoder,
@@ -176,8 +173,8 @@ class Detector(nn.Module):
             boxes=forward.boxes,
             grid_mask=grid_mask,
             pixels=pixels,
-            content_sizes=content_sizes,
-            original_sizes=content_sizes,
+            content_sizes=[canvas_size] * len(pixels),
+            original_sizes=[canvas_size] * len(pixels),
             encoder_attention=forward.encoder_attention,
             cross_attention=forward.cross_attention,
         )

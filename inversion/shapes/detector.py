@@ -34,8 +34,8 @@ from PIL import Image
 from torch import nn
 from transformers import AutoConfig, AutoModelForObjectDetection, PreTrainedModel, ResNetConfig
 
-from ..core.detector import normalise
 from ..core.families import family_for
+from ..core.images import normalise
 from ..experiments.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .world import ID2LABEL, IMAGE_SIZE, PROTOTYPE_PROB, ShapeObject, coco_dataset, generate_sample, sample_rng
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core.detector import normalise
+from ..core.images import normalise
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.stages import STAGES, Representations, Source
 

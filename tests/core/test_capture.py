@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import DetrForObjectDetection
 
-from inversion.core.detector import Detector, fit_to_canvas, normalise
+from inversion.core.detector import Detector, fit_to_canvas
+from inversion.core.images import normalise
 from inversion.core.stages import Source
 from inversion.testing import random_image, tiny_detr_config
 

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from inversion.core.detector import Detector, normalise
+from inversion.core.detector import Detector
+from inversion.core.images import normalise
 from inversion.experiments.attention import capture_attention, detection_queries, rerun_attention, share_in_box
 from inversion.experiments.grid import point_cell
 from inversion.figures import attention_overlay
