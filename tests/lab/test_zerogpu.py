@@ -89,13 +89,14 @@ def calls(models):
 
 def test_every_gpu_call_runs_in_spaces_worker_booked_once_under_its_visitors_token(zero_gpu, models):
     api, process, url = zero_gpu
+    tokenless = len(api.bookings_of(None))
     for name, endpoint, arguments, seconds, looks_right in calls(models):
         result = client(url, name).predict(*arguments, api_name=endpoint)
         assert looks_right(result), (name, result)
         bookings = api.bookings_of(name)
         assert [(booking.seconds, booking.answer) for booking in bookings] == [(seconds, "granted")], name
         assert (bookings[0].allow_token, False) in api.released, name  # released as done, not failed
-    assert api.bookings_of(None) == []  # nothing booked without a token (on the Space's own quota)
+    assert len(api.bookings_of(None)) == tokenless  # nothing booked without a token (on the Space's own quota)
     assert api.allowed_pids and process.pid not in api.allowed_pids  # the work ran in forked workers
 
 
@@ -113,13 +114,16 @@ def test_each_visitor_is_booked_and_refused_on_their_own(zero_gpu):
     """Concurrent learned stage requests: each visitor's own booking, and one's refusal reaches nobody else."""
     api, _, url = zero_gpu
     first, over, unlucky, fine = "first in line", "over quota", "no GPU free", "within quota"
-    api.over_quota.add(over)
+    api.over_quota |= {over, None}  # None: a request without a token, booked on the Space's own quota
     api.no_gpu.add(unlucky)
     let_go = api.hold(first)  # the first request waits for its GPU while the others arrive
     image = handle_file(str(IMAGE))
-    with ThreadPoolExecutor(4) as pool:
-        jobs = {name: pool.submit(client(url, name).predict, image, "shapes", False, False, api_name="/stages")
-                for name in (first, over, unlucky, fine)}
+    clients = {name: client(url, name) for name in (first, over, unlucky, fine)}
+    clients[None] = Client(url, verbose=False, headers={"x-forwarded-for": "10.2.9.9"})
+    tokenless = len(api.bookings_of(None))
+    with ThreadPoolExecutor(len(clients)) as pool:
+        jobs = {name: pool.submit(visitor.predict, image, "shapes", False, False, api_name="/stages")
+                for name, visitor in clients.items()}
         wait_for(lambda: all(api.bookings_of(name) for name in (over, unlucky, fine)) or jobs[fine].done(),
                  "the others' bookings while the first waits for its GPU")
         let_go.set()
@@ -129,8 +133,11 @@ def test_each_visitor_is_booked_and_refused_on_their_own(zero_gpu):
             jobs[over].result(WAIT_S)
         with pytest.raises(AppError, match="No GPU was available"):
             jobs[unlucky].result(WAIT_S)
+        with pytest.raises(AppError, match="Space app has reached its GPU limit"):
+            jobs[None].result(WAIT_S)
     assert {name: [booking.answer for booking in api.bookings_of(name)] for name in (first, over, unlucky, fine)} == {
         first: ["granted"], over: ["over quota"], unlucky: ["no GPU"], fine: ["granted"]}
+    assert len(api.bookings_of(None)) == tokenless + 1
 
 
 def test_optimisations_on_the_gpu_run_side_by_side(zero_gpu):

@@ -18,23 +18,26 @@ WAIT_S = 120
 class RawVisitor:
     """A page as the browser drives it: requests joined to the queue, their messages on one stream it can close."""
 
-    def __init__(self, url: str, address: str, headers: dict[str, str] | None = None):
+    def __init__(self, url: str, address: str, headers: dict[str, str] | None = None, source: str | None = None):
+        """`address`: the x-forwarded-for it sends; `source`: the loopback address it connects from (uvicorn trusts
+        x-forwarded-for from 127.0.0.1 only, as a proxy on the same machine)."""
         self.address, self.url, self.session = address, url, uuid.uuid4().hex
         self.headers = {"x-forwarded-for": address, **(headers or {})}
+        self.http = httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=WAIT_S)
         self.messages: list[dict] = []
         self.stream = None
 
     def join(self, api_name: str, data: list) -> httpx.Response:
-        config = httpx.get(self.url + "config", timeout=WAIT_S).json()
+        config = self.http.get(self.url + "config").json()
         fn_index = next(dep["id"] for dep in config["dependencies"] if dep.get("api_name") == api_name)
-        return httpx.post(self.url + "gradio_api/queue/join", headers=self.headers, timeout=WAIT_S,
-                          json={"data": data, "fn_index": fn_index, "session_hash": self.session,
+        return self.http.post(self.url + "gradio_api/queue/join", headers=self.headers,
+                              json={"data": data, "fn_index": fn_index, "session_hash": self.session,
                                 "event_data": None, "trigger_id": None})
 
     def ask_for_optimised_stages(self, model: str = "shapes") -> None:
         """Ask for optimisation-based stage reconstructions of an example, then listen as the page does."""
         with open(EXAMPLES / "shapes_15.png", "rb") as file:
-            uploaded = httpx.post(self.url + "gradio_api/upload", files={"files": file}, timeout=WAIT_S).json()[0]
+            uploaded = self.http.post(self.url + "gradio_api/upload", files={"files": file}).json()[0]
         image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "shapes_15.png"}
         assert self.join("stages", [image, model, False, True]).status_code == 200
         threading.Thread(target=self._read, daemon=True).start()
@@ -42,8 +45,8 @@ class RawVisitor:
 
     def _read(self) -> None:
         try:
-            with httpx.stream("GET", self.url + "gradio_api/queue/data", params={"session_hash": self.session},
-                              headers=self.headers, timeout=WAIT_S) as response:
+            with self.http.stream("GET", self.url + "gradio_api/queue/data", params={"session_hash": self.session},
+                                  headers=self.headers) as response:
                 self.stream = response
                 for line in response.iter_lines():
                     if line.startswith("data:"):
