@@ -100,6 +100,16 @@ def test_every_gpu_call_runs_in_spaces_worker_booked_once_under_its_visitors_tok
     assert api.allowed_pids and process.pid not in api.allowed_pids  # the work ran in forked workers
 
 
+def test_a_message_raised_in_the_worker_reaches_its_visitor_word_for_word(zero_gpu):
+    api, _, url = zero_gpu
+    image, second = handle_file(str(IMAGE)), handle_file(str(SECOND))
+    transplant = ("transplant", *NO_ATTENTION_SETTINGS, 99, "encoder", 0, 0, "encoder 1")  # found in the worker
+    with pytest.raises(AppError, match=r"There is no object 99 in the first image: the detector found 16"):
+        client(url, "asks for too much").predict(image, second, "shapes", *transplant, api_name="/attend")
+    (booking,) = api.bookings_of("asks for too much")
+    assert (booking.allow_token, True) in api.released  # the GPU given back as failed
+
+
 def test_progress_crosses_from_spaces_worker_to_the_page(zero_gpu):
     _, _, url = zero_gpu
     page = RawVisitor(url, "10.2.0.1", headers=visitor_headers("progress"))

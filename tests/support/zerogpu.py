@@ -107,7 +107,7 @@ class FakeDeviceAPI:
         if path == "/allow":
             self.allowed_pids.append(int(query["pid"]))
         elif path == "/release":
-            self.released.append((query["allowToken"], query["fail"] == "True"))
+            self.released.append((query["allowToken"], query["fail"].lower() == "true"))
         return 200, {}
 
     def hold(self, visitor: str) -> threading.Event:
