@@ -2,9 +2,9 @@
 
 A visitor is the address the Space's proxy saw: behind it (on a Space, which sets SPACE_ID, or where
 $LAB_BEHIND_PROXY is 1) the last x-forwarded-for entry, the one the proxy appends; elsewhere the address
-of the connection. Everything else a request
-carries (earlier x-forwarded-for entries, ZeroGPU's x-ip-token, which the page asks the Hub for afresh
-and the app cannot verify) is the client's own to choose, so it never says who the client is.
+of the connection (uvicorn takes it from x-forwarded-for only when a proxy on this machine sent it).
+Everything else a request carries (earlier x-forwarded-for entries, ZeroGPU's x-ip-token, which the page
+asks the Hub for afresh and the app cannot verify) is the client's own to choose: it never says who they are.
 
 Gradio bounds its queue as a whole (QUEUE_SIZE) and runs each concurrency group with its own limit;
 this module adds what it lacks. `VisitorLimit` is a door on Gradio's queue: a visitor who already has
@@ -35,7 +35,7 @@ from lab import text
 QUEUE_SIZE = 64  # requests waiting at once, all visitors together (Gradio's max_size)
 VISITOR_LIMIT = 4  # requests waiting or running at once per visitor: a page needs one or two
 MODEL_WORK = "models"  # the Gradio concurrency group of the tabs' model requests
-MODEL_CONCURRENCY = 16  # model requests running at once: a crowd's stage requests batch together (lab.batching)
+MODEL_CONCURRENCY = 16  # model requests running at once: off ZeroGPU a crowd's stage requests batch (lab.batching)
 SLOW_RUNNING = 1  # optimisation-based reconstructions running at once on a CPU (each keeps it busy)
 SLOW_WAITING = 3  # ... and waiting for it, each visitor at most one; with the one running, 4 of MODEL_CONCURRENCY
 SLOW_RUNNING_GPU = 4  # ... on a GPU, each its own GPU call (ZeroGPU queues them when the Space's GPUs are busy)
