@@ -170,3 +170,24 @@ def test_optimisations_on_the_gpu_run_side_by_side(zero_gpu):
         let_go.set()
         for page in pages:
             page.close()
+
+
+def test_a_page_closed_while_zerogpu_queues_it_stops_alone(zero_gpu):
+    """A visitor waiting in ZeroGPU's queue closes the page: spaces stops waiting for them, and another visitor's
+    request is served meanwhile, not after (issue 24: the batch waited for, then failed with, its first visitor)."""
+    api, _, url = zero_gpu
+    let_go = api.queue("closes the page")
+    page = RawVisitor(url, "10.2.3.1", headers=visitor_headers("closes the page"))
+    try:
+        page.ask_for_stages("shapes")
+        wait_for(lambda: api.bookings_of("closes the page"), "its booking to wait in ZeroGPU's queue")
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(client(url, "served meanwhile").predict, handle_file(str(IMAGE)), "shapes", False, False,
+                                api_name="/stages")
+            assert len(other.result(WAIT_S)[1]) == 4
+        page.close()
+        (booking,) = api.bookings_of("closes the page")
+        wait_for(lambda: booking.answer == "left the queue", "spaces to leave the queue for the closed page")
+    finally:
+        let_go.set()
+        page.close()

@@ -36,10 +36,14 @@ class RawVisitor:
 
     def ask_for_optimised_stages(self, model: str = "shapes") -> None:
         """Ask for optimisation-based stage reconstructions of an example, then listen as the page does."""
+        self.ask_for_stages(model, optimised=True)
+
+    def ask_for_stages(self, model: str = "shapes", optimised: bool = False) -> None:
+        """Ask for stage reconstructions of an example, then listen as the page does."""
         with open(EXAMPLES / "shapes_15.png", "rb") as file:
             uploaded = self.http.post(self.url + "gradio_api/upload", files={"files": file}).json()[0]
         image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "shapes_15.png"}
-        assert self.join("stages", [image, model, False, True]).status_code == 200
+        assert self.join("stages", [image, model, False, optimised]).status_code == 200
         threading.Thread(target=self._read, daemon=True).start()
         wait_for(lambda: self.stream is not None, "the page's stream")
 

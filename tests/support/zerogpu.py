@@ -27,6 +27,7 @@ from lab.server import LOOPBACK, child_process
 
 HARNESS = Path(__file__).with_name("zerogpu_app.py")
 WAIT_S = 120  # the longest a held answer waits for the test to let it go
+QUEUE_PING_S = 0.2  # how often ZeroGPU's queue pings a waiting booking
 
 
 def ip_token(name: str) -> str:
@@ -67,6 +68,7 @@ class FakeDeviceAPI:
         self.over_quota: set[str] = set()
         self.no_gpu: set[str] = set()
         self.held: dict[str, threading.Event] = {}
+        self.queued: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         api = self
 
@@ -74,6 +76,8 @@ class FakeDeviceAPI:
             def do_POST(self):
                 url = urlsplit(self.path)
                 query = {key: values[0] for key, values in parse_qs(url.query).items()}
+                if url.path == "/schedule" and token_name(query.get("token")) in api.queued:
+                    return api.queue_stream(self, query)
                 status, body = api.answer(url.path, query)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -110,6 +114,30 @@ class FakeDeviceAPI:
             self.released.append((query["allowToken"], query["fail"].lower() == "true"))
         return 200, {}
 
+    def queue_stream(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        """ZeroGPU's queue: a stream of pings (spaces looks at the visitor's page on each) until the returned event
+        of `queue` is set, then the GPU; a visitor who leaves the queue is recorded so."""
+        with self._lock:
+            booking = Booking(token_name(query.get("token")), int(query["durationSeconds"]), "queued")
+            self.bookings.append(booking)
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.end_headers()
+        try:
+            while not self.queued[booking.visitor].wait(QUEUE_PING_S):
+                handler.wfile.write(b"event: ping\ndata: {}\n\n")
+                handler.wfile.flush()
+            booking.answer, booking.allow_token = "granted", f"allow-{id(booking)}"
+            granted = {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "GPU-harness", "allowToken": booking.allow_token}
+            handler.wfile.write(f"event: succeeded\ndata: {json.dumps(granted)}\n\n".encode())
+        except OSError:
+            booking.answer = "left the queue"
+
+    def queue(self, visitor: str) -> threading.Event:
+        """Queue `visitor`'s bookings until the returned event is set."""
+        self.queued[visitor] = threading.Event()
+        return self.queued[visitor]
+
     def hold(self, visitor: str) -> threading.Event:
         """Hold the answer to `visitor`'s bookings until the returned event is set."""
         self.held[visitor] = threading.Event()
@@ -124,7 +152,7 @@ class FakeDeviceAPI:
         return self
 
     def __exit__(self, *exc) -> None:
-        for event in self.held.values():
+        for event in [*self.held.values(), *self.queued.values()]:
             event.set()
         self.server.shutdown()
         self.server.server_close()
