@@ -178,16 +178,17 @@ def test_a_page_closed_while_zerogpu_queues_it_stops_alone(zero_gpu):
     api, _, url = zero_gpu
     let_go = api.queue("closes the page")
     page = RawVisitor(url, "10.2.3.1", headers=visitor_headers("closes the page"))
+    pool = ThreadPoolExecutor(1)
     try:
         page.ask_for_stages("shapes")
         wait_for(lambda: api.bookings_of("closes the page"), "its booking to wait in ZeroGPU's queue")
-        with ThreadPoolExecutor(1) as pool:
-            other = pool.submit(client(url, "served meanwhile").predict, handle_file(str(IMAGE)), "shapes", False, False,
-                                api_name="/stages")
-            assert len(other.result(WAIT_S)[1]) == 4
+        other = pool.submit(client(url, "served meanwhile").predict, handle_file(str(IMAGE)), "shapes", False, False,
+                            api_name="/stages")
+        assert len(other.result(WAIT_S)[1]) == 4
         page.close()
         (booking,) = api.bookings_of("closes the page")
         wait_for(lambda: booking.answer == "left the queue", "spaces to leave the queue for the closed page")
     finally:
         let_go.set()
         page.close()
+        pool.shutdown(wait=False)
