@@ -38,6 +38,7 @@ from pathlib import Path
 
 from inversion.core.registry import read_space_config
 from inversion.testing import detr_r50_config, save_standin, write_space_config
+from lab.admission import PROXY_VARIABLE
 from lab.server import child_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,6 +247,7 @@ def shapes_images(folder: Path, count: int) -> list[Path]:
 def load_run(clients: int, requests: int, sequential_requests: int, baseline: Path | None) -> dict:
     """The load scenarios against this checkout's app, and scenario by scenario the baseline's when given."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ[PROXY_VARIABLE] = "1"  # the clients' x-forwarded-for stands for the Space's proxy: one visitor each
     load_before = os.getloadavg()
     roots = {"after": REPO, **({"before": baseline.resolve()} if baseline else {})}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:

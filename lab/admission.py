@@ -1,5 +1,11 @@
 """Fair, bounded queueing: who sent a request, how many each visitor may have queued, and the slow lane.
 
+A visitor is the address the Space's proxy saw: behind it (on a Space, which sets SPACE_ID, or where
+$LAB_BEHIND_PROXY is 1) the last x-forwarded-for entry, the one the proxy appends; elsewhere the address
+of the connection (uvicorn takes it from x-forwarded-for only when a proxy on this machine sent it).
+Everything else a request carries (earlier x-forwarded-for entries, ZeroGPU's x-ip-token, which the page
+asks the Hub for afresh and the app cannot verify) is the client's own to choose: it never says who they are.
+
 Gradio bounds its queue as a whole (QUEUE_SIZE) and runs each concurrency group with its own limit;
 this module adds what it lacks. `VisitorLimit` is a door on Gradio's queue: a visitor who already has
 VISITOR_LIMIT requests waiting or running is refused with a message, so one client cannot fill the
@@ -15,6 +21,7 @@ their page is still open); tests/lab/test_load.py fails if they change.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -28,21 +35,24 @@ from lab import text
 QUEUE_SIZE = 64  # requests waiting at once, all visitors together (Gradio's max_size)
 VISITOR_LIMIT = 4  # requests waiting or running at once per visitor: a page needs one or two
 MODEL_WORK = "models"  # the Gradio concurrency group of the tabs' model requests
-MODEL_CONCURRENCY = 16  # model requests running at once: a crowd's stage requests batch together (lab.batching)
-SLOW_RUNNING = 1  # optimisation-based reconstructions running at once (each keeps the CPU busy)
+MODEL_CONCURRENCY = 16  # model requests running at once: off ZeroGPU a crowd's stage requests batch (lab.batching)
+SLOW_RUNNING = 1  # optimisation-based reconstructions running at once on a CPU (each keeps it busy)
 SLOW_WAITING = 3  # ... and waiting for it, each visitor at most one; with the one running, 4 of MODEL_CONCURRENCY
+SLOW_RUNNING_GPU = 4  # ... on a GPU, each its own GPU call (ZeroGPU queues them when the Space's GPUs are busy)
+SLOW_WAITING_GPU = 4  # ... and waiting: with those running, half of MODEL_CONCURRENCY
+PROXY_VARIABLE = "LAB_BEHIND_PROXY"  # 1: a proxy that appends the client's address to x-forwarded-for is in front
+BEHIND_PROXY = "SPACE_ID" in os.environ or os.environ.get(PROXY_VARIABLE) == "1"  # a Space's proxy appends it
 MODEL_EVENT = {"concurrency_id": MODEL_WORK, "concurrency_limit": MODEL_CONCURRENCY}  # for the tabs' event listeners
 ABANDON_POLL_S = 0.5  # how often a request waiting in the slow lane checks that its page is still open
 
 
 def visitor(headers: Mapping[str, str], client_host: str | None) -> str:
-    """Who sent a request: ZeroGPU's x-ip-token, else the first x-forwarded-for address (as the Space's
-    proxy sets it), else the address the request came from."""
-    token = headers.get("x-ip-token", "").strip()
-    if token:
-        return f"token {token}"
-    forwarded = headers.get("x-forwarded-for", "").split(",")[0].strip()
-    return forwarded or client_host or "unknown"
+    """Who sent a request: behind the Space's proxy (BEHIND_PROXY) the last x-forwarded-for address, the one the
+    proxy appended (the entries before it are whatever the client sent), else the address the request came from."""
+    forwarded = [address.strip() for address in headers.get("x-forwarded-for", "").split(",") if address.strip()]
+    if BEHIND_PROXY and forwarded:
+        return forwarded[-1]
+    return client_host or "unknown"
 
 
 def _request_visitor(request) -> str:
@@ -103,6 +113,11 @@ class VisitorLimit:
                        "message": text.VISITOR_BUSY.format(limit=self.limit)}
             return False, [refusal], "validator_error"
         return await self._push(body=body, request=request, username=username)
+
+
+def slow_lane(on_gpu: bool) -> SlowLane:
+    """The slow lane for models on a GPU (several optimisations at once) or on the CPU (one at a time)."""
+    return SlowLane(SLOW_RUNNING_GPU, SLOW_WAITING_GPU) if on_gpu else SlowLane(SLOW_RUNNING, SLOW_WAITING)
 
 
 class SlowLane:

@@ -3,7 +3,9 @@
 A request for a key (model and settings) whose previous batch is still running joins the next batch
 instead of running alone; when the key is free, the batch runs at once, so a request alone waits for
 nothing. Identical items (the same image, by content) are computed once. A crowd opening one shared
-link then costs about one run per batch (on ZeroGPU, one GPU call), not one per visitor.
+link then costs about one run per batch, not one per visitor. Not on ZeroGPU: it books a GPU call under
+the token of the request whose thread makes it, so a batch would spend one visitor's quota on everyone's
+work and hand that visitor's refusal to all (lab.gpu gives each request its own call there).
 
 The app's own rather than Gradio's batch=True: that hands the function only the first request's
 gr.Request, and each visitor's request must stay theirs (their progress, their limits, their errors).

@@ -41,9 +41,22 @@ class Card:
     model: str | None = None
 
 
-def picture(value) -> Image.Image:
-    """A displayed image (a file path, or an array from gr.Image) as an RGB PIL image."""
-    return Image.open(value).convert("RGB") if isinstance(value, str | Path) else Image.fromarray(np.asarray(value)).convert("RGB")
+def picture(value, mode: str = "RGB") -> Image.Image:
+    """A displayed image (a file path, or an array from gr.Image) as a PIL image in `mode`; anything else (a card
+    endpoint called with another file) is a gr.Error that says so."""
+    try:
+        if isinstance(value, str | Path):
+            with Image.open(value) as image:
+                return image.convert(mode)
+        return Image.fromarray(np.asarray(value)).convert(mode)
+    except (OSError, ValueError, TypeError) as error:
+        raise gr.Error(text.CARD_NOT_AN_IMAGE.format(why=error.__class__.__name__), print_exception=False) from None
+
+
+def displayed_path(payload):
+    """A gr.Image's value as the card reads it: the file's path, opened by `picture` (gr.Image's own
+    preprocessing opens it first and fails on a file that is not an image with Gradio's raw message)."""
+    return None if payload is None else payload.path
 
 
 def annotated_panel(value, caption: str) -> CardPanel:
@@ -54,7 +67,7 @@ def annotated_panel(value, caption: str) -> CardPanel:
 
 def mask_box(mask_path: str) -> tuple[float, float, float, float]:
     """The box a gr.AnnotatedImage drew as a mask (its visible pixels), as (x0, y0, x1, y1)."""
-    alpha = np.asarray(Image.open(mask_path).convert("RGBA"))[..., 3]
+    alpha = np.asarray(picture(mask_path, "RGBA"))[..., 3]
     rows, columns = np.nonzero(alpha)
     return float(columns.min()), float(rows.min()), float(columns.max() + 1), float(rows.max() + 1)
 
@@ -84,6 +97,9 @@ def card_maker(page, tab_name: str, inputs: list, builder: Callable[..., Card]) 
         button = gr.Button(text.CARD, variant="secondary", elem_id=f"{tab_name}-card-button", scale=0, min_width=240)
         files = gr.File(label=text.CARD_FILES, file_count="multiple", interactive=False, visible=False,
                         elem_id=f"{tab_name}-card-files")
+    for component in inputs:
+        if isinstance(component, gr.Image):  # read by the card only: its file is judged by `picture`
+            component.preprocess = displayed_path
     own_link_js = OWN_LINK_JS.replace("__DEFAULT__", LinkState().tab).replace("__TAB__", tab_name)
     page.link.change(None, [page.link, tab_link], tab_link, js=own_link_js, api_visibility="private")
 

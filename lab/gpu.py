@@ -1,29 +1,34 @@
 """The app's GPU work: one @spaces.GPU call per user action, each asking ZeroGPU for the seconds its request needs.
 
-The seconds come from the cost model of `inversion.optimisation.cost` (FLOPs counted once per model
-on the CPU, times the request's captures, reconstructions and optimisation steps, over a stated GPU
-throughput: an estimate), decided on the CPU before any GPU is booked.
+The seconds come from the cost model of `inversion.optimisation.cost` (FLOPs counted once per model,
+on the CPU, when the page's GPU calls are built at start, never in a request; times the request's
+captures, reconstructions and optimisation steps, over a stated GPU throughput: an estimate).
 
 Off ZeroGPU the decorator does nothing, so the same calls run on a laptop's CPU. A call takes the
 model's name, not the model (only the name, the image and the settings travel to ZeroGPU's
 worker), and returns the service's results: PIL images and numpy arrays, never CUDA tensors.
-Stage requests served by the learned inverters are batched with concurrent ones alike (lab.batching:
-one GPU call for a crowd); optimisation-based ones wait in the slow lane (lab.admission).
+ZeroGPU books a call under the x-ip-token of the request whose thread makes it, so on ZeroGPU every
+request makes its own calls (docs/zerogpu.md); elsewhere stage requests served by the learned
+inverters are batched with concurrent ones alike (lab.batching: one run for a crowd). Optimisation-
+based requests wait in the slow lane (lab.admission), sized for where the models run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 import spaces
+from spaces.config import Config as SpacesSettings
 
 from inversion.core.registry import Model
 from inversion.core.stages import STAGE_SOURCES
 from inversion.optimisation.cost import ModelCost, measure_cost, zero_gpu_duration
 from lab import attention_service, service, text
-from lab.admission import SlowLane, current_visitor, stop_if_abandoned
+from lab.admission import current_visitor, slow_lane, stop_if_abandoned
 from lab.batching import Batcher
 from lab.catalogue import Catalogue
 from lab.components import user_errors
@@ -31,14 +36,27 @@ from lab.components import user_errors
 EVERY_LAYER_COUNT = 20  # reconstructions of a stage request with every layer (DETR-R50: 4 stages + 7 + 7 layers)
 MAX_BATCH = 16  # distinct images in one batched stage call (a crowd of MODEL_CONCURRENCY requests fits one)
 CPU_BATCH_PIXELS = 2 * 480 * 640  # on a CPU, images x canvas pixels in one batch stay within this (DETR-R50: 2)
-_COSTS: WeakKeyDictionary = WeakKeyDictionary()  # detector -> its ModelCost
+ON_ZERO_GPU = SpacesSettings.zero_gpu  # spaces' own reading of SPACES_ZERO_GPU, made when it is imported
+_COSTS: WeakKeyDictionary = WeakKeyDictionary()  # detector -> its ModelCost, counted at start
+log = logging.getLogger(__name__)
+
+
+def count_costs(models: Iterable[Model]) -> None:
+    """Count each model's FLOPs per capture, optimisation step and reconstruction once, on the CPU (at start:
+    `gpu_calls` does; DETR-R50 takes seconds, which no request should wait for)."""
+    for model in models:
+        if model.detector not in _COSTS:
+            started = time.perf_counter()
+            _COSTS[model.detector] = measure_cost(model.detector, model.inverters)
+            log.info("costs of %s counted in %.1f s", model.spec.name, time.perf_counter() - started)
 
 
 def model_cost(model: Model) -> ModelCost:
-    """The model's FLOPs per capture, optimisation step and reconstruction, counted once (on the CPU)."""
-    if model.detector not in _COSTS:
-        _COSTS[model.detector] = measure_cost(model.detector, model.inverters)
-    return _COSTS[model.detector]
+    """The model's FLOPs as counted at start by `count_costs` (a request never counts them)."""
+    try:
+        return _COSTS[model.detector]
+    except KeyError:
+        raise RuntimeError(f"The costs of {model.spec.name} were not counted at start (lab.gpu.count_costs).") from None
 
 
 def request_seconds(model: Model, images: int, reconstructions: int = 0, steps: int = 0) -> int:
@@ -63,8 +81,9 @@ def perturb_seconds(model: Model, optimised: bool, optimise_steps: int | None = 
 
 
 def batch_limit(model: Model) -> int:
-    """Distinct images one batched stage call takes: MAX_BATCH, fewer for a big canvas on a CPU (memory)."""
-    if model.detector.device.type != "cpu":
+    """Distinct images one batched stage call takes: MAX_BATCH, fewer for a big canvas on a CPU (memory; where the
+    model runs is what was decided at load, `Model.on_gpu`)."""
+    if model.on_gpu:
         return MAX_BATCH
     height, width = model.spec.working_size
     return max(1, min(MAX_BATCH, CPU_BATCH_PIXELS // (height * width)))
@@ -86,9 +105,11 @@ class GpuCalls:
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
     """The GPU calls over a catalogue's models (optimise_steps: steps of a request; None: each model's budget).
 
-    Build them at import (app.py does, through build_demo): ZeroGPU wants its functions decorated then.
+    Build them at import (app.py does, through build_demo): ZeroGPU wants its functions decorated then, and the
+    models' costs are counted then.
     """
     models = catalogue.models
+    count_costs(models.values())
 
     @spaces.GPU(duration=lambda model_name, image: request_seconds(models[model_name], 1))
     def detect(model_name, image):
@@ -114,16 +135,21 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
 
     batcher = Batcher(lambda key, images: learned_stages(key[0], images, key[1]),
                       max_size=lambda key: batch_limit(models[key[0]]))
-    slow_lane = SlowLane()
+    lane = slow_lane(any(model.on_gpu for model in models.values()))
+
+    def wait_in_lane(progress):
+        """The slow lane's entry for this request's visitor, telling them while they wait."""
+        return lane.enter(current_visitor(), lambda busy: progress(
+            0.0, desc=text.SLOW_LANE_WAIT.format(busy=busy, running=lane.running)))
 
     def stages(model_name, image, all_layers, optimised, progress):
-        """Learned reconstructions batched with concurrent requests alike; optimisation-based ones in the slow lane."""
+        """Optimisation-based reconstructions in the slow lane; learned ones in a call of their own on ZeroGPU
+        (booked under this request's token), else batched with concurrent requests alike."""
         if service.optimised_stage_steps(models[model_name], optimised, optimise_steps):
-            def waiting(busy):
-                progress(0.0, desc=text.SLOW_LANE_WAIT.format(busy=busy))
-
-            with slow_lane.enter(current_visitor(), waiting):
+            with wait_in_lane(progress):
                 return optimised_stages(model_name, image, all_layers, optimised, progress)
+        if ON_ZERO_GPU:
+            return learned_stages(model_name, [image], all_layers)[0]
         return batcher((model_name, all_layers), image)
 
     @spaces.GPU(duration=lambda model_name, image, layers, entry:
@@ -149,7 +175,7 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         """A perturbation with optimisation-based reconstructions waits in the slow lane like optimised stages."""
         settings = (model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress)
         if service.perturbation_steps(models[model_name], optimised, optimise_steps):
-            with slow_lane.enter(current_visitor(), lambda busy: progress(0.0, desc=text.SLOW_LANE_WAIT.format(busy=busy))):
+            with wait_in_lane(progress):
                 return perturb_on_gpu(*settings)
         return perturb_on_gpu(*settings)
 

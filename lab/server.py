@@ -102,17 +102,19 @@ def start(catalogue: Catalogue, port: int, optimise_steps: int | None = None) ->
 
 @contextmanager
 def child_process(config: Path, folder: Path, optimise_steps: int | None = None, timeout: float = 300.0,
-                  root: Path = SPACE_ROOT) -> Iterator[tuple[subprocess.Popen, str]]:
+                  root: Path = SPACE_ROOT, entry: tuple[str, ...] = ("-m", "lab.server"),
+                  ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`python -m lab.server` serving `config` on a free loopback port until the block ends; yields (process, URL).
 
     The child runs the app of the checkout at `root` (this one unless told: another serves as a baseline) and
     inherits this environment; its log goes to FOLDER/app.log, its cached examples to FOLDER/examples-cache, its
-    other files (uploads, results) to FOLDER/gradio-cache, apart from other apps on this machine.
+    other files (uploads, results) to FOLDER/gradio-cache, apart from other apps on this machine. `entry`: what
+    python runs instead of lab.server (a script taking lab.server's options that ends by calling its `main`).
     """
     port = free_port()
     env = dict(os.environ, GRADIO_EXAMPLES_CACHE=str(folder / "examples-cache"), GRADIO_TEMP_DIR=str(folder / "gradio-cache"),
                GRADIO_ANALYTICS_ENABLED="False")
-    command = [sys.executable, "-m", "lab.server", "--config", str(config), "--port", str(port)]
+    command = [sys.executable, *entry, "--config", str(config), "--port", str(port)]
     command += ["--optimise-steps", str(optimise_steps)] if optimise_steps else []
     log_path = folder / "app.log"
     url = f"http://{LOOPBACK}:{port}/"

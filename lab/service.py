@@ -152,8 +152,11 @@ def optimised_note(model: Model, steps: int, what: str = "these reconstructions"
 
 
 def optimise_budget(model: Model) -> int:
-    """Optimisation steps of a request: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10)."""
-    if model.detector.device.type != "cpu":
+    """Optimisation steps of a request: OPTIMISE_STEPS, fewer on a CPU for a big canvas (DETR-R50: 10).
+
+    Where the model runs is what was decided at load (`Model.on_gpu`): on ZeroGPU its parameters report "cpu"
+    in a request's thread, although the optimisation runs on the GPU."""
+    if model.on_gpu:
         return OPTIMISE_STEPS
     height, width = model.detector.working_size
     return max(MIN_OPTIMISE_STEPS, min(OPTIMISE_STEPS, CPU_OPTIMISE_PIXELS // (height * width)))

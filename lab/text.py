@@ -25,6 +25,8 @@ CARD_INPUT = "input and detections"
 CARD_OPTIMISED = "optimised: "
 DETECT_TOOL_TITLE = "What DETR detects in this image"  # the detect tool's card (lab.tools)
 NO_RESULT_FOR_CARD = "There is no result in this tab yet: run it (or click an example) first, then make its card."
+CARD_NOT_AN_IMAGE = ("A card is made of the pictures the tab shows, and one of the files sent for it is not an image "
+                     "({why}): run the tab, then make its card from its result.")
 
 
 def deep_link_info(cache_minutes: int) -> str:
@@ -150,7 +152,7 @@ SLOW_ONE_PER_VISITOR = ("You already have an optimisation-based reconstruction w
 SLOW_LANE_FULL = ("Optimisation-based reconstructions are slow, so the app runs {running} at a time with at most "
                   "{waiting} waiting, and that line is full: try again in a minute (the learned inverters' "
                   "reconstructions are served meanwhile).")
-SLOW_LANE_WAIT = "Waiting for the optimisation lane ({busy} requests in it, run one at a time)"
+SLOW_LANE_WAIT = "Waiting for the optimisation lane ({busy} requests in it, {running} run at a time)"
 ABANDONED = "The page that asked for this closed, so the work stopped."
 MASK = "Recolour"
 MASK_CHOICES = [("GrabCut inside its box", "grabcut"), ("its whole box", "box"), ("the whole image", "image")]

@@ -56,6 +56,13 @@ class Model:
     detector: Detector
     inverters: InverterStack | None
     inverters_problem: str | None = None  # why the inverters the spec names could not be loaded
+    device: str = "cpu"  # where it was placed at load, decided once: its parameters may say otherwise (on
+    # ZeroGPU they report "cuda" only on the thread that loaded them, and "cpu" in every request's thread)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (as decided when it was loaded, not as a parameter reports now)."""
+        return self.device != "cpu"
 
     def require_inverters(self) -> InverterStack:
         """The inverters, or a CheckpointError saying that this model has none (and why)."""
@@ -151,21 +158,21 @@ def load_detector(spec: ModelSpec, device: str = "cpu") -> Detector:
 
 
 def build_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> Model:
-    """Load a spec's detector and inverters (checked against each other) onto `device`.
+    """Load a spec's detector and inverters (checked against each other) onto `device`, recorded on the model.
 
     A detector that cannot be loaded always raises. Inverters that cannot be loaded raise when
     `strict`; otherwise the model comes without them and `inverters_problem` says why.
     """
     detector = load_detector(spec, device)
     if spec.inverters is None:
-        return Model(spec, detector, None)
+        return Model(spec, detector, None, device=device)
     try:
         inverters, _ = load_inverters(spec.locate(spec.inverters), detector=detector, revision=spec.inverters_revision)
     except CheckpointError as error:
         if strict:
             raise
-        return Model(spec, detector, None, f"its inverters could not be loaded: {error}")
-    return Model(spec, detector, inverters.to(device))
+        return Model(spec, detector, None, f"its inverters could not be loaded: {error}", device=device)
+    return Model(spec, detector, inverters.to(device), device=device)
 
 
 def load_model(name_or_folder: str, device: str = "cpu", config: str | os.PathLike | None = None) -> Model:

@@ -378,3 +378,18 @@ def test_the_attention_tabs_gpu_calls_ask_for_their_work(served):
 def test_a_card_before_any_result_says_what_to_do(client):
     with pytest.raises(AppError, match="no result in this tab yet"):
         client.predict("", "", None, [], [], api_name="/stages_card")
+
+
+@pytest.mark.parametrize("endpoint", ["/stages_card", "/swap_card", "/perturb_card", "/tradeoff_card", "/attend_card"])
+def test_a_card_of_a_file_that_is_not_an_image_says_so(client, files, endpoint):
+    """Each card endpoint, every picture it reads sent as a text file (issue 24: Gradio's raw "Could not preprocess")."""
+    text_file = handle_file(str(files["text"]))
+    shown = {"image": text_file, "annotations": [{"image": text_file, "label": "0: square 0.90"}]}
+    table = {"headers": ["before", "after", "score change", "what happened"], "data": [["a", "b", "+0.10", "lost"]]}
+    pictures = [{"image": text_file, "caption": "backbone · PSNR 9.9 dB · SSIM 0.10"}]
+    values = {"/stages_card": [shown, pictures, pictures], "/swap_card": [text_file, pictures],
+              "/perturb_card": [shown, shown, table, pictures, pictures], "/tradeoff_card": [text_file, "**accuracy**"],
+              "/attend_card": [shown, pictures, text_file, shown, table, pictures]}[endpoint]
+    tab = endpoint.strip("/").removesuffix("_card")
+    with pytest.raises(AppError, match="one of the files sent for it is not an image"):
+        client.predict("http://127.0.0.1:7860/", f"?tab={tab}&model=shapes&action=attention", *values, api_name=endpoint)

@@ -5,16 +5,13 @@ queue; slow work waits in its own lane without starving plain requests; a closed
 Every wait is bounded (WAIT_S): a regression fails the test instead of hanging it.
 """
 
-import json
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import gradio as gr
-import httpx
 import pytest
 from gradio_client import Client, handle_file
 
@@ -24,18 +21,26 @@ from lab.admission import SLOW_RUNNING, SLOW_WAITING, VISITOR_LIMIT, bounded_que
 from lab.server import LOOPBACK, free_port
 from support.app_server import serving, standin_config
 from support.paths import EXAMPLES
+from support.raw_visitor import WAIT_S, RawVisitor, wait_for
 
 pytestmark = pytest.mark.app
 
-WAIT_S = 120
 CLIENTS = 12  # threads, each with its own Client: a room opening one shared link
 SLOW_STEPS = 1_000_000  # optimisation steps per stage for the slow-lane tests: never finishes by itself
 
 
-def test_the_visitor_is_the_token_else_the_first_forwarded_address_else_the_client():
-    assert visitor({"x-ip-token": "abc", "x-forwarded-for": "1.2.3.4"}, "127.0.0.1") == "token abc"
-    assert visitor({"x-forwarded-for": " 1.2.3.4, 10.0.0.1"}, "127.0.0.1") == "1.2.3.4"
-    assert visitor({}, "127.0.0.1") == "127.0.0.1"
+@pytest.fixture(autouse=True)
+def behind_the_spaces_proxy(monkeypatch):
+    """These tests stand for the Space's proxy: the last x-forwarded-for address they send is each visitor's."""
+    monkeypatch.setattr(admission, "BEHIND_PROXY", True, raising=False)
+
+
+def test_the_visitor_is_the_address_the_proxy_appended_and_nothing_the_client_chose(monkeypatch):
+    assert visitor({"x-forwarded-for": "made-up, 10.0.0.1"}, "10.200.0.1") == "10.0.0.1"  # the proxy appends its own
+    assert visitor({"x-ip-token": "abc", "x-forwarded-for": "1.2.3.4"}, "10.200.0.1") == "1.2.3.4"  # a token is the client's
+    assert visitor({}, "10.200.0.1") == "10.200.0.1"
+    monkeypatch.setattr(admission, "BEHIND_PROXY", False, raising=False)  # no proxy in front: every header is the client's own
+    assert visitor({"x-forwarded-for": "1.2.3.4", "x-ip-token": "abc"}, "127.0.0.1") == "127.0.0.1"
 
 
 def as_visitor(url: str, address: str) -> Client:
@@ -86,7 +91,9 @@ def test_concurrent_stage_requests_are_batched_and_each_gets_its_own_result(serv
     assert len(forwards) <= requests // 2, forwards  # concurrent requests share detector forwards
 
 
-def test_one_visitor_cannot_fill_the_queue_for_others():
+@contextmanager
+def holding_app():
+    """An app whose requests named "greedy..." wait until the yielded event is set: (URL, event)."""
     release = threading.Event()
 
     def hold(name):
@@ -100,81 +107,40 @@ def test_one_visitor_cannot_fill_the_queue_for_others():
     bounded_queue(demo)
     port = free_port()
     demo.launch(server_name=LOOPBACK, server_port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://{LOOPBACK}:{port}/"
     try:
+        yield f"http://{LOOPBACK}:{port}/", release
+    finally:
+        release.set()
+        demo.close(verbose=False)
+
+
+def test_one_visitor_cannot_fill_the_queue_for_others():
+    with holding_app() as (url, release):
         greedy = RawVisitor(url, "10.9.9.9")  # joins without a stream: its requests stay in the queue
         for index in range(VISITOR_LIMIT):
             assert greedy.join("hold", [f"greedy {index}"]).status_code == 200
         refused = greedy.join("hold", ["greedy again"])
         assert refused.status_code == 422 and f"already have {VISITOR_LIMIT} requests" in refused.text
         with pytest.raises(Exception, match=f"already have {VISITOR_LIMIT} requests waiting or running"):
-            as_visitor(url, "10.9.9.9, 10.0.0.2").predict("greedy by the client", api_name="/hold")
+            as_visitor(url, "10.0.0.2, 10.9.9.9").predict("greedy, posing as 10.0.0.2", api_name="/hold")
         assert as_visitor(url, "10.8.8.8").predict("patient", api_name="/hold") == "patient"  # another visitor
         release.set()
         deadline = time.monotonic() + WAIT_S
         while greedy.join("hold", ["greedy later"]).status_code != 200:  # served again once its requests finished
             assert time.monotonic() < deadline
             time.sleep(0.1)
-    finally:
-        release.set()
-        demo.close(verbose=False)
 
 
-class RawVisitor:
-    """A page as the browser drives it: requests joined to the queue, their messages on one stream it can close."""
-
-    def __init__(self, url: str, address: str):
-        self.address, self.url, self.session = address, url, uuid.uuid4().hex
-        self.headers = {"x-forwarded-for": address}
-        self.messages: list[dict] = []
-        self.stream = None
-
-    def join(self, api_name: str, data: list) -> httpx.Response:
-        config = httpx.get(self.url + "config", timeout=WAIT_S).json()
-        fn_index = next(dep["id"] for dep in config["dependencies"] if dep.get("api_name") == api_name)
-        return httpx.post(self.url + "gradio_api/queue/join", headers=self.headers, timeout=WAIT_S,
-                          json={"data": data, "fn_index": fn_index, "session_hash": self.session,
-                                "event_data": None, "trigger_id": None})
-
-    def ask_for_optimised_stages(self) -> None:
-        """Ask for optimisation-based stage reconstructions of an example, then listen as the page does."""
-        with open(EXAMPLES / "shapes_15.png", "rb") as file:
-            uploaded = httpx.post(self.url + "gradio_api/upload", files={"files": file}, timeout=WAIT_S).json()[0]
-        image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "shapes_15.png"}
-        assert self.join("stages", [image, "shapes", False, True]).status_code == 200
-        threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: self.stream is not None, "the page's stream")
-
-    def _read(self) -> None:
-        try:
-            with httpx.stream("GET", self.url + "gradio_api/queue/data", params={"session_hash": self.session},
-                              headers=self.headers, timeout=WAIT_S) as response:
-                self.stream = response
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        self.messages.append(json.loads(line[5:]))
-        except (httpx.HTTPError, RuntimeError):
-            pass  # closed by `close`
-
-    def received(self, kind: str) -> bool:
-        return any(message["msg"] == kind for message in self.messages)
-
-    def error(self) -> str | None:
-        """The error its request ended with, if it ended with one."""
-        return next((str(message["output"].get("error")) for message in self.messages
-                     if message["msg"] == "process_completed" and not message.get("success")), None)
-
-    def close(self) -> None:
-        """The page is closed: its stream ends."""
-        if self.stream is not None:
-            self.stream.close()
-
-
-def wait_for(condition, what: str, state=lambda: None) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting: {what} ({state()})"
-        time.sleep(0.05)
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_made_up_addresses_do_not_make_one_client_a_crowd(monkeypatch, behind_proxy):
+    """Sixteen requests from one client, each with an address of its own making, are one visitor's (issue 24)."""
+    monkeypatch.setattr(admission, "BEHIND_PROXY", behind_proxy, raising=False)
+    proxy = ", 10.7.7.7" if behind_proxy else ""  # what the Space's proxy appends; without one, nothing
+    source = None if behind_proxy else "127.0.0.2"  # not a proxy uvicorn trusts: its headers are its own
+    with holding_app() as (url, _):
+        answers = [RawVisitor(url, f"10.6.0.{index}{proxy}", source=source).join("hold", [f"greedy {index}"])
+                   for index in range(16)]
+        assert [answer.status_code for answer in answers] == [200] * VISITOR_LIMIT + [422] * (16 - VISITOR_LIMIT)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ checkpoints/shapes/inverters exists.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from inversion.core.stages import STAGES
 from inversion.experiments.colour import hue_distance, mean_hue
 from inversion.shapes.world import generate_sample
 from inversion.testing import save_standin, shapes_config
-from lab import service
+from lab import gpu, service
 from lab.service import RequestError
 from support.standins import standin_spec
 
@@ -206,6 +207,20 @@ def test_the_optimisation_budget_shrinks_with_the_canvas_on_a_cpu(model):
         assert service.optimise_budget(model) == 10  # DETR-R50's canvas
     finally:
         model.detector.working_size = size
+
+
+def test_where_a_model_runs_is_what_was_decided_when_it_was_loaded(model):
+    """On ZeroGPU a parameter reports "cpu" in every request's thread although the model runs on the GPU (issue 24):
+    the optimisation budget and the batch size follow the device recorded on the model at load."""
+    assert model.device == "cpu" and not model.on_gpu
+    on_gpu = replace(model, device="cuda")  # its parameters still report cpu, as on ZeroGPU outside a GPU call
+    size, model.detector.working_size = model.detector.working_size, (480, 640)
+    spec_size, model.spec.working_size = model.spec.working_size, (480, 640)
+    try:
+        assert service.optimise_budget(on_gpu) == service.OPTIMISE_STEPS and service.optimise_budget(model) == 10
+        assert gpu.batch_limit(on_gpu) == gpu.MAX_BATCH and gpu.batch_limit(model) == 2
+    finally:
+        model.detector.working_size, model.spec.working_size = size, spec_size
 
 
 # ---------------------------------------------------------------- the trained Shapes model
