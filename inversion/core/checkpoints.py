@@ -37,7 +37,7 @@ def checkpoint_folder(name_or_path: str | os.PathLike, revision: str | None = No
 
 def detector_identity(detector: Detector) -> dict:
     """What a checkpoint records about the detector it was trained for."""
-    return {"id": detector.name, "revision": detector.revision}
+    return {"id": detector.name, "revision": detector.revision, "family": detector.family.name}
 
 
 def save_inverters(stack: InverterStack, folder: str | os.PathLike, detector: Detector, notes: dict | None = None) -> Path:
@@ -111,6 +111,8 @@ def check_detector_match(config: dict, architecture: InverterConfig, detector: D
             f"it was trained for detector {trained_for.get('id')!r} at revision {trained_for.get('revision')!r}, "
             f"not {detector.name!r} at revision {detector.revision!r}"
         )
+    if trained_for.get("family") not in (None, detector.family.name):  # checkpoints before families name none
+        mismatches.append(f"it was trained for a {trained_for['family']}, not a {detector.family.name}")
     if mismatches:
         raise CheckpointError("These inverters do not fit this detector: " + "; ".join(mismatches) + ".")
 

@@ -7,7 +7,7 @@ import torch
 from huggingface_hub import constants
 from transformers import DetrForObjectDetection
 
-from inversion.core.checkpoints import CheckpointError, load_inverters, save_inverters
+from inversion.core.checkpoints import CheckpointError, load_inverters, read_config, save_inverters
 from inversion.core.detector import Detector
 from inversion.core.hub import WeightsNotFound
 from inversion.core.inverters import InverterConfig, InverterStack
@@ -38,6 +38,18 @@ def test_a_checkpoint_for_another_config_is_refused_naming_the_mismatch(tmp_path
         load_inverters(tmp_path / "other", detector=tiny_detector)
     assert "d_model is 64 in the checkpoint but 32 in the detector" in str(error.value)
     assert "num_queries is 8" in str(error.value)
+
+
+def test_a_checkpoint_for_another_family_is_refused(tmp_path, tiny_detector):
+    from inversion.core.families import family_for
+    from inversion.testing import tiny_config
+
+    config = tiny_config("table-transformer")  # DETR's sizes and layout: only the family tells them apart
+    table = Detector(family_for(config).model_class(config), (64, 96), name="tiny-detr")
+    save_inverters(InverterStack(InverterConfig.for_detector(table)), tmp_path / "table", table)
+    assert read_config(tmp_path / "table")["detector"]["family"] == "Table Transformer"
+    with pytest.raises(CheckpointError, match="trained for a Table Transformer, not a DETR"):
+        load_inverters(tmp_path / "table", detector=tiny_detector)
 
 
 def test_a_checkpoint_for_another_detector_is_refused(tmp_path, tiny_detector, tiny_stack):
