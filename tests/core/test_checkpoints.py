@@ -25,7 +25,7 @@ def test_round_trip_gives_identical_reconstructions(tmp_path, tiny_detector, tin
     after = reconstruct(loaded, reps, STAGE_SOURCES)
     for source in STAGE_SOURCES:
         assert torch.equal(before[source][0], after[source][0])
-    assert config["detector"] == {"id": "tiny-detr", "revision": None}
+    assert config["detector"] == {"id": "tiny-detr", "revision": None, "family": "DETR"}
     assert config["working_size"] == [64, 96]
     assert config["normalisation"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
