@@ -192,7 +192,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
     """Evaluate a finished point's checkpoint on the held-out set; the point's record."""
     started = time.process_time()
     evaluation = evaluate(checkpoint, heldout, str(Path(work) / "evaluations" / point.name), sections=("stages",),
-                          max_images=max_images)
+                          max_images=max_images, layers=False)
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
         "parameters": parameters(point.size), "feature_weight": config.feature_weight,
