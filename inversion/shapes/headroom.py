@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
@@ -33,8 +34,9 @@ from ..core.registry import find_spec, load_detector
 from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import headroom_plot
+from ..training.objectives import ModularObjective
 from ..training.trainer import TrainingConfig, train
-from .world import export_coco
+from .world import export_coco, generate_sample, sample_rng
 
 SIZES: dict[str, dict] = {  # InverterConfig overrides; every module has at least 4x the parameters of the size before
     "S": {"backbone_widths": [44, 24, 12, 8], "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 192,
@@ -105,6 +107,22 @@ def parameters(size: str) -> dict[str, int]:
     detector = load_detector(find_spec("shapes"))
     stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
     return {stage: sum(p.numel() for p in stack.module(stage).parameters()) for stage in STAGES}
+
+
+def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dict[str, float]:
+    """FLOPs of one training step at a size and objective, in GFLOPs (load-independent, unlike seconds): the frozen
+    detector's capture of the batch, and the inverse modules' forward and backward (through the detector's backbone
+    for the feature term), counted on two Shapes images and scaled to the batch."""
+    detector = load_detector(find_spec("shapes"))
+    images = [generate_sample(sample_rng(10, index))[0] for index in range(2)]
+    with FlopCounterMode(display=False) as capture:
+        representations = detector.capture(images)
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
+    objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_map)
+    with FlopCounterMode(display=False) as inverses:
+        sum(objective_module(representations).values()).backward()
+    scale = batch_size / len(images) / 1e9
+    return {"detector_capture": capture.get_total_flops() * scale, "inverse_modules": inverses.get_total_flops() * scale}
 
 
 def ensure_data(folders: dict[str, tuple[int, int]] = DATA) -> None:
@@ -361,6 +379,8 @@ def write_report(out: str | Path) -> dict:
     if not points:
         raise UserFacingError(f"{folder / 'points'} holds no finished point: run `python -m inversion.shapes headroom run` first.")
     analysis = study(points)
+    analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
+                                            for size in SIZES for objective in OBJECTIVES}
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     write_atomically(folder / "table.md", table(points))
     for stage in STAGES:

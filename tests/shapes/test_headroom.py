@@ -140,7 +140,11 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
     assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["feature_weight"] == 0.0
     assert point["cpu_seconds"]["training"] > 0
+    evaluation = json.loads((tmp_path / "work" / "evaluations" / "S-2-mse" / "results.json").read_text())
+    assert set(evaluation["stages"]["quality"]) == {*STAGES, "baseline: mean_colour", "baseline: grid_average"}  # no layers
     assert list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data)) == []  # finished: skipped
-    headroom.write_report(out)
+    cost = headroom.write_report(out)["gflops_per_training_step"]
+    assert cost["M-feature"]["inverse_modules"] > cost["M-mse"]["inverse_modules"] > cost["S-mse"]["inverse_modules"]
+    assert cost["S-mse"]["detector_capture"] == pytest.approx(cost["L-feature"]["detector_capture"])
     assert "| S-2-mse |" in (out / "table.md").read_text()
     assert all((out / f"{stage}.png").is_file() for stage in STAGES)
