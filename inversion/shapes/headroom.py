@@ -389,7 +389,7 @@ def write_report(out: str | Path) -> dict:
 
 
 def status(out: str | Path, work: str | Path) -> list[str]:
-    """One line per grid point: finished, in progress (the saved step), or not started."""
+    """One line per grid point: finished, in progress (the step saved), started (none saved yet), or not started."""
     lines = []
     for point in GRID:
         if (Path(out) / "points" / f"{point.name}.json").is_file():
@@ -397,7 +397,9 @@ def status(out: str | Path, work: str | Path) -> list[str]:
         elif point == SHIPPED_POINT:
             state = f"the shipped checkpoint ({SHIPPED_CHECKPOINT}): to evaluate"
         else:
-            step = saved_step(Path(work) / point.name)
-            state = f"step {step} of {point.steps}" if step else "not started"
+            folder = Path(work) / point.name
+            step = saved_step(folder)
+            state = (f"saved at step {step} of {point.steps}" if step else
+                     "started, nothing saved yet" if folder.exists() else "not started")
         lines.append(f"{point.name}: {state}")
     return lines

@@ -148,3 +148,15 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert cost["S-mse"]["detector_capture"] == pytest.approx(cost["L-feature"]["detector_capture"])
     assert "| S-2-mse |" in (out / "table.md").read_text()
     assert all((out / f"{stage}.png").is_file() for stage in STAGES)
+
+
+def test_status_says_where_each_point_stands(tmp_path):
+    (tmp_path / "out" / "points").mkdir(parents=True)
+    (tmp_path / "out" / "points" / "S-625-mse.json").write_text("{}")
+    (tmp_path / "work" / "M-625-mse").mkdir(parents=True)
+    (tmp_path / "work" / "S-2500-mse").mkdir()
+    (tmp_path / "work" / "S-2500-mse" / "training_state.json").write_text('{"step": 1000}')
+    lines = dict(line.split(": ", 1) for line in headroom.status(tmp_path / "out", tmp_path / "work"))
+    assert lines["S-625-mse"] == "finished" and lines["M-625-mse"] == "started, nothing saved yet"
+    assert lines["S-2500-mse"] == "saved at step 1000 of 2500" and lines["L-625-mse"] == "not started"
+    assert lines["M-10000-mse"].startswith("the shipped checkpoint")
