@@ -292,13 +292,14 @@ def direction_headroom(values: list[float]) -> dict:
     """From a metric's values at 4x steps along one direction (None where not measured): the last 4x step's gain and,
     where the gains shrink (ratio r of the last to the one before, 0 <= r < 1), the geometric rest r/(1 - r) x the last
     gain that all further 4x steps would add; None where the curve does not bend yet or is not measured."""
-    measured = [value for value in values if value is not None]
-    if len(measured) < 2:
+    ends = [index for index in range(1, len(values)) if values[index] is not None and values[index - 1] is not None]
+    if not ends:  # no two neighbouring (4x apart) values measured
         return {"last_gain": None, "rest": None}
-    last = measured[-1] - measured[-2]
+    end = ends[-1]
+    last = values[end] - values[end - 1]
     rest = None
-    if len(measured) >= 3:
-        before = measured[-2] - measured[-3]
+    if end >= 2 and values[end - 2] is not None:
+        before = values[end - 1] - values[end - 2]
         ratio = last / before if before > 0 else None
         if ratio is not None and 0 <= ratio < 1:
             rest = last * ratio / (1 - ratio)

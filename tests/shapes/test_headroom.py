@@ -160,3 +160,8 @@ def test_status_says_where_each_point_stands(tmp_path):
     assert lines["S-625-mse"] == "finished" and lines["M-625-mse"] == "started, nothing saved yet"
     assert lines["S-2500-mse"] == "saved at step 1000 of 2500" and lines["L-625-mse"] == "not started"
     assert lines["M-10000-mse"].startswith("the shipped checkpoint")
+
+
+def test_a_gap_in_a_curve_is_not_taken_for_one_4x_step():
+    assert headroom.direction_headroom([20.0, None, 24.0]) == {"last_gain": None, "rest": None}
+    assert headroom.direction_headroom([20.0, 22.0, None])["last_gain"] == pytest.approx(2.0)
