@@ -282,6 +282,9 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
     command.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
     command.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
+    command.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
+                         help="modular objective: add this weight times the feature-matching term through the detector's "
+                              "own backbone to the inverse backbone's pixel MSE (default 0: pixel MSE alone, the paper's)")
     command.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                          help="modular objective: which inverse modules to train (default all four)")
     command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")

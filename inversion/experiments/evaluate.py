@@ -143,17 +143,17 @@ def detection_errors(truth: list[Detection], found: list[Detection]) -> list[str
 
 
 def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int,
-                    gallery_size: int = 6) -> tuple[dict, list[ErrorCase]]:
-    """Quality of reconstructions from every stage and layer against the baselines; the detector's
-    AP and shape preservation on the stage reconstructions; and the first images with detection
-    errors, with their reconstructions (for the gallery)."""
+                    gallery_size: int = 6, layers: bool = True) -> tuple[dict, list[ErrorCase]]:
+    """Quality of reconstructions from every stage and (with `layers`) every layer against the baselines;
+    the detector's AP and shape preservation on the stage reconstructions; and the first images with
+    detection errors, with their reconstructions (for the gallery)."""
     quality: dict[str, list[dict]] = {}
     stage_images: dict[str, list[Image.Image]] = {stage: [] for stage in STAGES}
     originals: list[list[Detection]] = []
     for part in tqdm(list(batches(samples, batch_size)), desc="stages", leave=False):
         reps = model.detector.capture([s.image for s in part])
         originals += reps.detections
-        sources = [*STAGE_SOURCES, *layer_sources(reps)]
+        sources = [*STAGE_SOURCES, *(layer_sources(reps) if layers else [])]
         for source, images in reconstruct(model.inverters, reps, sources).items():
             for index, image in enumerate(images):
                 quality.setdefault(source.label, []).append(image_quality(image, input_image(reps, index)))
@@ -377,8 +377,9 @@ def report(results: dict, plots: list[str]) -> str:
 
 
 def evaluate(model: Model | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
-             batch_size: int = 16, sections: tuple[str, ...] = SECTIONS) -> dict:
-    """Run the chosen sections and write results.json, report.md and plots into `out`."""
+             batch_size: int = 16, sections: tuple[str, ...] = SECTIONS, layers: bool = True) -> dict:
+    """Run the chosen sections and write results.json, report.md and plots into `out` (`layers`: the stages
+    section reconstructs from every layer too, not only from each stage's output)."""
     dataset = open_dataset(data, split)
     if not isinstance(dataset, CocoDataset):
         raise DatasetError(f"{data} is a plain image folder; the evaluation needs a COCO-format dataset with annotations.")
@@ -391,7 +392,7 @@ def evaluate(model: Model | str, data: str, out: str, split: str | None = None, 
     gallery: list[ErrorCase] = []
     with torch.no_grad():
         if "stages" in sections:
-            results["stages"], gallery = evaluate_stages(model, dataset.coco, samples, batch_size)
+            results["stages"], gallery = evaluate_stages(model, dataset.coco, samples, batch_size, layers=layers)
         if "layer_swap" in sections:
             results["layer_swap"] = evaluate_layer_swap(model, samples, batch_size)
         if "color" in sections:

@@ -5,6 +5,7 @@
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
+    python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
 """
 
 from __future__ import annotations
@@ -53,6 +54,21 @@ def colour_dial_command(args: argparse.Namespace) -> None:
         raise SystemExit("--heldout takes LABEL=FOLDER pairs, e.g. 80%=runs/data/shapes-heldout")
     colour_dial(args.models, heldout, args.out, args.work, args.max_images)
     print(f"wrote {args.out}/README.md")
+
+
+def headroom_command(args: argparse.Namespace) -> None:
+    from . import headroom
+
+    if args.action == "status":
+        print("\n".join(headroom.status(args.out, args.work)))
+        return
+    if args.action == "run":
+        points = [headroom.Point.parse(name) for name in args.points] if args.points else list(headroom.GRID)
+        for path in headroom.run_points(points, args.out, args.work):
+            print(f"wrote {path}")
+            headroom.write_report(args.out)
+    headroom.write_report(args.out)
+    print(f"wrote {args.out}/results.json, table.md and a plot per stage")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +122,16 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--work", default="runs/colour_dial", help="each evaluation's own report")
     command.add_argument("--max-images", type=int, help="the first N images of each held-out set")
     command.set_defaults(handler=colour_dial_command)
+
+    command = commands.add_parser("headroom", help="reconstruction quality against inverter capacity and training length")
+    command.add_argument("action", nargs="?", choices=("run", "report", "status"), default="run",
+                         help="run: train, continue or evaluate points, then report (default); report: from the finished "
+                              "points only; status: where each point stands")
+    command.add_argument("--points", nargs="+", metavar="SIZE-STEPS-OBJECTIVE",
+                         help="the points to run, e.g. S-625-mse M-2500-feature (default: the whole grid, cheapest first)")
+    command.add_argument("--out", default="checkpoints/shapes/headroom", help="points/*.json, results.json, table.md, plots")
+    command.add_argument("--work", default="runs/headroom", help="the training runs and their evaluations")
+    command.set_defaults(handler=headroom_command)
     return main
 
 

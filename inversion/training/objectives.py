@@ -5,10 +5,16 @@ previous stage, against the frozen detector's own tensor; the four graphs are in
 one backward gives each module exactly its own gradient.
 End-to-end (the baseline): one separate chain per stage, trained on pixel error only.
 
+The inverse backbone's loss is pixel MSE (the paper's), plus, with a `feature_weight`, a
+feature-matching term through the frozen detector's own backbone: the projected backbone map of
+the reconstruction against the original's, which pixel MSE's reward for blur does not earn.
+
 Losses skip padding: masked means over real pixels and real grid cells only.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -40,23 +46,48 @@ def pixel_loss(images: torch.Tensor, representations: Representations) -> torch.
     return masked_mse(normalise(images), normalise(representations.pixels), pixel_mask(representations))
 
 
+BackboneMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pixels, pixel mask) -> projected backbone map
+
+
+def feature_loss(images: torch.Tensor, representations: Representations, backbone_map: BackboneMap) -> torch.Tensor:
+    """MSE between the frozen detector's projected backbone map of the reconstruction (put on the
+    canvas as the original was: zero on padding) and the original's map, over real grid cells."""
+    height, width = representations.pixels.shape[-2:]
+    mask = pixel_mask(representations)
+    features = backbone_map(images[..., :height, :width] * mask, mask[:, 0].long())
+    return masked_mse(features, representations.backbone, representations.grid_mask[:, None])
+
+
 class ModularObjective(nn.Module):
     """Each inverse module against its local target (PAPER.md, "Training: modular").
 
     `stages` chooses which modules train (all four by default); modules train independently, so
     any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
+    With `feature_weight` > 0 the inverse backbone's loss adds that times `feature_loss`, computed
+    with `backbone_map` (the frozen detector's `Detector.backbone_map`).
     """
 
-    def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES):
+    def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES, feature_weight: float = 0.0,
+                 backbone_map: BackboneMap | None = None):
         super().__init__()
+        if feature_weight < 0:
+            raise ValueError(f"feature_weight must be >= 0, got {feature_weight}.")
+        if feature_weight and backbone_map is None:
+            raise ValueError("A feature-matching term needs the detector's backbone_map.")
         self.stack = stack
         self.stages = stages
+        self.feature_weight = feature_weight
+        self.backbone_map = backbone_map
 
     def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
         return {stage: getattr(self, f"_{stage}_loss")(representations) for stage in self.stages}
 
     def _backbone_loss(self, reps: Representations) -> torch.Tensor:
-        return pixel_loss(self.stack.backbone(reps.backbone), reps)
+        images = self.stack.backbone(reps.backbone)
+        loss = pixel_loss(images, reps)
+        if self.feature_weight:
+            loss = loss + self.feature_weight * feature_loss(images, reps, self.backbone_map)
+        return loss
 
     def _encoder_loss(self, reps: Representations) -> torch.Tensor:
         inverted = self.stack.encoder(reps.encoder[-1], reps.grid_mask)

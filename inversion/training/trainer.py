@@ -25,6 +25,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ..core.checkpoints import WEIGHTS_FILE, CheckpointError, load_inverters, load_weights, save_inverters
 from ..core.detector import DEFAULT_WORKING_SIZE, Detector
+from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
@@ -53,6 +54,7 @@ class TrainingConfig:
     val_split: str | None = None
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
+    feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term beside pixel MSE (0: the paper's)
     stages: tuple[str, ...] = STAGES  # modular: which inverse modules to train
     init: str | None = None  # start from the weights of this inverter checkpoint
     feature_cache: str | None = None  # train from cached detector targets (inversion.feature_cache)
@@ -95,7 +97,10 @@ def build_objective(config: TrainingConfig, detector: Detector) -> ModularObject
         if config.feature_cache and not set(config.stages) <= set(CACHED_STAGES):
             raise DatasetError(f"A feature cache trains only the {', '.join(CACHED_STAGES)} inverses: pass --stages "
                                "from those (train the inverse backbone on images).")
-        return ModularObjective(stack, tuple(config.stages))
+        return ModularObjective(stack, tuple(config.stages), config.feature_weight, detector.backbone_map)
+    if config.feature_weight:
+        raise UserFacingError("--feature-weight applies to the modular objective's inverse backbone: drop it, "
+                              "or train with --objective modular.")
     if config.objective == "end_to_end":
         if config.feature_cache:
             raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
@@ -146,7 +151,8 @@ def validate(objective, detector: Detector, loader: DataLoader, max_images: int)
 def save_run(config: TrainingConfig, objective, detector: Detector, optimizers, schedulers, step: int) -> None:
     """Write the inverters (one folder per stack) and the training state into config.out."""
     out = Path(config.out)
-    notes = {"objective": config.objective, "step": step, "train_config": asdict(config)}
+    notes = {"objective": config.objective, "backbone_loss": {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight},
+             "step": step, "train_config": asdict(config)}
     for name, stack in objective.stacks().items():
         save_inverters(stack, out / name, detector, notes)
     save_training_state(out, step, optimizers, schedulers)

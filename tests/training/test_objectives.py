@@ -1,11 +1,15 @@
 """The modular objective trains each inverse module against its own stage's target, and nothing else."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
+from inversion.core.errors import UserFacingError
 from inversion.testing import random_image
-from inversion.training.objectives import ModularObjective
+from inversion.training.objectives import ModularObjective, feature_loss, pixel_mask
+from inversion.training.trainer import TrainingConfig, build_objective
 
 # What each inverse module must reproduce (PAPER.md, "Training: modular").
 TARGETS = {
@@ -46,3 +50,43 @@ def test_each_inverse_is_trained_against_its_own_target(tiny_detector, tiny_stac
     assert objective(reps)[stage] == pytest.approx(0.0, abs=1e-10)
     setattr(tiny_stack, stage, Oracle(WRONG[stage](reps)))
     assert objective(reps)[stage] > 1e-3
+
+
+def padded_capture(detector):
+    """Two images on the detector's canvas, the second with padding below it."""
+    return detector.capture([random_image(64, 96), random_image(40, 96, seed=2)])
+
+
+def test_the_feature_term_is_zero_for_the_original_image_whatever_lies_on_the_padding(tiny_detector):
+    reps = padded_capture(tiny_detector)
+    overhanging = torch.nn.functional.pad(reps.pixels + (1 - pixel_mask(reps)) * 0.7, (0, 8, 0, 8), value=0.3)
+    assert feature_loss(overhanging, reps, tiny_detector.backbone_map) == pytest.approx(0.0, abs=1e-10)
+    assert feature_loss(1 - reps.pixels, reps, tiny_detector.backbone_map) > 1e-3
+
+
+def test_the_feature_term_reaches_the_inverse_backbone_through_the_frozen_detector(tiny_detector, tiny_stack):
+    reps = padded_capture(tiny_detector)
+    weight = 3.0
+    with_features = ModularObjective(tiny_stack, ("backbone",), weight, tiny_detector.backbone_map)
+    added = with_features(reps)["backbone"] - ModularObjective(tiny_stack, ("backbone",))(reps)["backbone"]
+    expected = feature_loss(tiny_stack.backbone(reps.backbone), reps, tiny_detector.backbone_map)
+    assert float(added) == pytest.approx(weight * float(expected), rel=1e-5) and float(expected) > 0
+    assert added.requires_grad
+    gradients = torch.autograd.grad(added, list(tiny_stack.backbone.parameters()), allow_unused=True)
+    assert all(gradient is not None and gradient.abs().sum() > 0 for gradient in gradients)
+    assert all(parameter.grad is None and not parameter.requires_grad for parameter in tiny_detector.parameters())
+
+
+def test_a_feature_term_needs_the_backbone_map_and_a_non_negative_weight(tiny_stack):
+    with pytest.raises(ValueError, match="backbone_map"):
+        ModularObjective(tiny_stack, feature_weight=1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        ModularObjective(tiny_stack, feature_weight=-1.0, backbone_map=lambda pixels, mask: pixels)
+
+
+def test_the_trainer_gives_the_feature_weight_to_the_modular_objective_and_refuses_it_end_to_end(tiny_detector, tiny_detector_folder):
+    config = TrainingConfig(data="", detector=str(tiny_detector_folder), feature_weight=2.0)
+    objective = build_objective(config, tiny_detector)
+    assert objective.feature_weight == 2.0 and objective.backbone_map == tiny_detector.backbone_map
+    with pytest.raises(UserFacingError, match="--objective modular"):
+        build_objective(replace(config, objective="end_to_end"), tiny_detector)

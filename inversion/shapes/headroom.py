@@ -1,0 +1,406 @@
+"""The headroom study: are the Shapes inverters the limit, or is the detector?
+
+Every stage's reconstruction quality on one held-out set (PSNR, SSIM, objects found again, the
+detector's AP on the reconstructions) against the inverse modules' capacity (sizes S, M, L, every
+module at least 4x the parameters of the size below; M is the shipped architecture) and training
+length (625, 2,500, 10,000 steps: 4x apart), for pixel MSE and for pixel MSE plus the feature-matching
+term through the detector's own backbone. Each point is one training run of the shipped recipe
+(batch 16, seed 0, the default learning rates, warm-up 3% of the steps, cosine decay to zero) in
+WORK/<point>, resumable; a finished point's result is a small JSON in OUT/points/. The shipped
+checkpoint is the point M-10000-mse (the same recipe), so it is evaluated, not retrained.
+
+A stage is converged at a point when 4x the capacity and 4x the steps each gain less than
+`CONVERGED_PSNR_GAIN` dB and less than `CONVERGED_FOUND_GAIN` objects found again; the plateau is
+estimated from the last 4x step in each direction (`plateau`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..core.errors import UserFacingError
+from ..core.inverters import InverterConfig, InverterStack
+from ..core.registry import find_spec, load_detector
+from ..core.stages import STAGES
+from ..experiments.evaluate import evaluate
+from ..figures import headroom_plot
+from ..training.objectives import ModularObjective
+from ..training.trainer import TrainingConfig, train
+from .world import export_coco, generate_sample, sample_rng
+
+SIZES: dict[str, dict] = {  # InverterConfig overrides; every module has at least 4x the parameters of the size before
+    "S": {"backbone_widths": [44, 24, 12, 8], "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 192,
+          "prediction_hidden": [200, 100]},
+    "M": {},  # the shipped architecture
+    "L": {"backbone_widths": [320, 160, 80, 40], "encoder_layers": 6, "decoder_layers": 6, "ffn_dim": 1600,
+          "prediction_hidden": [1100, 550]},
+}
+LENGTHS = (625, 2500, 10_000)  # training steps, 4x apart
+FEATURE_WEIGHT = 5.0  # the feature term about as large as pixel MSE at the shipped inverse backbone (0.022 x 5 vs 0.12)
+OBJECTIVES = {"mse": 0.0, "feature": FEATURE_WEIGHT}  # feature_weight of each objective
+CONVERGED_PSNR_GAIN = 0.3  # dB
+CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again
+STEP = 4  # the ratio between neighbouring sizes and lengths
+WARMUP_SHARE = 0.03  # the shipped recipe's 300 warm-up steps of 10,000
+DATA = {  # folder: (images, stream seed), as the shipped inverters were trained and evaluated
+    "runs/data/shapes-train": (20_000, 10), "runs/data/shapes-val": (500, 11), "runs/data/shapes-heldout": (500, 1)}
+TRAIN, VAL, HELDOUT = DATA
+LEDGER_FILE = "cpu_seconds.json"  # in a run folder: the CPU seconds of each session that trained it
+LEDGER_EVERY = 30.0  # seconds between ledger writes
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the study: an inverter size, a training length and an objective."""
+
+    size: str
+    steps: int
+    objective: str = "mse"
+
+    @property
+    def name(self) -> str:
+        return f"{self.size}-{self.steps}-{self.objective}"
+
+    @classmethod
+    def parse(cls, name: str) -> Point:
+        """The point named like `M-2500-feature`; a clear error for anything else."""
+        size, _, rest = name.partition("-")
+        steps, _, objective = rest.partition("-")
+        if size not in SIZES or not steps.isdigit() or objective not in OBJECTIVES:
+            raise UserFacingError(f"{name!r} is not a study point: write SIZE-STEPS-OBJECTIVE, SIZE one of {', '.join(SIZES)}, "
+                             f"OBJECTIVE one of {', '.join(OBJECTIVES)}, e.g. M-2500-mse.")
+        return cls(size, int(steps), objective)
+
+
+SHIPPED_POINT, SHIPPED_CHECKPOINT = Point("M", 10_000), "checkpoints/shapes/inverters"  # trained by the same recipe
+
+# The order the runs are taken in: the cheapest first, so that every session finishes points.
+GRID: tuple[Point, ...] = (
+    Point("S", 625), Point("M", 625), Point("M", 625, "feature"), Point("S", 2500), Point("M", 2500),
+    Point("M", 2500, "feature"), Point("L", 625), Point("S", 10_000), Point("M", 10_000), Point("L", 2500),
+    Point("M", 10_000, "feature"), Point("L", 10_000),
+)
+
+
+def point_config(point: Point, work: str | Path, data: dict[str, str] | None = None) -> TrainingConfig:
+    """The training run of a point: the shipped recipe at the point's size, length and objective."""
+    data = data or {"train": TRAIN, "val": VAL}
+    return TrainingConfig(
+        data=data["train"], val_data=data["val"], out=str(Path(work) / point.name), model="shapes",
+        objective="modular", feature_weight=OBJECTIVES[point.objective], steps=point.steps, batch_size=16,
+        warmup_steps=max(1, round(WARMUP_SHARE * point.steps)), val_every=point.steps, val_images=128,
+        save_every=min(500, point.steps), log_every=50, workers=0, seed=0, architecture=dict(SIZES[point.size]))
+
+
+def parameters(size: str) -> dict[str, int]:
+    """Parameters of each inverse module at a size."""
+    detector = load_detector(find_spec("shapes"))
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
+    return {stage: sum(p.numel() for p in stack.module(stage).parameters()) for stage in STAGES}
+
+
+def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dict[str, float]:
+    """FLOPs of one training step at a size and objective, in GFLOPs (load-independent, unlike seconds): the frozen
+    detector's capture of the batch, and the inverse modules' forward and backward (through the detector's backbone
+    for the feature term), counted on two Shapes images and scaled to the batch."""
+    detector = load_detector(find_spec("shapes"))
+    images = [generate_sample(sample_rng(10, index))[0] for index in range(2)]
+    with FlopCounterMode(display=False) as capture:
+        representations = detector.capture(images)
+    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
+    objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_map)
+    with FlopCounterMode(display=False) as inverses:
+        sum(objective_module(representations).values()).backward()
+    scale = batch_size / len(images) / 1e9
+    return {"detector_capture": capture.get_total_flops() * scale, "inverse_modules": inverses.get_total_flops() * scale}
+
+
+def ensure_data(folders: dict[str, tuple[int, int]] = DATA) -> None:
+    """Export any of the study's Shapes sets that is not on disk yet (the generator is deterministic)."""
+    for folder, (count, seed) in folders.items():
+        if not (Path(folder) / "annotations.json").is_file():
+            export_coco(folder, count, seed)
+
+
+def saved_step(folder: str | Path) -> int:
+    """The step a run folder's training state reached (0: none saved)."""
+    state = Path(folder) / "training_state.json"
+    return json.loads(state.read_text())["step"] if state.is_file() else 0
+
+
+class CpuLedger:
+    """Books this process's CPU seconds against a run folder while it trains, every `LEDGER_EVERY` seconds and at
+    the end, one entry per session, so that the study's CPU cost survives a killed run."""
+
+    def __init__(self, folder: Path, start_step: int):
+        self.path = folder / LEDGER_FILE
+        self.entries = json.loads(self.path.read_text()) if self.path.is_file() else []
+        self.entry = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "from_step": start_step, "cpu_seconds": 0.0}
+        self.entries.append(self.entry)
+        self.begin = time.process_time()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._keep, daemon=True)
+
+    def _write(self) -> None:
+        self.entry["cpu_seconds"] = round(time.process_time() - self.begin, 1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.entries, indent=1))
+
+    def _keep(self) -> None:
+        while not self.stopped.wait(LEDGER_EVERY):
+            self._write()
+
+    def __enter__(self) -> CpuLedger:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._write()
+
+
+def cpu_seconds(folder: str | Path) -> float:
+    """All the CPU seconds booked against a run folder."""
+    path = Path(folder) / LEDGER_FILE
+    return sum(entry["cpu_seconds"] for entry in json.loads(path.read_text())) if path.is_file() else 0.0
+
+
+def train_point(config: TrainingConfig) -> None:
+    """Train a point's run to its last step: continue from its saved state, or start afresh (a folder without
+    a saved state holds nothing worth keeping), or nothing when it is finished."""
+    folder = Path(config.out)
+    step = saved_step(folder)
+    if step >= config.steps:
+        return
+    if not step and folder.exists():
+        ledger = (folder / LEDGER_FILE).read_text() if (folder / LEDGER_FILE).is_file() else None
+        shutil.rmtree(folder)
+        if ledger:  # the CPU seconds a killed start cost still count
+            folder.mkdir(parents=True)
+            (folder / LEDGER_FILE).write_text(ledger)
+    torch.set_num_threads(1)
+    with CpuLedger(folder, step):
+        train(TrainingConfig(**{**asdict(config), "stages": tuple(config.stages), "resume": bool(step)}))
+
+
+def stage_scores(evaluation: dict) -> dict:
+    """Every stage's PSNR, SSIM, objects found again and detector AP, and the baselines' PSNR and SSIM."""
+    stages = evaluation["stages"]
+    scores = {stage: {"psnr": stages["quality"][stage]["psnr"], "ssim": stages["quality"][stage]["ssim"],
+                      "objects_found": stages["shape_preservation"][stage]["found"], "ap": stages["ap"][stage]["AP"]}
+              for stage in STAGES}
+    baselines = {label.removeprefix("baseline: "): {"psnr": metrics["psnr"], "ssim": metrics["ssim"]}
+                 for label, metrics in stages["quality"].items() if label.startswith("baseline: ")}
+    return {"stages": scores, "baselines": baselines}
+
+
+def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, work: str | Path,
+                 max_images: int | None = None) -> dict:
+    """Evaluate a finished point's checkpoint on the held-out set; the point's record."""
+    started = time.process_time()
+    evaluation = evaluate(checkpoint, heldout, str(Path(work) / "evaluations" / point.name), sections=("stages",),
+                          max_images=max_images, layers=False)
+    return {
+        "point": point.name, **asdict(point), "checkpoint": checkpoint,
+        "parameters": parameters(point.size), "feature_weight": config.feature_weight,
+        "train_config": {key: value for key, value in asdict(config).items() if key not in ("out", "resume")},
+        "heldout": {"data": heldout, "images": evaluation["images"]},
+        "detector_ap_clean": evaluation["detector"]["AP"],
+        **stage_scores(evaluation),
+        "cpu_seconds": {"training": cpu_seconds(checkpoint), "evaluation": round(time.process_time() - started, 1)},
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all (two queues of the study may read what the other writes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def run_points(points: list[Point], out: str | Path, work: str | Path, data: dict[str, str] | None = None,
+               max_images: int | None = None) -> Iterator[Path]:
+    """Train (or continue) each point in turn, evaluate it when finished and write OUT/points/<point>.json, yielding
+    its path; a point whose JSON exists is skipped. The shipped checkpoint stands for its point."""
+    data = data or {"train": TRAIN, "val": VAL, "heldout": HELDOUT}
+    if data == {"train": TRAIN, "val": VAL, "heldout": HELDOUT}:
+        ensure_data()
+    for point in points:
+        path = Path(out) / "points" / f"{point.name}.json"
+        if path.is_file():
+            continue
+        config = point_config(point, work, data)
+        if point == SHIPPED_POINT:
+            checkpoint = SHIPPED_CHECKPOINT
+        else:
+            train_point(config)
+            checkpoint = config.out
+        torch.set_num_threads(1)
+        result = point_result(point, config, checkpoint, data["heldout"], work, max_images)
+        write_atomically(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
+        yield path
+
+
+def load_points(out: str | Path) -> dict[str, dict]:
+    """Every finished point's record in OUT/points, by point name."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted((Path(out) / "points").glob("*.json"))}
+
+
+def curve_value(points: dict[str, dict], size: str, steps: int, objective: str, stage: str, metric: str) -> float | None:
+    """One metric of one stage at one point (None: not finished)."""
+    record = points.get(Point(size, steps, objective).name)
+    return None if record is None else record["stages"][stage][metric]
+
+
+def gains(points: dict[str, dict], size: str, steps: int, objective: str, stage: str) -> dict:
+    """What 4x the capacity and 4x the steps add to a point, in PSNR and objects found again (None: not measured)."""
+    sizes = list(SIZES)
+    bigger = sizes[sizes.index(size) + 1] if sizes.index(size) + 1 < len(sizes) else None
+    result = {}
+    for direction, other in (("capacity", (bigger, steps)), ("steps", (size, steps * STEP))):
+        result[direction] = {}
+        for metric in ("psnr", "objects_found"):
+            here = curve_value(points, size, steps, objective, stage, metric)
+            there = None if other[0] is None else curve_value(points, *other, objective, stage, metric)
+            result[direction][metric] = None if here is None or there is None else there - here
+    return result
+
+
+def converged(step_gains: dict) -> bool | None:
+    """The rule: 4x capacity and 4x steps each gain < 0.3 dB and < 0.02 objects found (None: not all measured)."""
+    values = [step_gains[d][m] for d in ("capacity", "steps") for m in ("psnr", "objects_found")]
+    if any(value is None for value in values):
+        return None
+    return all(step_gains[d]["psnr"] < CONVERGED_PSNR_GAIN and step_gains[d]["objects_found"] < CONVERGED_FOUND_GAIN
+               for d in ("capacity", "steps"))
+
+
+def direction_headroom(values: list[float]) -> dict:
+    """From a metric's values at 4x steps along one direction (None where not measured): the last 4x step's gain and,
+    where the gains shrink (ratio r of the last to the one before, 0 <= r < 1), the geometric rest r/(1 - r) x the last
+    gain that all further 4x steps would add; None where the curve does not bend yet or is not measured."""
+    ends = [index for index in range(1, len(values)) if values[index] is not None and values[index - 1] is not None]
+    if not ends:  # no two neighbouring (4x apart) values measured
+        return {"last_gain": None, "rest": None}
+    end = ends[-1]
+    last = values[end] - values[end - 1]
+    rest = None
+    if end >= 2 and values[end - 2] is not None:
+        before = values[end - 1] - values[end - 2]
+        ratio = last / before if before > 0 else None
+        if ratio is not None and 0 <= ratio < 1:
+            rest = last * ratio / (1 - ratio)
+        elif last <= 0:
+            rest = 0.0
+    return {"last_gain": last, "rest": rest}
+
+
+def plateau(points: dict[str, dict], objective: str, stage: str, metric: str) -> dict:
+    """The plateau of one stage's metric, estimated from the last 4x step in each direction: along capacity at the
+    longest length with two sizes finished, along steps at the largest size with two lengths finished; the estimate is
+    the best measured value plus both directions' geometric rests (None when either is unknown)."""
+    grid = {(size, steps): curve_value(points, size, steps, objective, stage, metric) for size in SIZES for steps in LENGTHS}
+    along_capacity = next(({"at_steps": steps, **direction_headroom([grid[(size, steps)] for size in SIZES])}
+                           for steps in reversed(LENGTHS) if sum(grid[(s, steps)] is not None for s in SIZES) >= 2), None)
+    along_steps = next(({"at_size": size, **direction_headroom([grid[(size, steps)] for steps in LENGTHS])}
+                        for size in reversed(list(SIZES)) if sum(grid[(size, n)] is not None for n in LENGTHS) >= 2), None)
+    measured = [value for value in grid.values() if value is not None]
+    best = max(measured) if measured else None
+    rests = [None if d is None else d["rest"] for d in (along_capacity, along_steps)]
+    estimate = None if best is None or None in rests else best + sum(rests)
+    return {"best": best, "capacity": along_capacity, "steps": along_steps, "estimate": estimate}
+
+
+def study(points: dict[str, dict]) -> dict:
+    """The analysis of the finished points: per objective and stage, each point's gains and convergence, the best point
+    and its margins over the baselines, and the plateau of PSNR and of objects found again."""
+    baselines = next(iter(points.values()))["baselines"] if points else {}
+    result: dict = {"rule": {"psnr_gain_below": CONVERGED_PSNR_GAIN, "objects_found_gain_below": CONVERGED_FOUND_GAIN,
+                             "step": STEP}, "baselines": baselines, "objectives": {}}
+    for objective in OBJECTIVES:
+        mine = {name: record for name, record in points.items() if record["objective"] == objective}
+        if not mine:
+            continue
+        by_stage = {}
+        for stage in STAGES:
+            verdicts = {name: {"gains": gains(points, record["size"], record["steps"], objective, stage)} for name, record in mine.items()}
+            for verdict in verdicts.values():
+                verdict["converged"] = converged(verdict["gains"])
+            best = max(mine, key=lambda name: mine[name]["stages"][stage]["psnr"])
+            by_stage[stage] = {
+                "points": verdicts,
+                "converged_at": sorted(name for name, verdict in verdicts.items() if verdict["converged"]),
+                "best": best,
+                "margin_over_baselines_db": {label: mine[best]["stages"][stage]["psnr"] - values["psnr"]
+                                             for label, values in baselines.items()},
+                "plateau": {metric: plateau(points, objective, stage, metric) for metric in ("psnr", "objects_found")},
+            }
+        result["objectives"][objective] = by_stage
+    result["cpu_hours"] = sum(sum(record["cpu_seconds"].values()) for record in points.values()) / 3600
+    return result
+
+
+def table(points: dict[str, dict]) -> str:
+    """The finished points as a markdown table, one row per point and stage, and the baselines."""
+    lines = ["| point | parameters (M) | stage | PSNR (dB) | SSIM | objects found again | detector AP |",
+             "|---|---|---|---|---|---|---|"]
+    def order(record: dict) -> tuple:
+        return list(OBJECTIVES).index(record["objective"]), list(SIZES).index(record["size"]), record["steps"]
+
+    for record in sorted(points.values(), key=order):
+        name = record["point"]
+        millions = sum(record["parameters"].values()) / 1e6
+        for stage in STAGES:
+            scores = record["stages"][stage]
+            found = "-" if scores["objects_found"] is None else f"{scores['objects_found']:.3f}"
+            lines.append(f"| {name} | {millions:.2f} | {stage} | {scores['psnr']:.2f} | {scores['ssim']:.3f} | {found} "
+                         f"| {scores['ap']:.3f} |")
+    for label, values in (next(iter(points.values()))["baselines"] if points else {}).items():
+        lines.append(f"| baseline: {label.replace('_', ' ')} | 0 | every stage | {values['psnr']:.2f} | {values['ssim']:.3f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | Path) -> dict:
+    """Write OUT/results.json (the analysis), OUT/table.md and one plot per stage, OUT/<stage>.png, from OUT/points."""
+    folder = Path(out)
+    points = load_points(folder)
+    if not points:
+        raise UserFacingError(f"{folder / 'points'} holds no finished point: run `python -m inversion.shapes headroom run` first.")
+    analysis = study(points)
+    analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
+                                            for size in SIZES for objective in OBJECTIVES}
+    write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
+    write_atomically(folder / "table.md", table(points))
+    for stage in STAGES:
+        headroom_plot(points, stage, list(SIZES), LENGTHS).savefig(folder / f"{stage}.png", dpi=110)
+    return analysis
+
+
+def status(out: str | Path, work: str | Path) -> list[str]:
+    """One line per grid point: finished, in progress (the step saved), started (none saved yet), or not started."""
+    lines = []
+    for point in GRID:
+        if (Path(out) / "points" / f"{point.name}.json").is_file():
+            state = "finished"
+        elif point == SHIPPED_POINT:
+            state = f"the shipped checkpoint ({SHIPPED_CHECKPOINT}): to evaluate"
+        else:
+            folder = Path(work) / point.name
+            step = saved_step(folder)
+            state = (f"saved at step {step} of {point.steps}" if step else
+                     "started, nothing saved yet" if folder.exists() else "not started")
+        lines.append(f"{point.name}: {state}")
+    return lines

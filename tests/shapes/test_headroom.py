@@ -1,0 +1,167 @@
+"""The headroom study: the convergence rule and the plateau on synthetic numbers, a point that resumes after it is
+killed, and the report written from finished points."""
+
+import json
+
+import pytest
+
+from inversion.core.errors import UserFacingError
+from inversion.core.registry import load_model
+from inversion.shapes import headroom
+from inversion.shapes.headroom import LENGTHS, SIZES, Point
+from inversion.shapes.world import export_coco
+from inversion.training import trainer
+
+STAGES = ("backbone", "encoder", "decoder", "prediction")
+
+
+def record(size: str, steps: int, psnr: float, found: float, objective: str = "mse") -> dict:
+    """A finished point's record with the same numbers at every stage."""
+    scores = {"psnr": psnr, "ssim": 0.5, "objects_found": found, "ap": 0.3}
+    return {"point": Point(size, steps, objective).name, "size": size, "steps": steps, "objective": objective,
+            "parameters": {stage: 1000 for stage in STAGES}, "stages": {stage: dict(scores) for stage in STAGES},
+            "baselines": {"mean_colour": {"psnr": 19.0, "ssim": 0.6}, "grid_average": {"psnr": 24.0, "ssim": 0.7}},
+            "cpu_seconds": {"training": 1800.0, "evaluation": 0.0}}
+
+
+def grid(psnr, found) -> dict:
+    """Records for the whole size x length grid from functions of (size index, length index)."""
+    return {Point(size, steps).name: record(size, steps, psnr(i, j), found(i, j))
+            for i, size in enumerate(SIZES) for j, steps in enumerate(LENGTHS)}
+
+
+def test_sizes_and_lengths_are_at_least_4x_apart():
+    assert all(later >= 4 * earlier for earlier, later in zip(LENGTHS, LENGTHS[1:]))
+    counts = [headroom.parameters(size) for size in SIZES]
+    for smaller, larger in zip(counts, counts[1:]):
+        assert all(larger[stage] >= 4 * smaller[stage] for stage in STAGES), (smaller, larger)
+    shipped = load_model("shapes").inverters
+    assert counts[1] == {stage: sum(p.numel() for p in shipped.module(stage).parameters()) for stage in STAGES}
+
+
+@pytest.mark.parametrize(("psnr_gain", "found_gain", "expected"), [
+    (0.29, 0.019, True), (0.31, 0.0, False), (0.0, 0.021, False), (-0.5, -0.1, True)])
+def test_the_rule_needs_both_directions_under_both_thresholds(psnr_gain, found_gain, expected):
+    small = {"psnr": 0.1, "objects_found": 0.005}
+    assert headroom.converged({"capacity": small, "steps": {"psnr": psnr_gain, "objects_found": found_gain}}) is expected
+    assert headroom.converged({"capacity": {"psnr": psnr_gain, "objects_found": found_gain}, "steps": small}) is expected
+    assert headroom.converged({"capacity": small, "steps": {"psnr": None, "objects_found": 0.0}}) is None
+
+
+def test_a_point_converges_where_4x_capacity_and_4x_steps_stop_paying():
+    # PSNR gains 2 dB then 0.2 dB per 4x in both directions; objects found gains .1 then .01.
+    psnr_steps = (20.0, 22.0, 22.2)
+    found_steps = (0.5, 0.6, 0.61)
+    points = grid(lambda i, j: psnr_steps[i] + psnr_steps[j], lambda i, j: found_steps[i] + found_steps[j])
+    result = headroom.study(points)["objectives"]["mse"]["backbone"]
+    assert result["converged_at"] == ["M-2500-mse"]  # the one point with both 4x neighbours measured and small gains
+    verdicts = result["points"]
+    assert verdicts["S-625-mse"]["converged"] is False and verdicts["L-10000-mse"]["converged"] is None
+    assert verdicts["M-2500-mse"]["gains"]["capacity"]["psnr"] == pytest.approx(0.2)
+    assert result["best"] == "L-10000-mse"
+    assert result["margin_over_baselines_db"]["grid_average"] == pytest.approx(44.4 - 24.0)
+    plateau = result["plateau"]["psnr"]
+    # Each direction's gains shrink 10x per 4x step: the rest is 0.2 x 0.1 / 0.9 per direction.
+    assert plateau["capacity"]["last_gain"] == pytest.approx(0.2) and plateau["capacity"]["rest"] == pytest.approx(0.2 / 9)
+    assert plateau["estimate"] == pytest.approx(44.4 + 2 * 0.2 / 9)
+    assert headroom.study(points)["cpu_hours"] == pytest.approx(len(points) * 0.5)
+
+
+def test_a_curve_that_does_not_bend_has_no_plateau_estimate():
+    points = grid(lambda i, j: 20.0 + i + j, lambda i, j: 0.5)  # 1 dB per 4x, every time
+    plateau = headroom.study(points)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
+    assert plateau["capacity"]["last_gain"] == pytest.approx(1.0) and plateau["capacity"]["rest"] is None
+    assert plateau["estimate"] is None and plateau["best"] == pytest.approx(24.0)
+    del points["L-10000-mse"], points["L-2500-mse"], points["L-625-mse"]
+    partial = headroom.study(points)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
+    assert partial["steps"]["at_size"] == "M" and partial["capacity"]["at_steps"] == 10_000
+
+
+def test_point_names_parse_and_bad_ones_say_how_to_write_them():
+    assert Point.parse("L-2500-feature") == Point("L", 2500, "feature")
+    with pytest.raises(UserFacingError, match="SIZE-STEPS-OBJECTIVE"):
+        Point.parse("XXL-2500-mse")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("headroom-data")
+    for name, (count, seed) in {"train": (16, 10), "val": (4, 11), "heldout": (6, 1)}.items():
+        export_coco(folder / name, count, seed)
+    return {name: str(folder / name) for name in ("train", "val", "heldout")}
+
+
+class Killed(Exception):
+    """Stands for the process being killed in the middle of a run."""
+
+
+@pytest.mark.shapes
+def test_a_killed_point_resumes_from_its_saved_step_and_a_finished_one_is_not_retrained(tmp_path, tiny_data, monkeypatch):
+    point = Point("S", 6, "feature")
+    config = headroom.point_config(point, tmp_path / "work", tiny_data)
+    config.save_every, config.batch_size, config.val_images = 2, 4, 4
+    step = trainer.training_step
+    calls = []
+    kill_after = [3]  # steps this session survives
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if kill_after and len(calls) > kill_after[0]:
+            raise Killed
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_step", counted)
+    with pytest.raises(Killed):
+        headroom.train_point(config)
+    assert headroom.saved_step(config.out) == 2
+    calls.clear(), kill_after.clear()
+    headroom.train_point(config)
+    assert headroom.saved_step(config.out) == 6 and len(calls) == 4  # steps 3 to 6, not 1 to 6
+    steps = [json.loads(line)["step"] for line in (tmp_path / "work" / point.name / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [6, 6]  # one train log and one validation, both from the resumed session (log every 50)
+    ledger = json.loads((tmp_path / "work" / point.name / headroom.LEDGER_FILE).read_text())
+    assert [entry["from_step"] for entry in ledger] == [0, 2] and all(entry["cpu_seconds"] > 0 for entry in ledger)
+    notes = json.loads((tmp_path / "work" / point.name / "inverters.json").read_text())["notes"]
+    assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_mse": headroom.FEATURE_WEIGHT}
+    weights = tmp_path / "work" / point.name / "inverters.safetensors"
+    before = weights.stat().st_mtime_ns
+    calls.clear()
+    headroom.train_point(config)
+    assert weights.stat().st_mtime_ns == before and not calls
+
+
+@pytest.mark.shapes
+@pytest.mark.slow
+def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
+    out = tmp_path / "out"
+    written = list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data, max_images=6))
+    assert [path.name for path in written] == ["S-2-mse.json"]
+    point = json.loads(written[0].read_text())
+    assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
+    assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["feature_weight"] == 0.0
+    assert point["cpu_seconds"]["training"] > 0
+    evaluation = json.loads((tmp_path / "work" / "evaluations" / "S-2-mse" / "results.json").read_text())
+    assert set(evaluation["stages"]["quality"]) == {*STAGES, "baseline: mean_colour", "baseline: grid_average"}  # no layers
+    assert list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data)) == []  # finished: skipped
+    cost = headroom.write_report(out)["gflops_per_training_step"]
+    assert cost["M-feature"]["inverse_modules"] > cost["M-mse"]["inverse_modules"] > cost["S-mse"]["inverse_modules"]
+    assert cost["S-mse"]["detector_capture"] == pytest.approx(cost["L-feature"]["detector_capture"])
+    assert "| S-2-mse |" in (out / "table.md").read_text()
+    assert all((out / f"{stage}.png").is_file() for stage in STAGES)
+
+
+def test_status_says_where_each_point_stands(tmp_path):
+    (tmp_path / "out" / "points").mkdir(parents=True)
+    (tmp_path / "out" / "points" / "S-625-mse.json").write_text("{}")
+    (tmp_path / "work" / "M-625-mse").mkdir(parents=True)
+    (tmp_path / "work" / "S-2500-mse").mkdir()
+    (tmp_path / "work" / "S-2500-mse" / "training_state.json").write_text('{"step": 1000}')
+    lines = dict(line.split(": ", 1) for line in headroom.status(tmp_path / "out", tmp_path / "work"))
+    assert lines["S-625-mse"] == "finished" and lines["M-625-mse"] == "started, nothing saved yet"
+    assert lines["S-2500-mse"] == "saved at step 1000 of 2500" and lines["L-625-mse"] == "not started"
+    assert lines["M-10000-mse"].startswith("the shipped checkpoint")
+
+
+def test_a_gap_in_a_curve_is_not_taken_for_one_4x_step():
+    assert headroom.direction_headroom([20.0, None, 24.0]) == {"last_gain": None, "rest": None}
+    assert headroom.direction_headroom([20.0, 22.0, None])["last_gain"] == pytest.approx(2.0)
