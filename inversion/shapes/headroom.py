@@ -105,7 +105,7 @@ def point_config(point: Point, work: str | Path, data: dict[str, str] | None = N
 def parameters(size: str) -> dict[str, int]:
     """Parameters of each inverse module at a size."""
     detector = load_detector(find_spec("shapes"))
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
+    stack = InverterStack(InverterConfig.for_detector(detector, **SIZES[size]))
     return {stage: sum(p.numel() for p in stack.module(stage).parameters()) for stage in STAGES}
 
 
@@ -117,7 +117,7 @@ def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dic
     images = [generate_sample(sample_rng(10, index))[0] for index in range(2)]
     with FlopCounterMode(display=False) as capture:
         representations = detector.capture(images)
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride, **SIZES[size]))
+    stack = InverterStack(InverterConfig.for_detector(detector, **SIZES[size]))
     objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_map)
     with FlopCounterMode(display=False) as inverses:
         sum(objective_module(representations).values()).backward()
