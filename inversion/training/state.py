@@ -24,8 +24,8 @@ STATE_WEIGHTS_FILE = "training_state.safetensors"
 RUN_CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.jsonl"
 RUN_FILES = (RUN_CONFIG_FILE, METRICS_FILE, STATE_CONFIG_FILE, STATE_WEIGHTS_FILE, CONFIG_FILE, WEIGHTS_FILE)
-# Settings a resumed run may change: how long it runs, and how often it logs, validates and saves.
-RESUMABLE_CHANGES = {"steps", "resume", "overwrite", "val_every", "val_images", "save_every", "log_every", "workers",
+# Settings a resumed run may change: where its folder is, how long it runs, how often it logs, validates and saves.
+RESUMABLE_CHANGES = {"out", "steps", "resume", "overwrite", "val_every", "val_images", "save_every", "log_every", "workers",
                      "precision"}
 
 
