@@ -53,7 +53,8 @@ def images(tmp_path):
     (["--working-size", "20", "20"], "The working size 20x20 must be a multiple of the detector's stride 32 (at least "
                                      "32x32, one grid cell): try 32 32."),
     (["--working-size", "64", "100"], "The working size 64x100 must be a multiple of the detector's stride 32"),
-    (["--objective", "end_to_end", "--stages", "backbone"], "Cannot train with these settings: stages choose modules of the modular objective"),
+    (["--objective", "end_to_end", "--stages", "backbone"],
+     "Cannot train with these settings: stages choose modules of the modular objective"),
 ])
 def test_settings_train_cannot_use_are_refused_before_anything_is_written(tmp_path, capsys, tiny_detector_folder, images,
                                                                           arguments, message):

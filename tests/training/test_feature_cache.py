@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from inversion.core.checkpoints import CheckpointError
 from inversion.core.detector import Detector
-from inversion.training.data import DatasetError, open_dataset
 from inversion.testing import random_image
+from inversion.training.data import DatasetError, open_dataset
 from inversion.training.feature_cache import (
     FeatureCache,
     ShardGroupedSampler,
