@@ -7,7 +7,7 @@ from torch import nn
 from inversion.testing import random_image
 from inversion.training.objectives import ModularObjective
 
-# What each inverse module must reproduce (PAPER.md, "Training: modular").
+# What each inverse module must reproduce (docs/method.md, "Training: modular").
 TARGETS = {
     "backbone": lambda reps: reps.pixels,
     "encoder": lambda reps: reps.encoder[0],  # the projected backbone tokens
