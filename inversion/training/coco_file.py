@@ -98,11 +98,13 @@ class _Checker:
         self.path = path
 
     def fail(self, section: str, index: int, entry: dict, message: str):
-        identity = f" (id {entry['id']!r})" if isinstance(entry, dict) and "id" in entry else ""
+        identity = f" (id {entry['id']})" if isinstance(entry, dict) and _is_int(entry.get("id")) else ""
         raise DatasetError(f"{self.path}: {section}[{index}]{identity} {message}.")
 
     def entries(self, document: dict, section: str, required: bool) -> list:
         if section not in document:
+            if section == "images":
+                raise DatasetError(f"{self.path} has no 'images' list: it is not a COCO-format file.")
             if required:
                 raise DatasetError(f"{self.path} has no '{section}' list: the evaluation needs the images' objects "
                                    "and their categories (a COCO instances file).")
@@ -173,12 +175,14 @@ def _valid_segmentation(value, width, height) -> bool:
         return bool(value) and all(isinstance(polygon, list) and len(polygon) >= 6 and len(polygon) % 2 == 0
                                    and all(map(_is_number, polygon)) for polygon in value)
     if isinstance(value, dict):
-        counts = value.get("counts")
-        if value.get("size") != [height, width] or not isinstance(width, int) or not isinstance(height, int):
+        counts, size = value.get("counts"), value.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(side) and side > 0 for side in size)):
+            return False
+        if None not in (width, height) and size != [height, width]:
             return False
         runs = _rle_runs(counts) if isinstance(counts, str) else counts
         # pycocotools decodes into a height x width buffer without bounds checks: the runs must fill it exactly
-        return isinstance(runs, list) and all(_is_int(c) and c >= 0 for c in runs) and sum(runs) == height * width
+        return isinstance(runs, list) and all(_is_int(c) and c >= 0 for c in runs) and sum(runs) == size[0] * size[1]
     return False
 
 
