@@ -37,7 +37,7 @@ from .command_line import (
 from .core.errors import UserFacingError
 
 ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
-PATH_FIELDS = ("data", "val_data", "out", "init", "feature_cache", "detector")  # resolved against the current folder
+PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector")  # resolved against the current folder
 
 
 def reconstruct_command(args: argparse.Namespace) -> None:
@@ -81,7 +81,7 @@ def training_config(args: argparse.Namespace):
     fields["stages"] = tuple(fields["stages"])
     fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
     for name in PATH_FIELDS:  # recorded resolved, so that a run resumes, and its checkpoint loads, from any folder
-        if fields[name] and (name == "out" or Path(fields[name]).exists()):
+        if fields[name] and Path(fields[name]).exists():
             fields[name] = str(Path(fields[name]).resolve())
     return TrainingConfig(**fields, learning_rates=rates, architecture=architecture)
 

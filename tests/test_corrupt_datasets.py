@@ -113,6 +113,7 @@ def outcome(code: int, err: str) -> str:
     return "refused"
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(corruptions=st.lists(corruption, min_size=1, max_size=3))
@@ -135,6 +136,7 @@ def test_a_corrupted_dataset_is_refused_clearly_or_used(world, capsys, corruptio
         runs[result] += 1
 
 
+@pytest.mark.slow
 def test_the_corruptions_were_run_and_some_were_refused():
     """Runs after the property (file order): it ran its examples, and they exercised both outcomes."""
     assert runs["examples"] == EXAMPLES, runs
