@@ -26,7 +26,7 @@ METRICS_FILE = "metrics.jsonl"
 RUN_FILES = (RUN_CONFIG_FILE, METRICS_FILE, STATE_CONFIG_FILE, STATE_WEIGHTS_FILE, CONFIG_FILE, WEIGHTS_FILE)
 # Settings a resumed run may change: where its folder is, how long it runs, how often it logs, validates and saves.
 RESUMABLE_CHANGES = {"out", "steps", "resume", "overwrite", "val_every", "val_images", "save_every", "log_every", "workers",
-                     "precision"}
+                     "precision", "max_unreadable"}
 
 
 def check_out_folder(out: Path, settings: dict, resume: bool, overwrite: bool) -> None:
@@ -37,11 +37,13 @@ def check_out_folder(out: Path, settings: dict, resume: bool, overwrite: bool) -
             saved = json.loads((out / RUN_CONFIG_FILE).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise CheckpointError(f"--resume: {out} holds no readable {RUN_CONFIG_FILE} of a run to continue ({error}).") from error
-        changed = [f"{key} was {saved.get(key)!r}, now {value!r}" for key, value in settings.items()
-                   if key not in RESUMABLE_CHANGES and saved.get(key) != value]
+        changed = [f"{key} was {saved[key]!r}, now {value!r}" for key, value in settings.items()
+                   if key not in RESUMABLE_CHANGES and key in saved and saved[key] != value]  # (older runs lack newer keys)
         if changed:
             raise UserFacingError(f"--resume: the run in {out} was started with other settings ({'; '.join(changed)}): "
                                   "resume with its settings, or train into a new --out.")
+    elif out.exists() and not out.is_dir():
+        raise UserFacingError(f"--out {out} is a file, not a folder: choose another --out.")
     elif not overwrite and out.is_dir() and any(out.iterdir()):
         held = ", ".join(sorted(path.name for path in out.iterdir())[:6])
         raise UserFacingError(f"--out {out} is not empty ({held}): pass --resume to continue its run, --overwrite to "
