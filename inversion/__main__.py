@@ -18,13 +18,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
-from .command_line import add_data, add_max_images, add_model, dispatch, model_from_args
+from .command_line import (
+    Parser,
+    add_data,
+    add_dataset_checks,
+    add_max_images,
+    add_model,
+    dispatch,
+    model_from_args,
+    natural_float,
+    natural_int,
+    positive_float,
+    positive_int,
+    share,
+)
+from .core.errors import UserFacingError
 
 ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
+PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector")  # resolved against the current folder
 
 
 def reconstruct_command(args: argparse.Namespace) -> None:
@@ -77,36 +91,43 @@ def training_config(args: argparse.Namespace):
     for item in args.lr:
         stage, _, value = item.partition("=")
         if stage not in rates:
-            raise SystemExit(f"--lr {item}: the stage must be one of {', '.join(rates)}")
-        rates[stage] = float(value)
+            raise UserFacingError(f"--lr {item}: the stage must be one of {', '.join(rates)} (as STAGE=RATE).")
+        try:
+            rates[stage] = positive_float(value)
+        except argparse.ArgumentTypeError as error:
+            raise UserFacingError(f"--lr {item}: the rate {error}.") from None
     architecture = {name: getattr(args, name) for name in ARCHITECTURE_FLAGS if getattr(args, name)}
     skipped = {"command", "handler", "lr", *ARCHITECTURE_FLAGS}
     fields = {key: value for key, value in vars(args).items() if key not in skipped}
     fields["stages"] = tuple(fields["stages"])
     fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
+    for name in PATH_FIELDS:  # recorded resolved, so that a run resumes, and its checkpoint loads, from any folder
+        if fields[name] and Path(fields[name]).exists():
+            fields[name] = str(Path(fields[name]).resolve())
     return TrainingConfig(**fields, learning_rates=rates, architecture=architecture)
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from .training.trainer import train
+    from .training.trainer import train, validation_line
 
     result = train(training_config(args))
     if result:
-        psnr = {stage: metrics["psnr"] for stage, metrics in result["stages"].items() if not math.isnan(metrics["psnr"])}
-        print("validation PSNR by stage: " + ", ".join(f"{stage} {value:.2f} dB" for stage, value in psnr.items()))
+        print("validation PSNR by stage: " + validation_line(result))
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
     from .experiments.evaluate import evaluate
 
-    results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size, tuple(args.sections))
+    results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size,
+                       tuple(args.sections), args.skip_unknown_categories, args.max_unreadable)
     print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
 
 
 def interventions_command(args: argparse.Namespace) -> None:
     from .experiments.attention_interventions import run
 
-    results = run(model_from_args(args).detector, args.data, args.out, args.split, args.max_images, args.batch_size, args.seed)
+    results = run(model_from_args(args).detector, args.data, args.out, args.split, args.max_images, args.batch_size,
+                  args.seed, args.skip_unknown_categories, args.max_unreadable)
     moved = {stage: results["transplant"][f"{stage}, moved place"]["found_with_label"] for stage in ("backbone", "encoder")}
     print(f"attention in box {results['attention']['in_box']['mean']:.3f}; moved objects found with their label: "
           + ", ".join(f"{stage} {share:.3f}" for stage, share in moved.items()) + f"; wrote {args.out}")
@@ -154,12 +175,12 @@ def cache_features_command(args: argparse.Namespace) -> None:
     import torch
 
     from .training.data import open_dataset
-    from .training.feature_cache import write_cache
+    from .training.feature_cache import FeatureCache, write_cache
 
     detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
     dataset = open_dataset(args.data, args.split)
-    write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers)
-    print(f"wrote {len(dataset)} images' targets to {args.out}")
+    cache = write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers, args.max_unreadable)
+    print(f"wrote {len(FeatureCache(cache))} images' targets to {args.out}")
 
 
 def publish_command(args: argparse.Namespace) -> None:
@@ -192,7 +213,7 @@ def deploy_command(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every command, each setting its `handler`."""
-    main = argparse.ArgumentParser(prog="python -m inversion", description=__doc__.split("\n")[0])
+    main = Parser(prog="python -m inversion", description=__doc__.split("\n")[0])
     commands = main.add_subparsers(dest="command", required=True)
 
     command = commands.add_parser("reconstruct", help="reconstruct one image from every stage into a figure")
@@ -215,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
     add_data(command, coco_only=True)
     add_max_images(command)
     command.add_argument("--out", required=True, help="output folder")
-    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--batch-size", type=positive_int, default=16)
+    add_dataset_checks(command)
     command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
                          default=["stages", "layer_swap", "color"])
     command.set_defaults(handler=evaluate_command)
@@ -225,18 +247,19 @@ def parser() -> argparse.ArgumentParser:
     add_data(command, coco_only=True)
     add_max_images(command)
     command.add_argument("--out", required=True, help="output folder")
-    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--batch-size", type=positive_int, default=16)
+    add_dataset_checks(command)
     command.add_argument("--seed", type=int, default=0, help="chooses where each transplanted object is moved")
     command.set_defaults(handler=interventions_command)
 
     command = commands.add_parser("optimise", help="optimisation-based inversion against the learned inverters")
     add_model(command)
     images = command.add_mutually_exclusive_group(required=True)
-    images.add_argument("--shapes", type=int, metavar="N", help="the first N held-out Shapes images")
+    images.add_argument("--shapes", type=positive_int, metavar="N", help="the first N held-out Shapes images")
     images.add_argument("--data", help="a COCO-format folder or a folder of images")
     command.add_argument("--split", help="a COCO 2017 split inside --data, e.g. val2017")
     add_max_images(command)
-    command.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the chosen config's)")
+    command.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the chosen config's)")
     command.add_argument("--legacy", action="store_true", help="also run the previous optimiser (slow: 200 steps per stage)")
     command.add_argument("--out", help="a folder for results.json")
     command.set_defaults(handler=optimise_command)
@@ -245,9 +268,10 @@ def parser() -> argparse.ArgumentParser:
     add_model(command)
     add_data(command)
     command.add_argument("--out", required=True)
-    command.add_argument("--shard-size", type=int, default=512)
-    command.add_argument("--batch-size", type=int, default=16)
-    command.add_argument("--workers", type=int, default=2)
+    command.add_argument("--shard-size", type=positive_int, default=512)
+    command.add_argument("--batch-size", type=positive_int, default=16)
+    command.add_argument("--workers", type=natural_int, default=2)
+    add_dataset_checks(command, categories=False)
     command.set_defaults(handler=cache_features_command)
 
     command = commands.add_parser("publish", help="upload an inverter stack to a Hugging Face Hub model repo")
@@ -276,11 +300,12 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
     add_model(command, detector_alone=False)
     command.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
     command.add_argument("--val-split", help="a COCO 2017 split inside --val-data, e.g. val2017")
-    command.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    command.add_argument("--val-fraction", type=share, default=defaults.val_fraction)
     command.add_argument("--out", default=defaults.out)
     command.add_argument("--detector", help="Hub id or folder of a DETR, overriding the model's")
     command.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
-    command.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
+    command.add_argument("--working-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                         help="the canvas in pixels, a multiple of the detector's stride (default: the model's)")
     command.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
     command.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
                          help="modular objective: add this weight times the feature-matching term through the detector's "
@@ -289,19 +314,24 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                          help="modular objective: which inverse modules to train (default all four)")
     command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
     command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
-    for name in ("steps", "batch_size", "warmup_steps", "val_every", "val_images", "save_every", "log_every",
-                 "workers", "seed"):
-        command.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    command.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    command.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    for name in ("steps", "batch_size", "val_every", "val_images", "save_every", "log_every"):
+        command.add_argument("--" + name.replace("_", "-"), type=positive_int, default=getattr(defaults, name))
+    for name in ("warmup_steps", "workers"):
+        command.add_argument("--" + name.replace("_", "-"), type=natural_int, default=getattr(defaults, name))
+    command.add_argument("--seed", type=int, default=defaults.seed)
+    command.add_argument("--weight-decay", type=natural_float, default=defaults.weight_decay)
+    command.add_argument("--grad-clip", type=positive_float, default=defaults.grad_clip)
     command.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR",
                          help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
-    command.add_argument("--backbone-widths", type=int, nargs="+", help="inverse backbone channels per x2 step")
+    command.add_argument("--backbone-widths", type=positive_int, nargs="+", help="inverse backbone channels per x2 step")
     command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
     command.add_argument("--backbone-architecture", choices=["pixel_shuffle", "upconv"],
                          help="the inverse backbone (upconv: the reference's heavy decoder, for comparison)")
     command.add_argument("--precision", choices=["auto", "bf16", "no"], default=defaults.precision)
-    command.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+    runs = command.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue the run in --out (its settings unchanged)")
+    runs.add_argument("--overwrite", action="store_true", help="replace the run in --out (its files are deleted)")
+    add_dataset_checks(command, categories=False)
 
 
 def main(argv: list[str] | None = None) -> int:

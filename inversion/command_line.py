@@ -1,18 +1,62 @@
 """What every command line of the project shares: error handling and the spelling of common flags.
 
 A `UserFacingError` (a bad file, name, checkpoint or dataset) prints `error: ...` and exits with
-status 2; anything else is a bug and keeps its traceback.
+status 2, as does a bad argument (one line, before anything is read or written); anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 
 from .core.detector import DEFAULT_WORKING_SIZE
 from .core.errors import UserFacingError
 from .core.registry import Model, build_model, detector_spec, find_spec
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: what is wrong, and where the usage is."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _checked_number(text, int, lambda value: value >= 1, "a whole number of at least 1")
+
+
+def natural_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return _checked_number(text, int, lambda value: value >= 0, "a whole number of at least 0")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    return _checked_number(text, float, lambda value: 0 < value < math.inf, "a number above 0")
+
+
+def natural_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _checked_number(text, float, lambda value: 0 <= value < math.inf, "a number of at least 0")
+
+
+def share(text: str) -> float:
+    """An argparse type: a fraction in [0, 1]."""
+    return _checked_number(text, float, lambda value: 0 <= value <= 1, "a fraction from 0 to 1")
+
+
+def _checked_number(text: str, kind: type, valid: Callable[[float], bool], expected: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"{text} is not {expected}")
+    return value
 
 
 def run(handler: Callable[[argparse.Namespace], object], args: argparse.Namespace) -> int:
@@ -40,7 +84,7 @@ def add_model(parser: argparse.ArgumentParser, default: str | None = "shapes", d
         parser.add_argument("--detector", metavar="FOLDER_OR_HUB_ID",
                             help="a detector alone (a folder or a Hub id), instead of --model: no learned inverters")
         parser.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
-        parser.add_argument("--working-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+        parser.add_argument("--working-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                             help=f"the detector's canvas (default: {DEFAULT_WORKING_SIZE[0]} {DEFAULT_WORKING_SIZE[1]})")
 
 
@@ -63,5 +107,17 @@ def add_data(parser: argparse.ArgumentParser, coco_only: bool = False) -> None:
 
 def add_max_images(parser: argparse.ArgumentParser, default: int | None = None) -> None:
     """--max-images: use only the first N images of the data."""
-    parser.add_argument("--max-images", type=int, default=default, metavar="N",
+    parser.add_argument("--max-images", type=positive_int, default=default, metavar="N",
                         help="use only the first N images" + (" (default: %(default)s)" if default else ""))
+
+
+def add_dataset_checks(parser: argparse.ArgumentParser, categories: bool = True) -> None:
+    """--max-unreadable (the share of unreadable images that fails a run) and, with `categories`,
+    --skip-unknown-categories (leave out objects of categories the detector has no label for)."""
+    from .training.data import MAX_UNREADABLE_SHARE
+
+    parser.add_argument("--max-unreadable", type=share, default=MAX_UNREADABLE_SHARE, metavar="SHARE",
+                        help="fail when more than this share of the images cannot be read (default: %(default)s)")
+    if categories:
+        parser.add_argument("--skip-unknown-categories", action="store_true",
+                            help="leave out the objects of categories the detector has no label for (default: refuse)")

@@ -1,8 +1,9 @@
 """Inverter checkpoints: safetensors weights plus a JSON config, from a local folder or a Hub repo.
 
 A checkpoint folder holds
-    inverters.json         format version, architecture, detector id and revision, working size,
-                           normalisation, and free-form training notes
+    inverters.json         format version, architecture, detector id and revision (and, for a detector
+                           in a local folder, that folder relative to the checkpoint's own), working
+                           size, normalisation, and free-form training notes
     inverters.safetensors  the InverterStack's weights
 (a training run also keeps its optimizer state beside them: inversion.training.state).
 Nothing is ever unpickled.
@@ -40,14 +41,44 @@ def detector_identity(detector: Detector) -> dict:
     return {"id": detector.name, "revision": detector.revision, "family": detector.family.name}
 
 
-def save_inverters(stack: InverterStack, folder: str | os.PathLike, detector: Detector, notes: dict | None = None) -> Path:
-    """Write the stack's weights and config (with the detector's identity) into `folder`."""
+def detector_reference(detector: Detector, checkpoint: Path, detector_folder: str | os.PathLike | None) -> dict:
+    """The detector's identity, plus where it lies relative to `checkpoint` when it comes from a local folder
+    (so that the checkpoint finds it from any current folder, and after both are moved together)."""
+    reference = detector_identity(detector)
+    if detector_folder is not None and Path(detector_folder).is_dir():
+        reference["folder"] = os.path.relpath(Path(detector_folder).resolve(), checkpoint.resolve())
+    return reference
+
+
+def recorded_detector_folder(config: dict, checkpoint: Path) -> Path | None:
+    """The local detector folder a checkpoint's config points to, resolved against the checkpoint's own folder.
+
+    Checkpoints record `folder` (relative to themselves); older ones only an `id`, which, when it is a relative
+    path, is looked up against the checkpoint's folder and each folder above it. None: the id is a Hub repo.
+    """
+    recorded = config.get("detector", {})
+    checkpoint = checkpoint.resolve()
+    if recorded.get("folder"):
+        return (checkpoint / recorded["folder"]).resolve()
+    name = recorded.get("id")
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return path if path.is_dir() else None
+    return next((base / path for base in (checkpoint, *checkpoint.parents) if (base / path).is_dir()), None)
+
+
+def save_inverters(stack: InverterStack, folder: str | os.PathLike, detector: Detector, notes: dict | None = None,
+                   detector_folder: str | os.PathLike | None = None) -> Path:
+    """Write the stack's weights and config into `folder`: the detector's identity, and `detector_folder`
+    (the local folder it was loaded from, if any) relative to `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
         "architecture": stack.config.to_dict(),
-        "detector": detector_identity(detector),
+        "detector": detector_reference(detector, folder, detector_folder),
         "working_size": list(detector.working_size),
         "normalisation": {"mean": list(detector.family.pixel_mean), "std": list(detector.family.pixel_std)},
         "notes": notes or {},

@@ -10,3 +10,7 @@ class UserFacingError(ValueError):
 
 class CheckpointError(UserFacingError):
     """Weights that cannot be used here (missing, corrupt, or made for another model); the message says which."""
+
+
+class DatasetError(UserFacingError):
+    """A dataset that cannot be used (missing, malformed, or not matching the detector); the message says where."""

@@ -1,6 +1,6 @@
 """The four inverse modules, one per DETR module, and the stack that chains them down to pixels.
 
-Each inverse maps one stage back to the previous one (PAPER.md):
+Each inverse maps one stage back to the previous one (docs/method.md, "Inverse modules"):
 
     prediction --InversePrediction--> decoder --InverseDecoder--> encoder
                --InverseEncoder--> backbone --InverseBackbone--> image

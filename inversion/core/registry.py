@@ -4,8 +4,9 @@
     load_model("runs/my-inverters")   # any inverter checkpoint folder (it names its own detector)
 
 The config is the file named by $INVERSION_SPACE_CONFIG, else `space_config.yaml` in the current
-folder; local paths in it are relative to the file's own folder. `build_model` is the one place a
-`Model` is assembled.
+folder, else the project's own (beside the package), so the bundled models load from any folder.
+Local paths in it are relative to the file's own folder; a checkpoint's detector, to the
+checkpoint's folder. `build_model` is the one place a `Model` is assembled.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from .checkpoints import CheckpointError, checkpoint_folder, load_inverters, read_config
+from .checkpoints import CheckpointError, checkpoint_folder, load_inverters, read_config, recorded_detector_folder
 from .detector import DEFAULT_THRESHOLD, Detector
 from .inverters import InverterStack
 
 CONFIG_VARIABLE = "INVERSION_SPACE_CONFIG"
 CONFIG_NAME = "space_config.yaml"
+PROJECT_CONFIG = Path(__file__).resolve().parents[2] / CONFIG_NAME  # the project's, beside the package
 
 
 @dataclass
@@ -29,7 +31,8 @@ class ModelSpec:
     """One model: where its detector and inverters live, its working size and score threshold.
 
     `detector` and `inverters` are Hub repo ids or local paths; `root` is the folder local paths
-    are relative to. `detector` as written is the identity inverter checkpoints record.
+    are relative to. `detector` as written is the identity inverter checkpoints record;
+    `detector_folder`, when set, is where that detector lies (resolved from a checkpoint).
     """
 
     name: str
@@ -41,11 +44,16 @@ class ModelSpec:
     working_size: tuple[int, int]
     threshold: float
     root: Path
+    detector_folder: Path | None = None
 
     def locate(self, name_or_path: str) -> str:
         """A local path resolved against `root` when it exists there; a Hub id as is."""
         local = self.root / name_or_path
         return str(local) if local.exists() else name_or_path
+
+    def detector_location(self) -> str:
+        """Where to load the detector from: its resolved folder, else `detector` located against `root`."""
+        return str(self.detector_folder) if self.detector_folder else self.locate(self.detector)
 
 
 @dataclass
@@ -73,14 +81,20 @@ class Model:
 
 
 def space_config_path(path: str | os.PathLike | None = None) -> Path:
-    """The space config in use: `path`, else $INVERSION_SPACE_CONFIG, else ./space_config.yaml."""
-    chosen = Path(path or os.environ.get(CONFIG_VARIABLE) or CONFIG_NAME)
-    if not chosen.is_file():
-        raise CheckpointError(
-            f"No space config at {chosen}: run from the project folder, or name the file with "
-            f"${CONFIG_VARIABLE}."
-        )
-    return chosen
+    """The space config in use: `path`, else $INVERSION_SPACE_CONFIG, else ./space_config.yaml, else the project's."""
+    named = path or os.environ.get(CONFIG_VARIABLE)
+    if named:
+        if not Path(named).is_file():
+            source = "the config argument" if path else f"${CONFIG_VARIABLE}"
+            raise CheckpointError(f"No space config at {named} (named by {source}): check the path.")
+        return Path(named)
+    for candidate in (Path(CONFIG_NAME), PROJECT_CONFIG):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"No space config: none in the current folder nor at {PROJECT_CONFIG}; name one with ${CONFIG_VARIABLE}, "
+        "or load an inverter checkpoint folder by its path."
+    )
 
 
 def read_space_config(path: str | os.PathLike | None = None) -> dict:
@@ -109,18 +123,24 @@ def model_specs(path: str | os.PathLike | None = None) -> dict[str, ModelSpec]:
 
 
 def spec_from_checkpoint(folder: str | os.PathLike) -> ModelSpec:
-    """A spec for an inverter checkpoint folder that is not in the registry: it names its detector."""
-    config = read_config(checkpoint_folder(folder))
+    """A spec for an inverter checkpoint folder that is not in the registry: it names its detector, found
+    relative to the checkpoint's own folder (see `recorded_detector_folder`), else on the Hub."""
+    location = checkpoint_folder(folder).resolve()
+    config = read_config(location)
+    detector = config.get("detector", {})
+    if not detector.get("id"):
+        raise CheckpointError(f"{location / 'inverters.json'} does not name the detector it was trained for.")
     return ModelSpec(
         name=str(folder),
         label=str(folder),
-        detector=config["detector"]["id"],
-        revision=config["detector"]["revision"],
-        inverters=str(folder),
+        detector=detector["id"],
+        revision=detector.get("revision"),
+        inverters=str(location),
         inverters_revision=None,
         working_size=tuple(config["working_size"]),
         threshold=DEFAULT_THRESHOLD,
-        root=Path.cwd(),
+        root=location,
+        detector_folder=recorded_detector_folder(config, location),
     )
 
 
@@ -152,7 +172,7 @@ def find_spec(name_or_folder: str, config: str | os.PathLike | None = None) -> M
 def load_detector(spec: ModelSpec, device: str = "cpu") -> Detector:
     """The spec's detector at its pinned revision, working size and threshold, on `device`."""
     detector = Detector.from_pretrained(
-        spec.locate(spec.detector), spec.revision, spec.working_size, spec.threshold, name=spec.detector
+        spec.detector_location(), spec.revision, spec.working_size, spec.threshold, name=spec.detector
     )
     return detector.to(device)
 

@@ -27,10 +27,10 @@ from ..core.detector import Detector
 from ..core.registry import find_spec, load_detector
 from ..core.stages import Detection, Representations
 from ..figures import layer_skip_chart
-from ..training.data import CocoDataset, DatasetError, open_dataset
+from ..training.data import MAX_UNREADABLE_SHARE
 from .attention import capture_attention, detection_queries, share_in_box
 from .coco_ap import coco_ap, detections_from_outputs
-from .evaluate import Sample, batches, ground_truth_detections, load_samples, subset_ground_truth
+from .evaluate import Sample, batches, dataset_notes, ground_truth_detections, load_samples, open_coco, subset_ground_truth
 from .grid import Box, CellBlock, box_cells, box_coverage, move_box
 from .interventions import TRANSPLANT_STAGES, found_at, one_image, skip_layer, transplant
 from .matching import match_detections
@@ -184,16 +184,16 @@ def attention_and_interventions(detector: Detector, coco, samples: list[Sample],
 
 
 def run(detector: Detector | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
-        batch_size: int = 16, seed: int = 0) -> dict:
-    """On a detector (or a model name's detector: no inverters needed) and a COCO-format dataset, run the three
-    studies and write the results."""
-    dataset = open_dataset(data, split)
-    if not isinstance(dataset, CocoDataset):
-        raise DatasetError(f"{data} is a plain image folder; these studies need a COCO-format dataset with annotations.")
+        batch_size: int = 16, seed: int = 0, skip_unknown_categories: bool = False,
+        max_unreadable: float = MAX_UNREADABLE_SHARE) -> dict:
+    """On a detector (or a model name's detector: no inverters needed) and a checked COCO-format dataset (its
+    categories matched to the detector's labels), run the three studies and write the results."""
     detector = load_detector(find_spec(detector)) if isinstance(detector, str) else detector
+    dataset = open_coco(data, split, detector.config.id2label, skip_unknown_categories)
+    samples, unreadable = load_samples(dataset, max_images, max_unreadable)
     results = {"detector": detector.name, "family": detector.family.name, "revision": detector.revision, "data": str(data),
-               "seed": seed,
-               **attention_and_interventions(detector, dataset.coco, load_samples(dataset, max_images), batch_size, seed)}
+               "seed": seed, **dataset_notes(dataset, unreadable),
+               **attention_and_interventions(detector, dataset.coco, samples, batch_size, seed)}
     write_results(results, out)
     return results
 

@@ -32,7 +32,7 @@ from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import Model, load_model
 from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
 from ..figures import error_gallery, evaluation_plots
-from ..training.data import CocoDataset, DatasetError, open_dataset
+from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages, open_dataset
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .colour import PERTURBATIONS, hue_distance, mean_hue, perturb
 from .matching import match_detections, shape_preservation
@@ -61,14 +61,41 @@ class ErrorCase:
     reconstructions: list[Image.Image]  # one per stage, in STAGES order
 
 
-def load_samples(dataset: CocoDataset, max_images: int | None) -> list[Sample]:
-    """The first `max_images` images of a COCO dataset with their annotations."""
+def load_samples(dataset: CocoDataset, max_images: int | None, max_unreadable: float = MAX_UNREADABLE_SHARE
+                 ) -> tuple[list[Sample], UnreadableImages]:
+    """The first `max_images` images of a COCO dataset with their annotations; the images that cannot be read,
+    or whose size differs from the one their annotations give, are left out and listed (too many fail)."""
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    samples = []
+    samples, unreadable = [], UnreadableImages(count, max_unreadable)
+    readable = SkipUnreadable(dataset)
     for index in tqdm(range(count), desc="loading images", leave=False):
-        image, image_id = dataset[index]
+        item = readable[index]
+        if isinstance(item, Unreadable):
+            unreadable.add([(item.path, item.reason)])
+            continue
+        image, image_id = item
+        entry = dataset.coco.imgs[image_id]
+        if (image.width, image.height) != (entry["width"], entry["height"]):
+            unreadable.add([(str(dataset.path(index)), f"it is {image.width}x{image.height} pixels but its annotations "
+                                                       f"say {entry['width']}x{entry['height']}")])
+            continue
         samples.append(Sample(image, image_id, dataset.coco.imgToAnns.get(image_id, [])))
-    return samples
+    if not samples:
+        raise DatasetError(f"None of the {count} images could be used: {unreadable.summary()}.")
+    return samples, unreadable
+
+
+def open_coco(data: str, split: str | None, id2label: dict[int, str], skip_unknown_categories: bool) -> CocoDataset:
+    """A checked COCO dataset whose categories are the detector's labels (see CocoDataset.use_labels)."""
+    dataset = open_dataset(data, split, needs_annotations=True)
+    dataset.use_labels(id2label, skip_unknown_categories)
+    return dataset
+
+
+def dataset_notes(dataset: CocoDataset, unreadable: UnreadableImages) -> dict:
+    """What a results file says about its data: categories matched, skipped, and images left out."""
+    return {"categories": dataset.categories, "skipped_categories": dataset.skipped_categories,
+            "unreadable_images": dict(unreadable.found)}
 
 
 def batches(items: list, size: int):
@@ -322,6 +349,11 @@ def report(results: dict, plots: list[str]) -> str:
     lines = [f"# Evaluation of `{results['model']}` on `{results['data']}` ({results['images']} images)", ""]
     detector = results["detector"]
     lines += [f"Detector on clean images: AP {detector['AP']:.3f}, AP50 {detector['AP50']:.3f}.", ""]
+    if results.get("skipped_categories"):
+        lines += ["Categories the detector has no label for, left out: " + ", ".join(results["skipped_categories"]) + ".", ""]
+    if results.get("unreadable_images"):
+        lines += [f"Images left out ({len(results['unreadable_images'])}):", ""]
+        lines += [f"- `{path}`: {reason}" for path, reason in results["unreadable_images"].items()] + [""]
     if "stages" in results:
         stages = results["stages"]
         lines += ["## Reconstruction by stage", "",
@@ -377,17 +409,23 @@ def report(results: dict, plots: list[str]) -> str:
 
 
 def evaluate(model: Model | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
-             batch_size: int = 16, sections: tuple[str, ...] = SECTIONS, layers: bool = True) -> dict:
-    """Run the chosen sections and write results.json, report.md and plots into `out` (`layers`: the stages
-    section reconstructs from every layer too, not only from each stage's output)."""
-    dataset = open_dataset(data, split)
-    if not isinstance(dataset, CocoDataset):
-        raise DatasetError(f"{data} is a plain image folder; the evaluation needs a COCO-format dataset with annotations.")
+             batch_size: int = 16, sections: tuple[str, ...] = SECTIONS, skip_unknown_categories: bool = False,
+             max_unreadable: float = MAX_UNREADABLE_SHARE, layers: bool = True) -> dict:
+    """Run the chosen sections and write results.json, report.md and plots into `out`.
+
+    `model`: a Model, or a name in the space config or an inverter checkpoint folder. The dataset is checked
+    before any work; its categories are matched to the detector's labels by name (`skip_unknown_categories`
+    leaves out the objects of categories the detector does not know); images that cannot be read are left out
+    and listed, up to `max_unreadable` of them. `layers`: the stages section reconstructs from every layer too,
+    not only from each stage's output.
+    """
     model = load_model(model) if isinstance(model, str) else model
+    dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories)
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
-    samples = load_samples(dataset, max_images)
-    results: dict = {"model": model.spec.name, "family": model.detector.family.name, "data": str(data), "images": len(samples)}
+    samples, unreadable = load_samples(dataset, max_images, max_unreadable)
+    results: dict = {"model": model.spec.name, "family": model.detector.family.name, "data": str(data),
+                     "images": len(samples), **dataset_notes(dataset, unreadable)}
     results["detector"] = evaluate_detector(model, dataset.coco, samples, batch_size)
     gallery: list[ErrorCase] = []
     with torch.no_grad():

@@ -30,7 +30,7 @@ def training_command(train_config: dict) -> str:
     """The `python -m inversion train` command line that reproduces a run's TrainingConfig."""
     words = ["python", "-m", "inversion", "train"]
     for key, value in train_config.items():
-        if key in ("resume",) or value in (None, False, [], {}):
+        if key in ("resume", "overwrite") or value in (None, False, [], {}):
             continue
         flag = "--" + key.replace("_", "-")
         if key == "learning_rates":

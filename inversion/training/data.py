@@ -1,10 +1,15 @@
 """Datasets of images: COCO-format folders (images + instances JSON) and plain image folders.
 
 Both yield (PIL RGB image, image id). A COCO dataset also keeps its pycocotools `COCO` object
-for boxes, instance masks and AP. Layouts understood:
+for boxes, instance masks and AP, built from the checked file (inversion.training.coco_file).
+Layouts understood:
     DIR/annotations.json + DIR/images/                    (what `inversion.shapes export` writes)
     DIR/annotations/instances_SPLIT.json + DIR/SPLIT/     (COCO 2017, with split="train2017" etc.)
     DIR/ with image files (recursively)                    (a plain folder)
+
+An image that cannot be read stops nothing: loaders wrap datasets in `SkipUnreadable`, whose
+batches (`collate`) leave it out and name it, and an `UnreadableImages` ledger counts them and
+fails the run once more than its share are unreadable.
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ import contextlib
 import io
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset, Subset
 
-from ..core.errors import UserFacingError
+from ..core.errors import DatasetError, UserFacingError
 from ..core.images import load_image
+from .coco_file import align_categories, read_coco
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
-
-class DatasetError(UserFacingError):
-    """A dataset path that cannot be used; the message says what was expected."""
+MAX_UNREADABLE_SHARE = 0.05  # a run fails once more than this share of its images cannot be read
+SHOWN_UNREADABLE = 5  # how many unreadable images a message names
 
 
 class ImageFolder(Dataset):
@@ -40,43 +45,78 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def path(self, index: int) -> Path:
+        """The file of item `index`."""
+        return self.paths[index]
+
     def __getitem__(self, index: int):
         return load_image(self.paths[index]), index
 
 
 class CocoDataset(Dataset):
-    """A COCO-format dataset: images in a folder, annotations in an instances JSON."""
+    """A COCO-format dataset: images in a folder, annotations in an instances JSON, checked on opening.
 
-    def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike):
+    `needs_annotations`: the objects and categories must be there and well formed (evaluation);
+    otherwise only the images are read.
+    """
+
+    def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike, needs_annotations: bool = False):
         self.images = Path(images)
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.coco = COCO(str(annotations))
+        self.annotations_file = Path(annotations)
+        self.document = read_coco(self.annotations_file, needs_annotations)
+        self.coco = self._index()
         self.image_ids = sorted(self.coco.getImgIds())
-        if not self.image_ids:
-            raise DatasetError(f"{annotations} lists no images.")
+        self.categories: dict[str, int] = {c["name"]: c["id"] for c in self.document["categories"]}
+        self.skipped_categories: list[str] = []
+
+    def _index(self) -> COCO:
+        coco = COCO()
+        coco.dataset = self.document
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+        return coco
+
+    def use_labels(self, id2label: dict[int, str], skip_unknown: bool = False) -> None:
+        """Renumber the categories as a detector's labels (matched by name); see `align_categories`."""
+        alignment = align_categories(self.document, id2label, self.annotations_file, skip_unknown)
+        self.categories, self.skipped_categories = alignment["categories"], alignment["skipped"]
+        self.coco = self._index()
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    def path(self, index: int) -> Path:
+        """The file of item `index`."""
+        return self.images / self.coco.imgs[self.image_ids[index]]["file_name"]
+
     def __getitem__(self, index: int):
-        image_id = self.image_ids[index]
-        return load_image(self.images / self.coco.imgs[image_id]["file_name"]), image_id
+        return load_image(self.path(index)), self.image_ids[index]
 
 
-def open_dataset(path: str | os.PathLike, split: str | None = None) -> ImageFolder | CocoDataset:
-    """Open a COCO-format folder (see the module docstring) or a plain folder of images."""
-    root = Path(path)
+def open_dataset(path: str | os.PathLike, split: str | None = None, needs_annotations: bool = False) -> ImageFolder | CocoDataset:
+    """Open a COCO-format folder (see the module docstring) or a plain folder of images; with
+    `needs_annotations`, only a COCO dataset with well-formed objects and categories will do.
+    The dataset's `source` records the folder (resolved) and split it was opened from."""
+    dataset = _open(Path(path), split, needs_annotations)
+    dataset.source = {"data": str(Path(path).resolve()), "split": split}
+    return dataset
+
+
+def _open(root: Path, split: str | None, needs_annotations: bool) -> ImageFolder | CocoDataset:
     if not root.exists():
         raise DatasetError(f"The dataset path {root} does not exist: pass a COCO-format folder or a folder of images.")
     if root.is_file() and root.suffix == ".json":
-        return CocoDataset(root.parent / "images", root)
+        return CocoDataset(root.parent / "images", root, needs_annotations)
     if split is not None:
         annotations = root / "annotations" / f"instances_{split}.json"
         if not annotations.is_file():
             raise DatasetError(f"Split {split!r} expects {annotations}, which does not exist.")
-        return CocoDataset(root / split, annotations)
+        return CocoDataset(root / split, annotations, needs_annotations)
     if (root / "annotations.json").is_file():
-        return CocoDataset(root / "images", root / "annotations.json")
+        return CocoDataset(root / "images", root / "annotations.json", needs_annotations)
+    if needs_annotations:
+        raise DatasetError(f"{root} has no annotations.json (nor --split's annotations/instances_SPLIT.json): this "
+                           "needs a COCO-format dataset with its objects, not a plain image folder.")
     return ImageFolder(root)
 
 
@@ -90,7 +130,69 @@ def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Sub
     return Subset(dataset, order[val_count:]), Subset(dataset, order[:val_count])
 
 
-def collate(batch: list) -> tuple[list, list]:
-    """Keep images as a list of PIL images (the detector fits them to its canvas)."""
-    images, ids = zip(*batch)
-    return list(images), list(ids)
+def item_path(dataset: Dataset, index: int) -> str:
+    """The file behind item `index` of a dataset (or of a Subset of one), for messages."""
+    while isinstance(dataset, Subset):
+        dataset, index = dataset.dataset, dataset.indices[index]
+    return str(dataset.path(index)) if hasattr(dataset, "path") else f"item {index}"
+
+
+class Unreadable:
+    """An item whose image could not be read: its file and why."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+
+
+class SkipUnreadable(Dataset):
+    """A dataset whose unreadable images become `Unreadable` items instead of errors (in any worker)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except (UserFacingError, OSError) as error:
+            return Unreadable(item_path(self.dataset, index), str(error))
+
+
+class ImageBatch(NamedTuple):
+    """The readable items of a batch, and (file, reason) of the unreadable ones left out."""
+
+    images: list
+    ids: list
+    unreadable: list[tuple[str, str]]
+
+
+def collate(batch: list) -> ImageBatch:
+    """Keep images as a list of PIL images (the detector fits them to its canvas); leave unreadable ones out."""
+    readable = [item for item in batch if not isinstance(item, Unreadable)]
+    return ImageBatch([image for image, _ in readable], [image_id for _, image_id in readable],
+                      [(item.path, item.reason) for item in batch if isinstance(item, Unreadable)])
+
+
+class UnreadableImages:
+    """The images of a run that could not be read; more than `max_share` of `total` fails the run."""
+
+    def __init__(self, total: int, max_share: float = MAX_UNREADABLE_SHARE):
+        self.total, self.max_share = total, max_share
+        self.found: dict[str, str] = {}
+
+    def add(self, unreadable: list[tuple[str, str]]) -> None:
+        """Record (file, reason) pairs; raise DatasetError once over the allowed share."""
+        self.found.update(unreadable)
+        if len(self.found) > self.max_share * self.total:
+            raise DatasetError(f"{self.summary()}: more than the {self.max_share:.0%} allowed. Fix or remove them, "
+                               "or allow more with --max-unreadable.")
+
+    def summary(self) -> str:
+        """'N of M images could not be read: file (why), ...' (the first few), or '' when none."""
+        if not self.found:
+            return ""
+        shown = "; ".join(f"{path} ({reason})" for path, reason in list(self.found.items())[:SHOWN_UNREADABLE])
+        more = f"; and {len(self.found) - SHOWN_UNREADABLE} more" if len(self.found) > SHOWN_UNREADABLE else ""
+        return f"{len(self.found)} of {self.total} images could not be read and were skipped: {shown}{more}"

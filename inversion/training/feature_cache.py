@@ -7,24 +7,29 @@ image, what the inverse encoder, decoder and prediction modules learn from: the 
 backbone tokens, the final encoder tokens, the final decoder output, the logits and boxes, and the
 grid mask. `python -m inversion.train --feature-cache CACHE ...` then trains those three modules
 from the shards (the inverse backbone needs pixels, so it is left out of such a run).
+
+A cache records the dataset (folder and split) it was written from, so that a run refuses to
+validate on its own training images; `ShardGroupedSampler` shuffles shards, then the items within
+each, so that a shuffled epoch reads every shard once.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..core.checkpoints import CheckpointError
 from ..core.detector import Detector
 from ..core.stages import Representations
-from .data import DatasetError, collate
+from .data import MAX_UNREADABLE_SHARE, DatasetError, SkipUnreadable, UnreadableImages, collate
 
 CACHE_FILE = "cache.json"
 CACHED_STAGES = ("encoder", "decoder", "prediction")
@@ -33,11 +38,16 @@ FIELDS = ("backbone_tokens", "encoder", "decoder", "logits", "boxes", "grid_mask
 
 @torch.no_grad()
 def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_size: int = 512, batch_size: int = 16,
-                workers: int = 2) -> Path:
-    """Capture every image once and write the targets as fp16 safetensors shards plus cache.json."""
+                workers: int = 2, max_unreadable: float = MAX_UNREADABLE_SHARE) -> Path:
+    """Capture every image once and write the targets as fp16 safetensors shards plus cache.json.
+
+    The dataset's `source` (folder and split, as `open_dataset` records them) is recorded as what the
+    cache holds; unreadable images are left out and listed in cache.json (more than `max_unreadable` fail).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=workers)
+    loader = DataLoader(SkipUnreadable(dataset), batch_size=batch_size, collate_fn=collate, num_workers=workers)
+    unreadable = UnreadableImages(len(dataset), max_unreadable)
     pending: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
     shards, grid = [], None
 
@@ -51,7 +61,11 @@ def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_siz
         for values in pending.values():
             values.clear()
 
-    for images, _ in tqdm(loader, desc="caching detector targets"):
+    for batch in tqdm(loader, desc="caching detector targets"):
+        unreadable.add(batch.unreadable)
+        images = batch.images
+        if not images:
+            continue
         reps = detector.capture(images)
         grid = list(reps.grid_size)
         for name, tensor in zip(FIELDS, (reps.encoder[0], reps.encoder[-1], reps.decoder[-1], reps.logits,
@@ -61,7 +75,8 @@ def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_siz
             flush()
     flush()
     description = {"detector": {"id": detector.name, "revision": detector.revision},
-                   "working_size": list(detector.working_size), "grid_size": grid, "shards": shards}
+                   "working_size": list(detector.working_size), "grid_size": grid, "shards": shards,
+                   "dataset": getattr(dataset, "source", None), "unreadable_images": unreadable.found}
     (out / CACHE_FILE).write_text(json.dumps(description, indent=2))
     return out
 
@@ -81,6 +96,7 @@ class FeatureCache(Dataset):
             total += shard["count"]
             self.ends.append(total)
         self._loaded: tuple[int, dict[str, torch.Tensor]] | None = None
+        self.shard_loads = 0  # how many times a shard was read from disk (in this process)
 
     def __len__(self) -> int:
         return self.ends[-1] if self.ends else 0
@@ -95,8 +111,23 @@ class FeatureCache(Dataset):
                 f"{self.description['working_size']}, not by {detector.name!r} at {list(detector.working_size)}."
             )
 
+    def check_not_validation(self, data: str, split: str | None, named_for_validation: bool) -> None:
+        """Refuse to validate on the dataset this cache was written from (its images are the training set); a cache
+        that does not record its dataset is accepted only with a dataset `named_for_validation` (--val-data)."""
+        source = self.description.get("dataset")
+        if source is None:
+            if named_for_validation:
+                return
+            raise DatasetError(f"The feature cache {self.folder} does not record the dataset it was written from: pass "
+                               "--val-data with images it does not hold, or write the cache again.")
+        if Path(source["data"]).resolve() == Path(data).resolve() and source.get("split") == split:
+            raise DatasetError(f"The feature cache {self.folder} was written from {source['data']} (split "
+                               f"{source.get('split')}), the data it would be validated on: pass --val-data "
+                               "(and --val-split) with held-out images.")
+
     def _shard(self, number: int) -> dict[str, torch.Tensor]:
         if self._loaded is None or self._loaded[0] != number:
+            self.shard_loads += 1
             path = self.folder / self.description["shards"][number]["file"]
             with safe_open(str(path), framework="pt") as shard:
                 self._loaded = (number, {name: shard.get_tensor(name) for name in FIELDS})
@@ -106,6 +137,25 @@ class FeatureCache(Dataset):
         number = bisect.bisect_right(self.ends, index)
         start = self.ends[number - 1] if number else 0
         return {name: tensor[index - start] for name, tensor in self._shard(number).items()}
+
+
+class ShardGroupedSampler(Sampler[int]):
+    """Shards in a random order, then the items of each shard in a random order: one shard read per shard and
+    epoch (per worker) instead of nearly one per item. Each epoch reshuffles, from `seed` and the epoch alone,
+    so that every process of a distributed run draws the same order."""
+
+    def __init__(self, cache: FeatureCache, seed: int = 0):
+        self.ends, self.seed, self.epoch = cache.ends, seed, 0
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        for shard in torch.randperm(len(self.ends), generator=generator).tolist():
+            start = self.ends[shard - 1] if shard else 0
+            yield from (start + offset for offset in torch.randperm(self.ends[shard] - start, generator=generator).tolist())
 
 
 def collate_features(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -59,7 +59,7 @@ def feature_loss(images: torch.Tensor, representations: Representations, backbon
 
 
 class ModularObjective(nn.Module):
-    """Each inverse module against its local target (PAPER.md, "Training: modular").
+    """Each inverse module against its local target (docs/method.md, "Training: modular").
 
     `stages` chooses which modules train (all four by default); modules train independently, so
     any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
@@ -111,7 +111,7 @@ class ModularObjective(nn.Module):
 
 
 class EndToEndObjective(nn.Module):
-    """A separate chain per stage, trained on pixel error only (PAPER.md, "End-to-end")."""
+    """A separate chain per stage, trained on pixel error only (docs/method.md, "Training: end-to-end")."""
 
     def __init__(self, config: InverterConfig):
         super().__init__()

@@ -1,7 +1,9 @@
-"""A training run's resumable state: optimizers, schedulers, step and RNG, as safetensors plus JSON.
+"""A training run's books: its resumable state (optimizers, schedulers, step and RNG, as safetensors
+plus JSON) and its output folder, which holds one run only.
 
 Written beside the inverter checkpoint of a run (training_state.json + training_state.safetensors);
-nothing is ever unpickled.
+nothing is ever unpickled. A folder that already holds a run is refused unless the run is resumed
+with the settings it was started with (`check_out_folder`), or overwritten (`clear_run`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,45 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..core.checkpoints import CheckpointError
+from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+from ..core.errors import UserFacingError
 
 STATE_CONFIG_FILE = "training_state.json"
 STATE_WEIGHTS_FILE = "training_state.safetensors"
+RUN_CONFIG_FILE = "train_config.json"
+METRICS_FILE = "metrics.jsonl"
+RUN_FILES = (RUN_CONFIG_FILE, METRICS_FILE, STATE_CONFIG_FILE, STATE_WEIGHTS_FILE, CONFIG_FILE, WEIGHTS_FILE)
+# Settings a resumed run may change: where its folder is, how long it runs, how often it logs, validates and saves.
+RESUMABLE_CHANGES = {"out", "steps", "resume", "overwrite", "val_every", "val_images", "save_every", "log_every", "workers",
+                     "precision", "max_unreadable"}
+
+
+def check_out_folder(out: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+    """Refuse a non-empty `out` unless resuming or overwriting; refuse to resume with changed `settings`
+    (a train_config as JSON), naming each change."""
+    if resume:
+        try:
+            saved = json.loads((out / RUN_CONFIG_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"--resume: {out} holds no readable {RUN_CONFIG_FILE} of a run to continue ({error}).") from error
+        changed = [f"{key} was {saved[key]!r}, now {value!r}" for key, value in settings.items()
+                   if key not in RESUMABLE_CHANGES and key in saved and saved[key] != value]  # (older runs lack newer keys)
+        if changed:
+            raise UserFacingError(f"--resume: the run in {out} was started with other settings ({'; '.join(changed)}): "
+                                  "resume with its settings, or train into a new --out.")
+    elif out.exists() and not out.is_dir():
+        raise UserFacingError(f"--out {out} is a file, not a folder: choose another --out.")
+    elif not overwrite and out.is_dir() and any(out.iterdir()):
+        held = ", ".join(sorted(path.name for path in out.iterdir())[:6])
+        raise UserFacingError(f"--out {out} is not empty ({held}): pass --resume to continue its run, --overwrite to "
+                              "replace it, or choose another --out.")
+
+
+def clear_run(out: Path) -> None:
+    """Delete the files a training run writes in `out` (and in its chain-* folders), nothing else."""
+    for folder in (out, *sorted(out.glob("chain-*"))):
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
 
 
 def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, schedulers: dict) -> None:

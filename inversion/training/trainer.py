@@ -6,6 +6,10 @@
 Read top to bottom: the config, then `train()` (setup, loop, validation, checkpoints).
 The detector is frozen and in eval mode; its targets are recomputed for every batch without
 gradients. Every inverse module has its own AdamW with warm-up and cosine decay.
+
+A run keeps its books (inversion.training.state): it refuses settings it cannot run before it
+writes anything, refuses an --out holding another run unless resumed with the same settings or
+overwritten, logs validation while it trains, and scores only the stages whose chain it trained.
 """
 
 from __future__ import annotations
@@ -31,10 +35,18 @@ from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import detector_spec, find_spec, load_detector
 from ..core.stages import STAGE_SOURCES, STAGES, Source
-from .data import DatasetError, collate, open_dataset, split_dataset
-from .feature_cache import CACHED_STAGES, FeatureCache, cached_representations, collate_features
+from .data import MAX_UNREADABLE_SHARE, DatasetError, SkipUnreadable, UnreadableImages, collate, open_dataset, split_dataset
+from .feature_cache import CACHED_STAGES, FeatureCache, ShardGroupedSampler, cached_representations, collate_features
 from .objectives import EndToEndObjective, ModularObjective
-from .state import STATE_CONFIG_FILE, load_training_state, save_training_state
+from .state import (
+    METRICS_FILE,
+    RUN_CONFIG_FILE,
+    STATE_CONFIG_FILE,
+    check_out_folder,
+    clear_run,
+    load_training_state,
+    save_training_state,
+)
 
 DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
 
@@ -71,18 +83,71 @@ class TrainingConfig:
     workers: int = 2
     seed: int = 0
     resume: bool = False
+    overwrite: bool = False  # replace the run already in `out`
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "no"
     architecture: dict = field(default_factory=dict)  # InverterConfig overrides
+    max_unreadable: float = MAX_UNREADABLE_SHARE  # the share of unreadable images that fails the run
+
+
+def check_config(config: TrainingConfig) -> None:
+    """Refuse settings a run cannot use, naming each (before anything is read or written)."""
+    problems = [f"{name} must be at least {low}, not {getattr(config, name)}"
+                for name, low in (("steps", 1), ("batch_size", 1), ("val_every", 1), ("val_images", 1), ("save_every", 1),
+                                  ("log_every", 1), ("warmup_steps", 0), ("workers", 0), ("weight_decay", 0))
+                if not getattr(config, name) >= low]
+    if config.working_size is not None and (len(config.working_size) != 2 or min(config.working_size) < 1):
+        problems.append(f"working_size must be two positive sizes (height, width), not {config.working_size}")
+    if not 0 < config.val_fraction < 1:
+        problems.append(f"val_fraction must be between 0 and 1, not {config.val_fraction}")
+    if not config.grad_clip > 0:
+        problems.append(f"grad_clip must be above 0, not {config.grad_clip}")
+    problems += [f"the learning rate of {stage} must be a number above 0, not {rate!r}"
+                 for stage, rate in config.learning_rates.items()
+                 if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < float("inf")]
+    if config.objective == "end_to_end" and tuple(config.stages) != STAGES:
+        problems.append("stages choose modules of the modular objective; end_to_end trains one chain per stage, all four")
+    if not set(config.stages) <= set(STAGES) or not config.stages:
+        problems.append(f"stages must be some of {', '.join(STAGES)}, not {', '.join(config.stages) or 'none'}")
+    if config.resume and config.overwrite:
+        problems.append("resume and overwrite exclude each other")
+    if problems:
+        raise UserFacingError("Cannot train with these settings: " + "; ".join(problems) + ".")
+
+
+def check_working_size(detector: Detector) -> None:
+    """Refuse a working size that is not a whole number of the detector's grid cells (at least one each way)."""
+    height, width = detector.working_size
+    stride = detector.stride
+    if height % stride or width % stride or min(height, width) < stride:
+        raise UserFacingError(f"The working size {height}x{width} must be a multiple of the detector's stride {stride} "
+                              f"(at least {stride}x{stride}, one grid cell): try "
+                              f"{max(1, round(height / stride)) * stride} {max(1, round(width / stride)) * stride}.")
+
+
+def trained_stages(config: TrainingConfig) -> tuple[str, ...]:
+    """The stages whose whole chain down to the image this run trains (or starts from trained weights)."""
+    if config.objective == "end_to_end" or config.init:
+        return STAGES
+    return tuple(stage for position, stage in enumerate(STAGES) if set(STAGES[: position + 1]) <= set(config.stages))
+
+
+def detector_source(config: TrainingConfig):
+    """The spec of the detector the inverters are trained for: the model's, or --detector's (at 480x640 by default)."""
+    if config.detector:
+        return detector_spec(config.detector, config.revision, config.working_size or DEFAULT_WORKING_SIZE)
+    spec = find_spec(config.model)
+    return replace(spec, working_size=tuple(config.working_size or spec.working_size))
 
 
 def detector_for(config: TrainingConfig) -> Detector:
-    """The frozen detector the inverters are trained for: the model's, or --detector's (at 480x640 by default)."""
-    if config.detector:
-        spec = detector_spec(config.detector, config.revision, config.working_size or DEFAULT_WORKING_SIZE)
-    else:
-        spec = find_spec(config.model)
-        spec = replace(spec, working_size=tuple(config.working_size or spec.working_size))
-    return load_detector(spec)
+    """The frozen detector the inverters are trained for (see `detector_source`)."""
+    return load_detector(detector_source(config))
+
+
+def detector_folder(config: TrainingConfig) -> Path | None:
+    """The local folder of the run's detector (recorded in its checkpoints), or None for a Hub detector."""
+    location = Path(detector_source(config).detector_location())
+    return location.resolve() if location.is_dir() else None
 
 
 def build_objective(config: TrainingConfig, detector: Detector) -> ModularObjective | EndToEndObjective:
@@ -120,21 +185,29 @@ def build_optimizers(config: TrainingConfig, objective) -> tuple[dict, dict]:
 
 
 @torch.no_grad()
-def validate(objective, detector: Detector, loader: DataLoader, max_images: int) -> dict:
-    """Chained reconstruction quality from every stage (MSE, PSNR, SSIM) and the local losses."""
+def validate(objective, detector: Detector, loader: DataLoader, max_images: int, trained: tuple[str, ...] = STAGES,
+             unreadable: UnreadableImages | None = None) -> dict:
+    """Chained reconstruction quality (MSE, PSNR, SSIM) from every `trained` stage, and the local losses;
+    the other stages are marked {"trained": False} and not scored."""
     objective.eval()
-    quality = {stage: {"mse": [], "psnr": [], "ssim": []} for stage in STAGES}
+    quality = {stage: {"mse": [], "psnr": [], "ssim": []} for stage in trained}
     local: dict[str, list[float]] = {}
     seen = 0
-    for images, _ in loader:
+    for batch in loader:
         if seen >= max_images:
             break
+        if unreadable is not None:
+            unreadable.add(batch.unreadable)
+        images = batch.images
+        if not images:
+            continue
         representations = detector.capture(images)
         for stage, loss in objective(representations).items():
             local.setdefault(stage, []).append(float(loss))
         for name, stack in objective.stacks().items():
             sources = STAGE_SOURCES if not name else [Source(name.removeprefix("chain-"))]
-            for source, reconstructions in reconstruct(stack, representations, sources).items():
+            sources = [source for source in sources if source.stage in trained]
+            for source, reconstructions in (reconstruct(stack, representations, sources) if sources else {}).items():
                 for index, image in enumerate(reconstructions):
                     for metric, value in image_quality(image, input_image(representations, index)).items():
                         quality[source.stage][metric].append(value)
@@ -142,19 +215,26 @@ def validate(objective, detector: Detector, loader: DataLoader, max_images: int)
     objective.train()
     mean = lambda values: sum(values) / max(1, len(values))  # noqa: E731
     return {
-        "stages": {stage: {m: mean(v) for m, v in metrics.items()} for stage, metrics in quality.items()},
+        "stages": {stage: {"trained": True, **{m: mean(v) for m, v in quality[stage].items()}} if stage in trained
+                   else {"trained": False} for stage in STAGES},
         "local_loss": {stage: mean(values) for stage, values in local.items()},
         "images": seen,
     }
+
+
+def validation_line(result: dict) -> str:
+    """A validation result in one line: PSNR by stage, the untrained ones said so."""
+    return ", ".join(f"{stage} {metrics['psnr']:.2f} dB" if metrics["trained"] else f"{stage} not trained"
+                     for stage, metrics in result["stages"].items())
 
 
 def save_run(config: TrainingConfig, objective, detector: Detector, optimizers, schedulers, step: int) -> None:
     """Write the inverters (one folder per stack) and the training state into config.out."""
     out = Path(config.out)
     notes = {"objective": config.objective, "backbone_loss": {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight},
-             "step": step, "train_config": asdict(config)}
+             "step": step, "train_config": asdict(config), "trained_stages": list(trained_stages(config))}
     for name, stack in objective.stacks().items():
-        save_inverters(stack, out / name, detector, notes)
+        save_inverters(stack, out / name, detector, notes, detector_folder(config))
     save_training_state(out, step, optimizers, schedulers)
 
 
@@ -165,7 +245,11 @@ def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int
         raise CheckpointError(f"--resume: {out} has no {STATE_CONFIG_FILE} to continue from.")
     for name, stack in objective.stacks().items():
         load_weights(stack, out / name / WEIGHTS_FILE)
-    return load_training_state(out, optimizers, schedulers)
+    step = load_training_state(out, optimizers, schedulers)
+    if step >= config.steps:
+        raise UserFacingError(f"--resume: the run in {out} already finished at step {step} (--steps {config.steps}): "
+                              "pass a larger --steps to train further.")
+    return step
 
 
 def training_step(accelerator: Accelerator, detector: Detector, objective, optimizers: dict, schedulers: dict,
@@ -189,7 +273,11 @@ def training_step(accelerator: Accelerator, detector: Detector, objective, optim
 
 def train(config: TrainingConfig) -> dict:
     """Train inverse modules as configured; return the last validation result."""
-    # -- setup ---------------------------------------------------------------------------------
+    # -- setup: everything checked before anything is written ----------------------------------
+    check_config(config)
+    settings = json.loads(json.dumps(asdict(config)))
+    out = Path(config.out)
+    check_out_folder(out, settings, config.resume, config.overwrite)
     precision = config.precision if config.precision != "auto" else ("bf16" if torch.cuda.is_available() else "no")
     ddp = DistributedDataParallelKwargs(find_unused_parameters=config.objective == "end_to_end")
     accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp])
@@ -200,15 +288,23 @@ def train(config: TrainingConfig) -> dict:
     else:
         train_set, val_set = split_dataset(open_dataset(config.data, config.split), config.val_fraction, config.seed)
     detector = detector_for(config).to(accelerator.device)
+    check_working_size(detector)
+    sampler = None
     if config.feature_cache:
         train_set = FeatureCache(config.feature_cache)
         train_set.check_detector(detector)
+        train_set.check_not_validation(config.val_data or config.data, config.val_split if config.val_data else config.split,
+                                       named_for_validation=bool(config.val_data))
+        sampler = ShardGroupedSampler(train_set, config.seed)
+    unreadable = UnreadableImages(len(train_set) + len(val_set), config.max_unreadable)
     loader = DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size,
+        train_set if config.feature_cache else SkipUnreadable(train_set), batch_size=config.batch_size,
+        shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > config.batch_size,
         collate_fn=collate_features if config.feature_cache else collate, num_workers=config.workers,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
+    val_loader = DataLoader(SkipUnreadable(val_set), batch_size=config.batch_size, collate_fn=collate,
+                            num_workers=config.workers)
 
     objective = build_objective(config, detector).to(accelerator.device)
     optimizers, schedulers = build_optimizers(config, objective)
@@ -216,25 +312,30 @@ def train(config: TrainingConfig) -> dict:
     objective, loader, *prepared = accelerator.prepare(objective, loader, *optimizers.values())
     optimizers = dict(zip(optimizers, prepared))
     plain_objective = accelerator.unwrap_model(objective)
+    trained = trained_stages(config)
 
-    out = Path(config.out)
     if accelerator.is_main_process:
+        if config.overwrite:
+            clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
-    log = (out / "metrics.jsonl").open("a") if accelerator.is_main_process else None
+        (out / RUN_CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    log = (out / METRICS_FILE).open("a") if accelerator.is_main_process else None
 
     # -- loop ----------------------------------------------------------------------------------
     batches = itertools.chain.from_iterable(itertools.repeat(loader))
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps,
                     disable=not accelerator.is_main_process, desc=f"{config.objective} inverters")
     result: dict = {}
+    postfix: dict[str, str] = {}
     started = time.time()
     for step in progress:
-        losses = training_step(accelerator, detector, objective, optimizers, schedulers, next(batches), config)
+        batch = next_batch(batches, unreadable, config.feature_cache)
+        losses = training_step(accelerator, detector, objective, optimizers, schedulers, batch, config)
         done = step + 1
         if log and (done % config.log_every == 0 or done == config.steps):
             values = {stage: float(loss.detach()) for stage, loss in losses.items()}
-            progress.set_postfix({stage[:3]: f"{value:.3g}" for stage, value in values.items()})
+            postfix.update({stage[:3]: f"{value:.3g}" for stage, value in values.items()})
+            progress.set_postfix(postfix)
             lrs = {stage: schedulers[stage].get_last_lr()[0] for stage in schedulers}
             rate = (done - start) * config.batch_size * accelerator.num_processes / (time.time() - started)
             log.write(json.dumps({"step": done, "split": "train", "loss": values, "lr": lrs, "images_per_s": rate}) + "\n")
@@ -242,7 +343,11 @@ def train(config: TrainingConfig) -> dict:
         if done % config.val_every == 0 or done == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                result = validate(plain_objective, detector, val_loader, config.val_images)
+                result = validate(plain_objective, detector, val_loader, config.val_images, trained, unreadable)
+                postfix.update({f"val {stage[:3]} dB": f"{metrics['psnr']:.1f}"
+                                for stage, metrics in result["stages"].items() if metrics["trained"]})
+                progress.set_postfix(postfix)
+                progress.write(f"step {done} validation PSNR: {validation_line(result)}")
                 log.write(json.dumps({"step": done, "split": "val", **result}) + "\n")
                 log.flush()
         if done % config.save_every == 0 or done == config.steps:
@@ -250,6 +355,20 @@ def train(config: TrainingConfig) -> dict:
             if accelerator.is_main_process:
                 save_run(config, plain_objective, detector, optimizers, schedulers, done)
     if log:
+        if unreadable.found:
+            log.write(json.dumps({"step": config.steps, "split": "unreadable", "images": unreadable.found}) + "\n")
+            progress.write(unreadable.summary())
         log.close()
     accelerator.end_training()
     return result
+
+
+def next_batch(batches, unreadable: UnreadableImages, from_cache: str | None):
+    """The next batch with at least one image, recording the unreadable images met on the way."""
+    while True:
+        batch = next(batches)
+        if from_cache:
+            return batch
+        unreadable.add(batch.unreadable)
+        if batch.images:
+            return batch

@@ -32,7 +32,7 @@ def held_out(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shapes-held-out")
     export_coco(folder, n=100, seed=1)
     dataset = open_dataset(folder)
-    return dataset, load_samples(dataset, None)
+    return dataset, load_samples(dataset, None)[0]
 
 
 def test_backbone_reconstructions_clear_the_threshold_and_quality_falls_with_depth(shapes, held_out):

@@ -4,11 +4,19 @@ import json
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
 from inversion.core.checkpoints import CheckpointError
 from inversion.core.detector import Detector
+from inversion.testing import random_image
 from inversion.training.data import DatasetError, open_dataset
-from inversion.training.feature_cache import FeatureCache, cached_representations, collate_features, write_cache
+from inversion.training.feature_cache import (
+    FeatureCache,
+    ShardGroupedSampler,
+    cached_representations,
+    collate_features,
+    write_cache,
+)
 from inversion.training.trainer import TrainingConfig, train
 
 
@@ -25,8 +33,18 @@ def named_cache(tmp_path, tiny_detector, tiny_detector_folder, image_folder):
     return write_cache(named, open_dataset(image_folder), tmp_path / "named-cache", batch_size=4, workers=0)
 
 
-def cache_config(tmp_path, folder, images, cache_folder, **changes) -> TrainingConfig:
-    settings = dict(data=str(images), out=str(tmp_path / "run"), detector=str(folder), working_size=(64, 96),
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """Four images that are not in the cached image folder, to validate on."""
+    folder = tmp_path_factory.mktemp("held-out")
+    for index in range(4):
+        random_image(56, 72, seed=100 + index).save(folder / f"held_{index}.png")
+    return folder
+
+
+def cache_config(tmp_path, folder, images, cache_folder, held_out=None, **changes) -> TrainingConfig:
+    settings = dict(data=str(images), val_data=held_out and str(held_out), out=str(tmp_path / "run"), detector=str(folder),
+                    working_size=(64, 96),
                     steps=30, batch_size=4, warmup_steps=1, val_every=30, save_every=30, log_every=1, workers=0,
                     feature_cache=str(cache_folder), stages=("encoder", "decoder", "prediction"))
     return TrainingConfig(**{**settings, **changes})
@@ -49,9 +67,13 @@ def test_cached_targets_equal_recomputed_ones_within_fp16(cache, tiny_detector, 
         torch.testing.assert_close(cached.backbone, reps.backbone, atol=2e-3, rtol=2e-3)
 
 
-def test_training_from_the_cache_lowers_the_three_losses(named_cache, tmp_path, tiny_detector_folder, image_folder):
+def test_training_from_the_cache_lowers_the_three_losses(named_cache, tmp_path, tiny_detector_folder, image_folder,
+                                                         held_out):
     rates = {"backbone": 1e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 3e-3}
-    train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, learning_rates=rates))
+    result = train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, held_out, learning_rates=rates))
+    # the inverse backbone was never trained: no chain from any stage is, so none is scored
+    assert result["stages"] == {stage: {"trained": False} for stage in ("backbone", "encoder", "decoder", "prediction")}
+    assert set(result["local_loss"]) == {"encoder", "decoder", "prediction"}
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["split"] == "train"]
     assert set(losses[0]) == {"encoder", "decoder", "prediction"}
@@ -64,8 +86,43 @@ def test_a_cache_from_another_detector_is_refused(cache, tmp_path, tiny_detector
         train(cache_config(tmp_path, tiny_detector_folder, image_folder, cache, steps=1))
 
 
-def test_modules_that_need_pixels_cannot_train_from_a_cache(named_cache, tmp_path, tiny_detector_folder, image_folder):
+def test_a_cache_records_its_dataset_and_is_never_its_own_validation_set(named_cache, tmp_path, tiny_detector_folder,
+                                                                          image_folder, held_out):
+    recorded = json.loads((named_cache / "cache.json").read_text())["dataset"]
+    assert recorded == {"data": str(image_folder.resolve()), "split": None}
+    with pytest.raises(DatasetError, match="the data it would be validated on: pass --val-data"):
+        train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, steps=1))
+    with pytest.raises(DatasetError, match="the data it would be validated on"):
+        train(cache_config(tmp_path, tiny_detector_folder, held_out, named_cache, image_folder, steps=1))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def shard_loads_in_one_epoch(cache_folder, sampler_for) -> int:
+    features = FeatureCache(cache_folder)
+    for _ in DataLoader(features, batch_size=4, sampler=sampler_for(features), collate_fn=collate_features):
+        pass
+    return features.shard_loads
+
+
+def test_grouped_shuffling_reads_each_shard_once_an_epoch_and_every_item_once(tmp_path, tiny_detector, image_folder):
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(64):
+        random_image(40, 56, seed=index).save(images / f"{index:02d}.png")
+    cache = write_cache(tiny_detector, open_dataset(images), tmp_path / "cache64", shard_size=8, batch_size=8, workers=0)
+    shuffled = shard_loads_in_one_epoch(cache, lambda features: RandomSampler(features, generator=torch.Generator().manual_seed(0)))
+    grouped = shard_loads_in_one_epoch(cache, lambda features: ShardGroupedSampler(features, seed=0))
+    assert (shuffled, grouped) == (60, 8)  # 64 items in 8 shards: shuffled freely, nearly a read per item
+    sampler = ShardGroupedSampler(FeatureCache(cache), seed=3)
+    first, second = list(sampler), list(sampler)
+    assert sorted(first) == sorted(second) == list(range(64)) and first != second  # each epoch a new order
+    assert first == list(ShardGroupedSampler(FeatureCache(cache), seed=3))  # the same for the same seed and epoch
+
+
+def test_modules_that_need_pixels_cannot_train_from_a_cache(named_cache, tmp_path, tiny_detector_folder, image_folder,
+                                                           held_out):
     with pytest.raises(DatasetError, match="trains only the encoder, decoder, prediction inverses"):
-        train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, stages=("backbone",)))
+        train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, held_out, stages=("backbone",)))
     with pytest.raises(DatasetError, match="needs pixels"):
-        train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, objective="end_to_end"))
+        train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, held_out, objective="end_to_end",
+                           stages=("backbone", "encoder", "decoder", "prediction")))

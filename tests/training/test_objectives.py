@@ -11,7 +11,7 @@ from inversion.testing import random_image
 from inversion.training.objectives import ModularObjective, feature_loss, pixel_mask
 from inversion.training.trainer import TrainingConfig, build_objective
 
-# What each inverse module must reproduce (PAPER.md, "Training: modular").
+# What each inverse module must reproduce (docs/method.md, "Training: modular").
 TARGETS = {
     "backbone": lambda reps: reps.pixels,
     "encoder": lambda reps: reps.encoder[0],  # the projected backbone tokens

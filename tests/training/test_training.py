@@ -9,8 +9,10 @@ from safetensors.torch import load_file
 from inversion.__main__ import main
 from inversion.core.checkpoints import load_inverters
 from inversion.core.detector import Detector
+from inversion.core.errors import UserFacingError
 from inversion.core.families import FAMILIES, family_for
 from inversion.core.inverters import InverterConfig, InverterStack
+from inversion.core.registry import load_model
 from inversion.testing import random_image, tiny_config
 from inversion.training.objectives import EndToEndObjective, ModularObjective
 from inversion.training.trainer import TrainingConfig, build_optimizers, train
@@ -141,3 +143,68 @@ def test_a_missing_dataset_is_reported_without_a_traceback(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nowhere"), "--detector", str(tmp_path), "--steps", "1"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(dataset, tmp_path):
+    out = tmp_path / "run"
+    train(run_config(dataset, out, steps=2))
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(UserFacingError, match=r"--out .*run is not empty \(inverters.json, inverters.safetensors, metrics.jsonl"
+                                              r".*pass --resume to continue its run, --overwrite to replace it"):
+        train(run_config(dataset, out, steps=2))
+    assert (out / "metrics.jsonl").read_text() == before  # nothing appended
+    train(run_config(dataset, out, steps=3, overwrite=True))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]  # a fresh log, not 1, 2, 1, 2, 3
+
+
+def test_resume_refuses_changed_settings_naming_them_and_a_finished_run(dataset, tmp_path):
+    out = tmp_path / "run"
+    train(run_config(dataset, out, steps=2))
+    with pytest.raises(UserFacingError, match=r"--resume: the run in .* was started with other settings \(working_size was "
+                                              r"\[64, 96\], now \[32, 64\]; batch_size was 4, now 2\)"):
+        train(run_config(dataset, out, steps=4, resume=True, working_size=(32, 64), batch_size=2))
+    with pytest.raises(UserFacingError, match=r"already finished at step 2 \(--steps 2\): pass a larger --steps"):
+        train(run_config(dataset, out, steps=2, resume=True))
+    saved = json.loads((out / "train_config.json").read_text())
+    del saved["max_unreadable"]  # a run from before that setting existed
+    (out / "train_config.json").write_text(json.dumps(saved))
+    train(run_config(dataset, out, steps=3, resume=True, val_every=1))  # how long and how often may change
+
+
+def test_stages_a_run_does_not_train_are_marked_and_not_scored(dataset, tmp_path, capsys):
+    result = train(run_config(dataset, tmp_path / "run", steps=2, stages=("backbone", "decoder")))
+    assert result["stages"]["backbone"]["trained"] and result["stages"]["backbone"]["psnr"] > 0
+    assert {stage: result["stages"][stage] for stage in ("encoder", "decoder", "prediction")} == {
+        stage: {"trained": False} for stage in ("encoder", "decoder", "prediction")}
+    assert set(result["local_loss"]) == {"backbone", "decoder"}
+    printed = capsys.readouterr().out
+    assert "step 2 validation PSNR: backbone " in printed and "encoder not trained, decoder not trained" in printed
+    _, config = load_inverters(tmp_path / "run")
+    assert config["notes"]["trained_stages"] == ["backbone"]
+
+
+def test_validation_is_logged_while_training(dataset, tmp_path, capsys):
+    train(run_config(dataset, tmp_path / "run", steps=4, val_every=2))
+    printed = capsys.readouterr().out
+    assert printed.count("validation PSNR: backbone") == 2 and "step 2 validation" in printed
+
+
+def test_a_run_given_relative_paths_loads_from_any_folder(tmp_path, monkeypatch, tiny_detector, capsys):
+    work = tmp_path / "work"
+    (work / "images").mkdir(parents=True)
+    tiny_detector.model.save_pretrained(work / "dets" / "x")
+    for index in range(4):
+        random_image(48, 72, seed=index).save(work / "images" / f"{index}.png")
+    monkeypatch.chdir(work)
+    assert main(["train", "--data", "images", "--detector", "dets/x", "--working-size", "64", "96", "--out", "runs/a",
+                 "--steps", "1", "--batch-size", "2", "--workers", "0", "--val-images", "1"]) == 0
+    recorded = json.loads((work / "runs" / "a" / "train_config.json").read_text())
+    assert recorded["data"] == str(work / "images") and recorded["detector"] == str(work / "dets" / "x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_model(str(work / "runs" / "a")).inverters is not None
+    assert main(["train", "--data", str(work / "images"), "--detector", str(work / "dets" / "x"), "--working-size", "64",
+                 "96", "--out", str(work / "runs" / "a"), "--steps", "2", "--batch-size", "2", "--workers", "0",
+                 "--val-images", "1", "--resume"]) == 0
