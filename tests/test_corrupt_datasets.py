@@ -43,7 +43,7 @@ def world(tmp_path_factory):
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), working_size=(64, 64), name="tiny-shapes-detr")
     detector.model.save_pretrained(root / "detector")
-    stack = InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    stack = InverterStack(InverterConfig.for_detector(detector))
     save_inverters(stack, root / "inverters", detector, detector_folder=root / "detector")
     return root
 

@@ -63,4 +63,4 @@ def test_without_a_local_config_the_projects_own_is_used(tmp_path, monkeypatch):
 
 
 def _stack(detector):
-    return InverterStack(InverterConfig.for_detector(detector.config, detector.stride))
+    return InverterStack(InverterConfig.for_detector(detector))

@@ -141,7 +141,7 @@ def test_evaluate_refuses_unknown_categories_in_one_line_and_skips_them_when_ask
     from inversion.core.inverters import InverterConfig, InverterStack
 
     detector = Detector.from_pretrained(str(shapes_detector), working_size=(64, 64), name=str(shapes_detector))
-    model = save_inverters(InverterStack(InverterConfig.for_detector(detector.config, detector.stride)),
+    model = save_inverters(InverterStack(InverterConfig.for_detector(detector)),
                            tmp_path / "inverters", detector, detector_folder=shapes_detector)
     renamed = copy.deepcopy(document)
     renamed["categories"][3]["name"] = "zebra"
