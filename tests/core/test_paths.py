@@ -37,7 +37,7 @@ def test_a_checkpoint_records_its_detector_folder_relative_to_itself(tmp_path, m
     named = Detector(tiny_detector.model, tiny_detector.working_size, name="dets/x")  # as `--detector dets/x` names it
     stack, _ = load_inverters(save_inverters(_stack(tiny_detector), "runs/ckpt", named, detector_folder="dets/x"))
     _, config = load_inverters("runs/ckpt")
-    assert config["detector"] == {"id": "dets/x", "revision": None, "folder": "../../dets/x"}
+    assert config["detector"] == {"id": "dets/x", "revision": None, "family": "DETR", "folder": "../../dets/x"}
     moved = tmp_path / "moved"
     shutil.copytree(work, moved)  # both moved together, then loaded from a third folder
     elsewhere = tmp_path / "elsewhere"
