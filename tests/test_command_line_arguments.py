@@ -50,8 +50,8 @@ def images(tmp_path):
     (["--lr", "backbone=abc"], "--lr backbone=abc: the rate 'abc' is not a number above 0."),
     (["--lr", "backbone=-1"], "--lr backbone=-1: the rate -1 is not a number above 0."),
     (["--lr", "neck=1e-3"], "--lr neck=1e-3: the stage must be one of backbone, encoder, decoder, prediction"),
-    (["--working-size", "20", "20"], "The working size 20x20 must be a multiple of the detector's stride 32 (at least "
-                                     "32x32, one grid cell): try 32 32."),
+    (["--working-size", "20", "20"], "The working size 20 x 20 is below this detector's stride (32 pixels a feature cell): "
+                                     "give at least 32 x 32."),  # the detector refuses it as it loads
     (["--working-size", "64", "100"], "The working size 64x100 must be a multiple of the detector's stride 32"),
     (["--objective", "end_to_end", "--stages", "backbone"],
      "Cannot train with these settings: stages choose modules of the modular objective"),
