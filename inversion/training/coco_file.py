@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.errors import DatasetError
 
-SKIP_UNKNOWN_HINT = "pass --skip-unknown-categories (skip_unknown=True) to leave their objects out"
+SKIP_UNKNOWN_HINT = "pass --skip-unknown-categories (in Python, skip_unknown_categories=True) to leave their objects out"
 
 
 def read_coco(path: Path, needs_annotations: bool) -> dict:
