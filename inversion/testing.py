@@ -20,6 +20,7 @@ from .core.detector import Detector
 from .core.families import family_for
 from .core.inverters import InverterConfig, InverterStack
 from .shapes.detector import DetectorRecipe, build_detector
+from .shapes.world import ID2LABEL
 
 
 def tiny_resnet_config(out_features: tuple[str, ...] = ("stage4",)) -> ResNetConfig:
@@ -31,6 +32,14 @@ def tiny_resnet_config(out_features: tuple[str, ...] = ("stage4",)) -> ResNetCon
 def tiny_detr_config(d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> DetrConfig:
     """A DETR with a 4-stage basic-block ResNet (stride 32), 2 encoder and 2 decoder layers."""
     return tiny_config("detr", d_model=d_model, num_queries=num_queries, num_labels=num_labels)
+
+
+def tiny_shapes_detr_config() -> DetrConfig:
+    """The tiny DETR with the Shapes world's labels and label ids (0 "N/A", then 1..4 as COCO category ids)."""
+    config = tiny_detr_config(num_labels=len(ID2LABEL))
+    config.id2label = dict(ID2LABEL)
+    config.label2id = {name: index for index, name in ID2LABEL.items()}
+    return config
 
 
 TINY_LABELS = ("circle", "square", "triangle")

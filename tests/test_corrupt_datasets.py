@@ -18,8 +18,8 @@ from inversion.__main__ import main
 from inversion.core.checkpoints import save_inverters
 from inversion.core.detector import Detector
 from inversion.core.inverters import InverterConfig, InverterStack
-from inversion.shapes.world import CLASS_NAMES, export_coco
-from inversion.testing import random_image, tiny_detr_config
+from inversion.shapes.world import export_coco
+from inversion.testing import random_image, tiny_shapes_detr_config
 
 EXAMPLES = 40
 IMAGES = 4
@@ -37,9 +37,7 @@ def world(tmp_path_factory):
     """A 4-image Shapes export at 64 pixels, and random inverters for a tiny random DETR with the Shapes labels."""
     root = tmp_path_factory.mktemp("corrupt-world")
     export_coco(root / "data", n=IMAGES, seed=9, size=64)
-    config = tiny_detr_config(num_labels=len(CLASS_NAMES) + 1)
-    config.id2label = {0: "N/A", **{i + 1: name for i, name in enumerate(CLASS_NAMES)}}
-    config.label2id = {name: i for i, name in config.id2label.items()}
+    config = tiny_shapes_detr_config()
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), working_size=(64, 64), name="tiny-shapes-detr")
     detector.model.save_pretrained(root / "detector")

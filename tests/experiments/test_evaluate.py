@@ -11,7 +11,7 @@ from inversion.core.checkpoints import save_inverters
 from inversion.core.detector import Detector
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.shapes.world import CLASS_NAMES, export_coco
-from inversion.testing import tiny_detr_config
+from inversion.testing import tiny_shapes_detr_config
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def shapes_data(tmp_path_factory):
 def random_model(tmp_path_factory):
     """A tiny random DETR with the Shapes label ids (1..4), and random inverters naming it."""
     folder = tmp_path_factory.mktemp("model")
-    config = tiny_detr_config(num_labels=len(CLASS_NAMES) + 1)
-    config.id2label = {0: "N/A", **{i + 1: name for i, name in enumerate(CLASS_NAMES)}}
-    config.label2id = {name: i for i, name in config.id2label.items()}
+    config = tiny_shapes_detr_config()
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), working_size=(128, 128), name=str(folder / "detector"))
     detector.model.save_pretrained(folder / "detector")

@@ -11,8 +11,8 @@ from inversion.core.detector import Detector
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.experiments.evaluate import evaluate
 from inversion.release.publish import training_command
-from inversion.shapes.world import CLASS_NAMES, export_coco
-from inversion.testing import random_image, tiny_detr_config
+from inversion.shapes.world import export_coco
+from inversion.testing import random_image, tiny_shapes_detr_config
 from inversion.training.trainer import TrainingConfig
 from support.hub_cache import fake_hub_cache
 
@@ -20,8 +20,7 @@ from support.hub_cache import fake_hub_cache
 @pytest.fixture()
 def evaluated_checkpoint(tmp_path):
     """A tiny Shapes-labelled detector on a fake Hub, inverters for it, and an evaluation of them."""
-    config = tiny_detr_config(num_labels=len(CLASS_NAMES) + 1)
-    config.id2label = {0: "N/A", **{i + 1: name for i, name in enumerate(CLASS_NAMES)}}
+    config = tiny_shapes_detr_config()
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), (128, 128), name=str(tmp_path / "detector"))
     detector.model.save_pretrained(tmp_path / "detector")

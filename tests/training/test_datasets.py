@@ -10,8 +10,8 @@ from transformers import DetrForObjectDetection
 
 from inversion.__main__ import main
 from inversion.core.detector import Detector
-from inversion.shapes.world import CLASS_NAMES, export_coco
-from inversion.testing import tiny_detr_config
+from inversion.shapes.world import export_coco
+from inversion.testing import tiny_shapes_detr_config
 from inversion.training.data import DatasetError, SkipUnreadable, collate, open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
@@ -32,9 +32,7 @@ def document(export):
 def shapes_detector(tmp_path_factory):
     """A tiny random DETR with the Shapes labels, saved as a folder."""
     folder = tmp_path_factory.mktemp("shapes-detr")
-    config = tiny_detr_config(num_labels=len(CLASS_NAMES) + 1)
-    config.id2label = {0: "N/A", **{i + 1: name for i, name in enumerate(CLASS_NAMES)}}
-    config.label2id = {name: i for i, name in config.id2label.items()}
+    config = tiny_shapes_detr_config()
     torch.manual_seed(0)
     DetrForObjectDetection(config).save_pretrained(folder)
     return folder
