@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from .errors import UserFacingError
-from .families import Changes, Family, UnsupportedModel, family_for
+from .families import Changes, Family, Sizes, UnsupportedModel, family_for
 from .hub import WeightsNotFound, resolve_folder
 from .stages import Detection, Representations
 
@@ -117,6 +117,11 @@ class Detector(nn.Module):
     @property
     def config(self):
         return self.model.config
+
+    @property
+    def sizes(self) -> Sizes:
+        """Its width, queries, layers and heads, read by its family from the config."""
+        return self.family.sizes(self.config)
 
     @functools.cached_property
     def stride(self) -> int:

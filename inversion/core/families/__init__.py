@@ -14,8 +14,9 @@ from .conditional_detr import ConditionalDetr
 from .dab_detr import DabDetr
 from .deformable_detr import DeformableDetr
 from .detr import Detr, TableTransformer
+from .yolos import Yolos
 
-FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr())
+FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr(), Yolos())
 
 
 class UnsupportedModel(UserFacingError):

@@ -113,6 +113,18 @@ class Family:
     def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.model.decoder.layers
 
+    def level_map(self, model: PreTrainedModel, output: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """A level module's output as a B x d x h x w map (`pixels`: the input it was computed from)."""
+        return output
+
+    def level_output(self, level_map: torch.Tensor) -> torch.Tensor:
+        """A B x d x h x w map as its level module's output (the inverse of `level_map`)."""
+        return level_map
+
+    def model_inputs(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keyword arguments the model's forward takes for [0, 1] canvas pixels and their mask."""
+        return {"pixel_values": self.normalise(pixels), "pixel_mask": pixel_mask}
+
     def backbone_levels(self, model: PreTrainedModel, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:
         """The backbone stage's maps of [0, 1] canvas pixels without the transformer, finest first
         (differentiable in `pixels`)."""
@@ -169,10 +181,10 @@ class Family:
         """One forward pass of [0, 1] canvas pixels with `changes` applied, in stage terms (differentiable)."""
         if attention:
             self.use_eager_attention(model)
-        with (self._changed(model, changes), _recorded_outputs(self.level_modules(model)) as levels,
+        with (self._changed(model, changes), _recorded_outputs(self.level_modules(model)) as outputs,
               self.attention_recorder(model, attention) as recorded):
-            output = model(pixel_values=self.normalise(pixels), pixel_mask=pixel_mask, output_hidden_states=True,
-                           output_attentions=attention)
+            output = model(**self.model_inputs(pixels, pixel_mask), output_hidden_states=True, output_attentions=attention)
+        levels = [self.level_map(model, level, pixels) for level in outputs]
         encoder_attention, cross_attention = self.attention_maps(output, levels, recorded) if attention else ({}, {})
         encoder = self.encoder_states(model, output)
         if changes.memory is not None:
@@ -191,7 +203,7 @@ class Family:
         hooks = []
         if changes.backbone is not None:
             replaced = [changes.backbone] if torch.is_tensor(changes.backbone) else changes.backbone
-            hooks += [_replace_output(module, lambda output, level=level: level)
+            hooks += [_replace_output(module, lambda output, level=self.level_output(level): level)
                       for module, level in zip(self.level_modules(model), replaced)]
         if changes.memory is not None:
             hooks.append(_replace_output(self.encoder_module(model), lambda output: _with_memory(output, changes.memory)))
