@@ -183,6 +183,7 @@ class Detector(nn.Module):
             encoder_attention=forward.encoder_attention,
             cross_attention=forward.cross_attention,
             extra_levels=forward.extra_levels,
+            attention_level=forward.attention_level,
         )
 
     def backbone_levels(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:

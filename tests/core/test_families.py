@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from huggingface_hub import constants
+from PIL import Image
 from transformers import OwlViTConfig
 
 from inversion.core.detector import Detector
@@ -25,17 +26,23 @@ WORKING_SIZE = (64, 96)
 @pytest.fixture(scope="module", params=MODEL_TYPES)
 def saved(request, tmp_path_factory):
     """A tiny random model of each family, saved by save_pretrained and loaded through Detector.from_pretrained."""
-    config = tiny_config(request.param)
-    torch.manual_seed(0)
-    model = family_for(config).model_class(config).eval()
-    with torch.no_grad():  # layer norms far from the identity, as after training
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.uniform_(0.5, 2.0)
-                module.bias.uniform_(-1.0, 1.0)
+    model = trained_looking(tiny_config(request.param))
     folder = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(folder)
     return Detector.from_pretrained(str(folder), working_size=WORKING_SIZE, threshold=0.0)
+
+
+def trained_looking(config):
+    """A random model of a config's family whose norms are far from the identity (and from transformers' near-zero
+    BatchNorm initialisation), as after training."""
+    torch.manual_seed(0)
+    model = family_for(config).model_class(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-1.0, 1.0)
+    return model
 
 
 def own_forward(detector: Detector, canvas):
@@ -57,8 +64,18 @@ def test_predictions_equal_the_models_own_forward(saved):
     assert (reps.boxes - own.pred_boxes).abs().max() <= 1e-5
 
 
-def own_layers(detector: Detector, own) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def own_layers(detector: Detector, own, canvas) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The encoder and decoder entries the docs' table names, read from transformers' own outputs."""
+    if detector.family.name == "RT-DETR":  # every level after each attention module, then the memory the decoder reads
+        model, flat = detector.model.model, lambda maps: torch.cat([m.flatten(2).transpose(1, 2) for m in maps], 1)
+        with torch.no_grad():
+            features = model.backbone(detector.normalise(canvas.pixels), canvas.pixel_mask)
+            levels = [projection(feature) for projection, (feature, _) in zip(model.encoder_input_proj, features)]
+            memory = [projection(level) for projection, level in zip(model.decoder_input_proj, own.encoder_last_hidden_state)]
+        attended = detector.config.encode_proj_layers[-1]
+        torch.testing.assert_close(levels[attended], own.encoder_hidden_states[0], rtol=0, atol=0)
+        after = [*levels[:attended], own.encoder_hidden_states[1], *levels[attended + 1:]]
+        return [flat(levels), flat(after), flat(memory)], list(own.decoder_hidden_states)
     if detector.family.name == "YOLOS":  # one ViT: [CLS], the patches, the detection tokens; heads after its final norm
         queries = detector.config.num_detection_tokens
         patches = own.hidden_states[0].shape[1] - 1 - queries
@@ -76,7 +93,7 @@ def own_layers(detector: Detector, own) -> tuple[list[torch.Tensor], list[torch.
 def test_every_layer_equals_what_transformers_returns(saved):
     canvas = saved.preprocess(images())
     reps = saved.capture(canvas)
-    encoder, decoder = own_layers(saved, own_forward(saved, canvas))
+    encoder, decoder = own_layers(saved, own_forward(saved, canvas), canvas)
     assert len(reps.encoder) == len(encoder) and len(reps.decoder) == len(decoder)
     for captured, expected in zip([*reps.encoder, *reps.decoder], [*encoder, *decoder]):
         torch.testing.assert_close(captured, expected, rtol=0, atol=1e-5)
@@ -126,10 +143,15 @@ def test_changed_stages_and_skipped_layers_change_what_follows(saved):
 
 def test_attention_is_recorded_from_the_same_forward(saved):
     reps = saved.capture(images(), attention=True)
-    cells, queries = reps.grid_mask[0].numel(), reps.decoder[0].shape[1]
-    assert sorted(reps.encoder_attention) == [1, 2] and sorted(reps.cross_attention) == [1, 2]
+    (rows, columns), queries = reps.attention_grid, reps.decoder[0].shape[1]
+    cells = rows * columns
+    if reps.extra_levels:  # a multi-scale family draws attention on its level of 32 pixels a cell, as DETR's grid
+        assert reps.attention_grid == (WORKING_SIZE[0] // 32, WORKING_SIZE[1] // 32)
+    # RT-DETR's encoder layer 2 is its convolutional fusion: only its attention module (layer 1) attends
+    assert sorted(reps.encoder_attention) == ([1] if saved.family.name == "RT-DETR" else [1, 2])
+    assert sorted(reps.cross_attention) == [1, 2]
     for weights in [*reps.encoder_attention.values(), *reps.cross_attention.values()]:
-        assert weights.shape[:2] == (2, 2) and weights.shape[-1] == cells  # over the feature grid
+        assert weights.shape[:2] == (2, 2) and weights.shape[-1] == cells  # over the attention grid
         total = weights.sum(-1)
         if reps.extra_levels:  # deformable sampling points: the share that falls inside the grid
             assert total.max() <= 1 + 1e-5 and total.mean() > 0.3
@@ -143,7 +165,7 @@ def test_attention_is_recorded_from_the_same_forward(saved):
         assert weights.shape[2] == queries
         if not reps.extra_levels and saved.family.name != "YOLOS":  # masked dense attention; deformable points and
             # YOLOS (which takes no pixel mask) may read the padding
-            assert weights[1][..., ~reps.grid_mask[1].flatten()].abs().max() < 1e-6
+            assert weights[1][..., ~reps.level_masks[reps.attention_level][1].flatten()].abs().max() < 1e-6
     plain = saved.capture(images())
     torch.testing.assert_close(plain.logits, reps.logits, rtol=0, atol=1e-5)
 
@@ -207,7 +229,8 @@ def test_a_working_size_below_the_stride_is_refused(tmp_path):
 
 HUB_IDS = {"detr": "facebook/detr-resnet-50", "table-transformer": "microsoft/table-transformer-detection",
            "conditional_detr": "microsoft/conditional-detr-resnet-50", "dab-detr": "IDEA-Research/dab-detr-resnet-50",
-           "deformable_detr": "SenseTime/deformable-detr", "yolos": "hustvl/yolos-small"}
+           "deformable_detr": "SenseTime/deformable-detr", "yolos": "hustvl/yolos-small",
+           "rt_detr": "PekingU/rtdetr_r50vd"}
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -277,3 +300,14 @@ def test_two_stage_deformable_detr_is_captured_and_its_queries_follow_the_encode
     # two-stage queries are the encoder's own top proposals: another encoder output gives other queries
     changed = run_from(detector, reps, memory=reps.encoder[-1].flip(1))
     assert (changed.decoder[0] - reps.decoder[0]).abs().max() > 1e-3
+
+
+def test_rt_detrs_convolutional_fusion_cannot_be_skipped_and_its_queries_follow_the_memory(tmp_path):
+    trained_looking(tiny_config("rt_detr")).save_pretrained(tmp_path)
+    detector = Detector.from_pretrained(str(tmp_path), working_size=WORKING_SIZE, threshold=0.0)
+    reps = detector.capture([random_image(64, 96), Image.new("RGB", (96, 64), (250, 20, 20))])  # far apart
+    with pytest.raises(UserFacingError, match="encoder layer 2 is its convolutional fusion"):
+        run_from(detector, reps, skip_encoder=[2])
+    # its queries are the memory's top-scoring tokens: another memory selects other queries, at other places
+    other = run_from(detector, reps, memory=torch.randn(reps.encoder[-1].shape, generator=torch.Generator().manual_seed(0)))
+    assert (other.decoder[0] - reps.decoder[0]).abs().max() > 0.1 and (other.boxes - reps.boxes).abs().max() > 0.1

@@ -49,7 +49,8 @@ def test_every_tab_answers_for_every_family(client, image, model):
     assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES  # optimisation-based, from every stage
     assert "optimisation-based" in summary and len(annotated["annotations"]) == 6  # threshold 0: every query
 
-    view, query_maps, point_map, *_ = client.predict(image, None, model, "attention", 2, 2, -1, 10, 20, 0, "encoder",
+    attending = family_for(model).sizes(tiny_config(model)).encoder_attention_layers  # RT-DETR: its AIFI layer only
+    view, query_maps, point_map, *_ = client.predict(image, None, model, "attention", 2, attending, -1, 10, 20, 0, "encoder",
                                                      0, 0, "encoder 1", api_name="/attend")
     assert len(query_maps) == 6 and Image.open(point_map).width > 0
     decoder_free = family_for(model).name == "YOLOS"  # its detection tokens pass through the encoder's layers

@@ -56,7 +56,7 @@ class Yolos(Family):
     def decoder_layers(self, model):
         return []
 
-    def encoder_states(self, model, output):
+    def encoder_states(self, model, output, levels, recorded):
         patches = self._patches(output)
         return [state[:, 1:1 + patches] for state in output.hidden_states]
 
@@ -64,7 +64,7 @@ class Yolos(Family):
         queries = model.config.num_detection_tokens
         return [state[:, -queries:] for state in output.hidden_states[:-1]] + [output.last_hidden_state[:, -queries:]]
 
-    def attention_maps(self, output, levels, recorded):
+    def attention_maps(self, output, levels, level, recorded):
         patches = self._patches(output)
         queries = output.logits.shape[1]
         encoder = {number: weights[:, :, 1:1 + patches, 1:1 + patches] for number, weights in enumerate(output.attentions, 1)}
