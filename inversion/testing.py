@@ -72,7 +72,8 @@ def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_la
                                     **VISION_TRANSFORMERS[model_type])
     backbone = tiny_resnet_config(MULTI_SCALE_STAGES if multi_scale_sizes(model_type, d_model, []) else ("stage4",))
     common = dict(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
+        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
         encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=num_queries, num_labels=num_labels,
         id2label=labels, label2id={name: index for index, name in labels.items()},
     )
