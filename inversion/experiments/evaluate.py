@@ -85,9 +85,11 @@ def load_samples(dataset: CocoDataset, max_images: int | None, max_unreadable: f
     return samples, unreadable
 
 
-def open_coco(data: str, split: str | None, id2label: dict[int, str], skip_unknown_categories: bool) -> CocoDataset:
-    """A checked COCO dataset whose categories are the detector's labels (see CocoDataset.use_labels)."""
-    dataset = open_dataset(data, split, needs_annotations=True)
+def open_coco(data: str, split: str | None, id2label: dict[int, str], skip_unknown_categories: bool,
+              max_images: int | None = None) -> CocoDataset:
+    """A checked COCO dataset whose categories are the detector's labels (see CocoDataset.use_labels); of a
+    streamed Hub dataset, its first `max_images` images."""
+    dataset = open_dataset(data, split, needs_annotations=True, max_images=max_images)
     dataset.use_labels(id2label, skip_unknown_categories)
     return dataset
 
@@ -420,7 +422,7 @@ def evaluate(model: Model | str, data: str, out: str, split: str | None = None, 
     not only from each stage's output.
     """
     model = load_model(model) if isinstance(model, str) else model
-    dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories)
+    dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories, max_images)
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
     samples, unreadable = load_samples(dataset, max_images, max_unreadable)

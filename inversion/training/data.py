@@ -1,10 +1,12 @@
 """Datasets of images: COCO-format folders (images + instances JSON) and plain image folders.
 
-Both yield (PIL RGB image, image id). A COCO dataset also keeps its pycocotools `COCO` object
+All yield (PIL RGB image, image id). A COCO dataset also keeps its pycocotools `COCO` object
 for boxes, instance masks and AP, built from the checked file (inversion.training.coco_file).
 Layouts understood:
     DIR/annotations.json + DIR/images/                    (what `inversion.shapes export` writes)
     DIR/annotations/instances_SPLIT.json + DIR/SPLIT/     (COCO 2017, with split="train2017" etc.)
+    DIR/ with SPLIT-*.parquet files, or OWNER/NAME         (the Hub's detection-datasets/coco schema, a local
+                                                           folder or a streamed Hub dataset: hub_datasets)
     DIR/ with image files (recursively)                    (a plain folder)
 
 An image that cannot be read stops nothing: loaders wrap datasets in `SkipUnreadable`, whose
@@ -22,9 +24,10 @@ from typing import NamedTuple
 
 import torch
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, IterableDataset, Subset
 
 from ..core.errors import DatasetError, UserFacingError
+from ..core.hub import is_hub_id
 from ..core.images import load_image
 from .coco_file import align_categories, read_coco
 
@@ -62,8 +65,12 @@ class CocoDataset(Dataset):
 
     def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike, needs_annotations: bool = False):
         self.images = Path(images)
-        self.annotations_file = Path(annotations)
-        self.document = read_coco(self.annotations_file, needs_annotations)
+        self.label = Path(annotations)  # where the document came from, for messages
+        self.adopt(read_coco(self.label, needs_annotations))
+
+    def adopt(self, document: dict) -> None:
+        """Take a checked COCO document as this dataset's: its index, image order and categories."""
+        self.document = document
         self.coco = self._index()
         self.image_ids = sorted(self.coco.getImgIds())
         self.categories: dict[str, int] = {c["name"]: c["id"] for c in self.document["categories"]}
@@ -78,7 +85,7 @@ class CocoDataset(Dataset):
 
     def use_labels(self, id2label: dict[int, str], skip_unknown: bool = False) -> None:
         """Renumber the categories as a detector's labels (matched by name); see `align_categories`."""
-        alignment = align_categories(self.document, id2label, self.annotations_file, skip_unknown)
+        alignment = align_categories(self.document, id2label, self.label, skip_unknown)
         self.categories, self.skipped_categories = alignment["categories"], alignment["skipped"]
         self.coco = self._index()
 
@@ -93,18 +100,31 @@ class CocoDataset(Dataset):
         return load_image(self.path(index)), self.image_ids[index]
 
 
-def open_dataset(path: str | os.PathLike, split: str | None = None, needs_annotations: bool = False) -> ImageFolder | CocoDataset:
-    """Open a COCO-format folder (see the module docstring) or a plain folder of images; with
-    `needs_annotations`, only a COCO dataset with well-formed objects and categories will do.
-    The dataset's `source` records the folder (resolved) and split it was opened from."""
-    dataset = _open(Path(path), split, needs_annotations)
-    dataset.source = {"data": str(Path(path).resolve()), "split": split}
+def open_dataset(path: str | os.PathLike, split: str | None = None, needs_annotations: bool = False,
+                 max_images: int | None = None) -> Dataset:
+    """Open a COCO-format folder, a folder of parquet files or a Hub dataset id in the Hub's detection schema
+    (see the module docstring), or a plain folder of images; with `needs_annotations`, only a dataset with
+    well-formed objects and categories will do (a streamed Hub dataset then gives its first `max_images`).
+    The dataset's `source` records the folder (resolved) or Hub id, and the split, it was opened from."""
+    from . import hub_datasets
+
+    root = Path(path)
+    if not root.exists() and is_hub_id(str(path)):
+        dataset = hub_datasets.open_streamed(str(path), split, needs_annotations, max_images)
+        dataset.source = {"data": str(path), "split": split}
+        return dataset
+    if hub_datasets.is_parquet_folder(root) and not (root / "annotations.json").is_file():
+        dataset = hub_datasets.open_parquet(root, split)
+    else:
+        dataset = _open(root, split, needs_annotations)
+    dataset.source = {"data": str(root.resolve()), "split": split}
     return dataset
 
 
 def _open(root: Path, split: str | None, needs_annotations: bool) -> ImageFolder | CocoDataset:
     if not root.exists():
-        raise DatasetError(f"The dataset path {root} does not exist: pass a COCO-format folder or a folder of images.")
+        raise DatasetError(f"The dataset path {root} does not exist: pass a COCO-format folder, a folder of parquet "
+                           "files, a Hub dataset id (owner/name) or a folder of images.")
     if root.is_file() and root.suffix == ".json":
         return CocoDataset(root.parent / "images", root, needs_annotations)
     if split is not None:
@@ -122,6 +142,9 @@ def _open(root: Path, split: str | None, needs_annotations: bool) -> ImageFolder
 
 def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Subset, Subset]:
     """A fixed random train/validation split (the same for the same seed); neither part is empty."""
+    if isinstance(dataset, IterableDataset):
+        raise DatasetError(f"{dataset.label} is streamed, so no part of it can be held out at random: name the "
+                           "validation data with --val-data and --val-split (e.g. the val split).")
     count = len(dataset)
     if count < 2:
         raise DatasetError(f"A dataset of {count} image cannot be split into training and validation parts.")
@@ -158,6 +181,12 @@ class SkipUnreadable(Dataset):
             return self.dataset[index]
         except (UserFacingError, OSError) as error:
             return Unreadable(item_path(self.dataset, index), str(error))
+
+
+def readable(dataset: Dataset) -> Dataset:
+    """A dataset whose unreadable images are `Unreadable` items: a map-style one wrapped in `SkipUnreadable`
+    (a streamed one yields them itself)."""
+    return dataset if isinstance(dataset, IterableDataset) else SkipUnreadable(dataset)
 
 
 class ImageBatch(NamedTuple):
