@@ -144,7 +144,7 @@ def optimise_command(args: argparse.Namespace) -> None:
 
         images = [generate_sample(sample_rng(HELDOUT_SEED, index))[0] for index in range(args.shapes)]
     else:
-        from .training.data import open_dataset
+        from .training.sources import open_dataset
 
         dataset = open_dataset(args.data, args.split)
         images = [dataset[index][0] for index in range(min(args.max_images or len(dataset), len(dataset)))]
@@ -174,8 +174,8 @@ def optimise_command(args: argparse.Namespace) -> None:
 def cache_features_command(args: argparse.Namespace) -> None:
     import torch
 
-    from .training.data import open_dataset
     from .training.feature_cache import FeatureCache, write_cache
+    from .training.sources import open_dataset
 
     detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
     dataset = open_dataset(args.data, args.split)

@@ -32,7 +32,8 @@ from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import Model, load_model
 from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
 from ..figures import error_gallery, evaluation_plots
-from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages, open_dataset
+from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages
+from ..training.sources import open_dataset
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .colour import PERTURBATIONS, hue_distance, mean_hue, perturb
 from .matching import match_detections, shape_preservation

@@ -35,9 +35,10 @@ from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import detector_spec, find_spec, load_detector
 from ..core.stages import STAGE_SOURCES, STAGES, Source
-from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, open_dataset, readable, split_dataset
+from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable, split_dataset
 from .feature_cache import CACHED_STAGES, FeatureCache, ShardGroupedSampler, cached_representations, collate_features
 from .objectives import EndToEndObjective, ModularObjective
+from .sources import open_dataset
 from .state import (
     METRICS_FILE,
     RUN_CONFIG_FILE,

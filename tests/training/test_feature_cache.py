@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from inversion.core.checkpoints import CheckpointError
 from inversion.core.detector import Detector
 from inversion.testing import random_image
-from inversion.training.data import DatasetError, open_dataset
+from inversion.training.data import DatasetError
 from inversion.training.feature_cache import (
     FeatureCache,
     ShardGroupedSampler,
@@ -17,6 +17,7 @@ from inversion.training.feature_cache import (
     collate_features,
     write_cache,
 )
+from inversion.training.sources import open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
 

@@ -11,8 +11,8 @@ from inversion.__main__ import main
 from inversion.core.errors import DatasetError
 from inversion.shapes.world import ID2LABEL, export_coco
 from inversion.testing import export_hub_parquet
-from inversion.training.data import open_dataset
 from inversion.training.hub_datasets import open_streamed, parquet_files
+from inversion.training.sources import open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
 pytestmark = pytest.mark.shapes
