@@ -42,6 +42,7 @@ from ..core.errors import DatasetError, UserFacingError
 from .coco_file import check_coco
 from .data import CocoDataset, Unreadable
 
+HUB_DATASET, TRAIN_SPLIT, VAL_SPLIT = "detection-datasets/coco", "train", "val"  # COCO 2017 on the Hub
 HUB_SCHEMA = {"image_id": "int64", "image": "Image", "width": "int64", "height": "int64",
               "objects": {"bbox_id": "int64", "category": "ClassLabel", "bbox": "4 x float64 [x_min, y_min, x_max, y_max]",
                           "area": "int64"}}
