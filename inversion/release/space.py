@@ -29,7 +29,7 @@ from ..core.registry import CONFIG_NAME, ModelSpec, model_specs
 # What the Space runs: its entry point, the app, the library, the models and examples it serves.
 SPACE_FILES = (
     "README.md", "app.py", "space_config.yaml", "requirements.txt", ".gitattributes",
-    "lab/**/*.py", "inversion/**/*.py",
+    "lab/**/*.py", "lab/**/*.css", "inversion/**/*.py",
     "checkpoints/shapes*/detector/*", "checkpoints/shapes*/inverters/inverters.*", "checkpoints/tradeoff/results.json",
     "checkpoints/shapes/optimisation/results.json",  # the About tab's learned-vs-optimised table
     "examples/*",

@@ -124,3 +124,12 @@ def test_a_parquet_folder_needs_its_split_named(exports, capsys):
         open_dataset(exports[1])
     with pytest.raises(DatasetError, match="has no parquet files of split 'val'.*it has train"):
         open_dataset(exports[1], "val")
+
+
+def test_cache_features_reads_a_parquet_folder(exports, tmp_path, capsys):
+    assert main(["cache-features", "--model", "shapes", "--data", str(exports[1]), "--split", "train",
+                 "--out", str(tmp_path / "cache"), "--workers", "0", "--shard-size", "16"]) == 0
+    assert "wrote 24 images' targets" in capsys.readouterr().out
+    cache = json.loads((tmp_path / "cache" / "cache.json").read_text())
+    assert cache["dataset"] == {"data": str(exports[1].resolve()), "split": "train"}
+    assert [shard["count"] for shard in cache["shards"]] == [16, 8]
