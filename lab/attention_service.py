@@ -59,8 +59,8 @@ class InterventionResult:
 
 def layer_counts(model: Model) -> tuple[int, int, int]:
     """The model's encoder layers, decoder layers and attention heads."""
-    config = model.detector.config
-    return config.encoder_layers, config.decoder_layers, config.encoder_attention_heads
+    sizes = model.detector.sizes
+    return sizes.encoder_layers, sizes.decoder_layers, sizes.attention_heads
 
 
 def attention_maps(

@@ -217,7 +217,7 @@ def compare_backbones(work: Path, train: str, heldout: str, steps: int, batch_si
                       budget: str = "fastest", seed: int = 0) -> tuple[dict, dict]:
     """The pixel-shuffle inverse backbone against the reference's up-convolution decoder; (runs, timing)."""
     shapes = load_model("shapes")
-    stride, d_model = shapes.detector.stride, shapes.detector.config.d_model
+    stride, d_model = shapes.detector.stride, shapes.detector.sizes.d_model
     variants = {architecture: run_config(work, architecture, train, steps, batch_size, seed, stages=("backbone",),
                                          architecture={"backbone_architecture": architecture})
                 for architecture in ("pixel_shuffle", "upconv")}

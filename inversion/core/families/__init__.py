@@ -12,9 +12,11 @@ from ..errors import UserFacingError
 from .base import Changes, Family, Forward, Sizes
 from .conditional_detr import ConditionalDetr
 from .dab_detr import DabDetr
+from .deformable_detr import DeformableDetr
 from .detr import Detr, TableTransformer
+from .yolos import Yolos
 
-FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr())
+FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr(), Yolos())
 
 
 class UnsupportedModel(UserFacingError):
