@@ -143,3 +143,42 @@ class _PlainDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data) -> bool:
         return True
+
+
+def export_hub_parquet(coco_folder: str | Path, out: str | Path, split: str, rows_per_file: int | None = None) -> Path:
+    """Write a COCO-format export (DIR/annotations.json + DIR/images/) as parquet files in detection-datasets/coco's
+    schema (inversion.training.hub_datasets): OUT/data/SPLIT-0000N-of-0000M.parquet, rows in image-id order, each
+    image file's bytes as they are, the categories as a ClassLabel of their names in id order, boxes as corners."""
+    import json
+
+    import datasets
+
+    coco_folder, out = Path(coco_folder), Path(out)
+    document = json.loads((coco_folder / "annotations.json").read_text())
+    categories = sorted(document["categories"], key=lambda category: category["id"])
+    position = {category["id"]: index for index, category in enumerate(categories)}
+    features = datasets.Features({
+        "image_id": datasets.Value("int64"), "image": datasets.Image(),
+        "width": datasets.Value("int64"), "height": datasets.Value("int64"),
+        "objects": datasets.Sequence({
+            "bbox_id": datasets.Value("int64"),
+            "category": datasets.ClassLabel(names=[category["name"] for category in categories]),
+            "bbox": datasets.Sequence(datasets.Value("float64"), length=4), "area": datasets.Value("int64")}),
+    })
+    rows = []
+    for image in sorted(document["images"], key=lambda entry: entry["id"]):
+        objects = [a for a in document["annotations"] if a["image_id"] == image["id"]]
+        rows.append({"image_id": image["id"], "width": image["width"], "height": image["height"],
+                     "image": {"bytes": (coco_folder / "images" / image["file_name"]).read_bytes(), "path": image["file_name"]},
+                     "objects": {"bbox_id": [a["id"] for a in objects], "category": [position[a["category_id"]] for a in objects],
+                                 "bbox": [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                                          for a in objects],
+                                 "area": [round(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in objects]}})
+    table = datasets.Dataset.from_list(rows, features=features)
+    size = rows_per_file or len(rows)
+    parts = range(0, len(rows), size)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for number, start in enumerate(parts):
+        table.select(range(start, min(start + size, len(rows)))).to_parquet(
+            out / "data" / f"{split}-{number:05d}-of-{len(parts):05d}.parquet")
+    return out

@@ -37,8 +37,9 @@ from ..core.registry import load_model
 from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import backbone_comparison_plot, objective_comparison_plot
-from ..training.data import collate, open_dataset
+from ..training.data import collate
 from ..training.objectives import EndToEndObjective, ModularObjective
+from ..training.sources import open_dataset
 from ..training.trainer import TrainingConfig, build_objective, build_optimizers, detector_for, training_step
 from .world import generate_sample, sample_rng
 
