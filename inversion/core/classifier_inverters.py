@@ -48,7 +48,8 @@ class ClassifierInverterConfig:
     def __post_init__(self):
         if self.architecture not in ("vit", "swin"):
             raise ValueError(f"architecture must be 'vit' or 'swin', got {self.architecture!r}.")
-        self.levels = [asdict(level) if isinstance(level, Level) else dict(level) for level in self.levels]
+        levels = [asdict(level) if isinstance(level, Level) else dict(level) for level in self.levels]
+        self.levels = [{**level, "blocks": list(level["blocks"]), "grid": list(level["grid"])} for level in levels]  # as JSON
 
     @classmethod
     def for_classifier(cls, classifier: Classifier, **overrides) -> ClassifierInverterConfig:

@@ -91,3 +91,21 @@ def test_an_unknown_stage_or_an_entry_outside_the_encoder_is_refused():
     reps = capture(tiny_classifier("vit"))
     with pytest.raises(ValueError, match="entries 0 to 2"):
         reps.tensor(ClassifierSource("encoder", 5))
+
+
+def test_a_saved_stack_loads_back_for_its_classifier_and_is_refused_by_another(tmp_path):
+    from inversion.core.checkpoints import load_inverters
+    from inversion.core.classifier_checkpoints import load_classifier_inverters, save_classifier_inverters
+    from inversion.core.errors import CheckpointError
+
+    classifier = tiny_classifier("swin")
+    stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(classifier))
+    save_classifier_inverters(stack, tmp_path / "inverters", classifier, notes={"steps": 0})
+    loaded, config = load_classifier_inverters(tmp_path / "inverters", classifier)
+    assert config["notes"] == {"steps": 0} and config["classifier"]["family"] == "Swin"
+    assert all(torch.equal(loaded.state_dict()[name], tensor) for name, tensor in stack.state_dict().items())
+    with pytest.raises(CheckpointError, match="trained for a Swin, not a ViT") as refused:
+        load_classifier_inverters(tmp_path / "inverters", tiny_classifier("vit"))
+    assert "levels differs" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(CheckpointError):  # a detector's loader does not take it either
+        load_inverters(tmp_path / "inverters")
