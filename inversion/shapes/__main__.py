@@ -4,6 +4,7 @@
     python -m inversion.shapes train-detector --out checkpoints/shapes/detector [...]
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
     python -m inversion.shapes train-classifier --out checkpoints/shapes/classifier-vit [...]
+    python -m inversion.shapes train-classifier-inverters --classifier checkpoints/shapes/classifier-vit [...]
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
@@ -37,6 +38,12 @@ def train_classifier_command(args: argparse.Namespace) -> None:
     from .classifier import train as train_classifier
 
     train_classifier(ClassifierRecipe(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ClassifierRecipe)}))
+
+
+def train_classifier_inverters_command(args: argparse.Namespace) -> None:
+    from .classifier import InverterRecipe, train_inverters
+
+    train_inverters(InverterRecipe(**{field.name: getattr(args, field.name) for field in dataclasses.fields(InverterRecipe)}))
 
 
 def eval_detector_command(args: argparse.Namespace) -> None:
@@ -101,12 +108,17 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument(flag, type=type(field.default), default=field.default)
     command.set_defaults(handler=train_detector_command)
 
-    from .classifier import ClassifierRecipe
+    from .classifier import ClassifierRecipe, InverterRecipe
 
     command = commands.add_parser("train-classifier", help="train the Shapes ViT (which shapes an image holds) from scratch")
     for field in dataclasses.fields(ClassifierRecipe):
         command.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
     command.set_defaults(handler=train_classifier_command)
+
+    command = commands.add_parser("train-classifier-inverters", help="train the inverse modules of a Shapes classifier")
+    for field in dataclasses.fields(InverterRecipe):
+        command.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
+    command.set_defaults(handler=train_classifier_inverters_command)
 
     command = commands.add_parser("eval-detector", help="COCO AP of a saved detector on held-out images")
     command.add_argument("--model", default="checkpoints/shapes/detector")

@@ -20,6 +20,12 @@ import torch
 from transformers import ViTConfig, ViTForImageClassification
 
 from ..core.classifier import Classifier
+from ..core.classifier_checkpoints import save_classifier_inverters
+from ..core.classifier_inverters import AnalyticPatchInverse, ClassifierInverterConfig, ClassifierInverterStack
+from ..core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierSource
+from ..core.metrics import image_quality
+from ..training.classifier_objectives import DEFAULT_CLASSIFIER_LEARNING_RATES, ClassifierModularObjective
+from ..training.trainer import TrainingConfig, build_optimizers
 from .detector import HELDOUT_SEED, TRAIN_SEED
 from .world import CLASS_NAMES, IMAGE_SIZE, generate_sample, sample_rng
 
@@ -139,3 +145,85 @@ def train(recipe: ClassifierRecipe) -> dict:
     log(f"done {recipe.steps} steps in {(time.time() - start) / 60:.1f} min; best {json.dumps(best)}")
     log_file.close()
     return best
+
+
+INVERTER_SEED = 2  # the inverters' training stream: neither the classifier's nor the held-out one
+
+
+@dataclass
+class InverterRecipe:
+    """The modular training of a Shapes classifier's inverse modules (the trainer's optimizers and schedules)."""
+
+    classifier: str = "checkpoints/shapes/classifier-vit"
+    out: str = "checkpoints/shapes/classifier-vit-inverters"
+    log: str = "runs/shapes_classifier_inverters/train.log"
+    steps: int = 1500
+    batch_size: int = 32
+    warmup: int = 100
+    seed: int = INVERTER_SEED
+    eval_seed: int = HELDOUT_SEED
+    eval_every: int = 500
+    eval_images: int = 64
+    threads: int = 1
+
+
+@torch.no_grad()
+def reconstruction_quality(classifier: Classifier, stack: ClassifierInverterStack, pixels: torch.Tensor) -> dict:
+    """PSNR and SSIM of the reconstructions from every stage's output (the learned chain), and from the
+    embedding by the analytic patch inverse."""
+    reps = classifier.capture(pixels)
+    quality = {source.label: image_quality(stack.invert(reps, source), pixels) for source in CLASSIFIER_STAGE_SOURCES}
+    exact = AnalyticPatchInverse(classifier)
+    quality["embedding (analytic)"] = image_quality(stack.invert(reps, ClassifierSource("embedding"), exact), pixels)
+    return {label: {metric: round(value, 4) for metric, value in scores.items() if metric != "mse"}
+            for label, scores in quality.items()}
+
+
+def train_inverters(recipe: InverterRecipe) -> dict:
+    """Train every inverse module of a saved Shapes classifier against its local target, on a seeded stream;
+    evaluate the chains on held-out images and save the stack (with its notes) to recipe.out."""
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    Path(recipe.log).parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(recipe.log, "a")
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        log_file.write(message + "\n")
+        log_file.flush()
+
+    classifier = Classifier.from_pretrained(recipe.classifier)
+    stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(classifier))
+    objective = ClassifierModularObjective(stack).train()
+    settings = TrainingConfig(data="", steps=recipe.steps, warmup_steps=recipe.warmup,
+                              learning_rates=dict(DEFAULT_CLASSIFIER_LEARNING_RATES))
+    optimizers, schedulers = build_optimizers(settings, objective)
+    log(f"config {json.dumps(dataclasses.asdict(recipe))}")
+    log(f"inverter parameters {sum(p.numel() for p in stack.parameters()) / 1e6:.3f}M")
+    eval_pixels, _ = samples(recipe.eval_seed, 0, recipe.eval_images, classifier)
+    result, start = {}, time.time()
+    for step in range(1, recipe.steps + 1):
+        pixels, _ = samples(recipe.seed, (step - 1) * recipe.batch_size, recipe.batch_size, classifier)
+        losses = objective(classifier.capture(pixels))
+        sum(losses.values()).backward()
+        for stage, optimizer in optimizers.items():
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], settings.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedulers[stage].step()
+        if step % 50 == 0:
+            elapsed = time.time() - start
+            log(f"step {step} " + " ".join(f"{stage} {float(loss):.4f}" for stage, loss in losses.items())
+                + f" {step / elapsed:.2f} steps/s {elapsed / 60:.1f} min")
+        if step % recipe.eval_every == 0 or step == recipe.steps:
+            objective.eval()
+            result = reconstruction_quality(classifier, stack, eval_pixels)
+            objective.train()
+            log(f"eval step {step} {json.dumps(result)}")
+    minutes = (time.time() - start) / 60
+    save_classifier_inverters(stack, recipe.out, classifier, notes={"objective": "modular", "step": recipe.steps,
+                                                                    "minutes": round(minutes, 1), "heldout": result,
+                                                                    "recipe": dataclasses.asdict(recipe)})
+    log(f"done {recipe.steps} steps in {minutes:.1f} min; saved {recipe.out}")
+    log_file.close()
+    return result

@@ -1,0 +1,58 @@
+"""The Shapes world as a classification task: multi-hot targets, the ViT recipe, its inverters' training."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from inversion.core.classifier import Classifier
+from inversion.core.classifier_checkpoints import load_classifier_inverters
+from inversion.shapes.classifier import (
+    LABELS,
+    ClassifierRecipe,
+    InverterRecipe,
+    build_classifier,
+    evaluate,
+    present,
+    samples,
+    train,
+    train_inverters,
+)
+from inversion.shapes.world import generate_sample, sample_rng
+
+
+def test_the_target_is_which_classes_an_image_holds():
+    image, objects = generate_sample(sample_rng(0, 3))
+    target = present(objects)
+    assert target.tolist() == [float(name in {found.name for found in objects}) for name in LABELS.values()]
+    assert 1 <= target.sum() <= len(objects)
+
+
+def test_evaluation_counts_exact_matches_and_classes():
+    classifier = Classifier(build_classifier(ClassifierRecipe()))
+    pixels, targets = samples(1, 0, 4, classifier)
+    logits = torch.where(targets.bool(), 5.0, -5.0)  # a perfect classifier on these four
+    classifier.model.forward = lambda pixel_values: type("Output", (), {"logits": logits[: len(pixel_values)]})
+    assert evaluate(classifier, pixels, targets) == {"exact_match": 1.0, "mean_class_accuracy": 1.0,
+                                                     "per_class": {name: 1.0 for name in LABELS.values()}}
+    flipped = targets.clone()
+    flipped[0, 0] = 1 - flipped[0, 0]
+    assert evaluate(classifier, pixels, flipped)["exact_match"] == 0.75
+
+
+def test_a_short_run_saves_a_multi_label_vit_and_its_inverters_train_and_load(tmp_path):
+    recipe = ClassifierRecipe(out=str(tmp_path / "vit"), log=str(tmp_path / "vit.log"), width=48, layers=1, heads=2,
+                              mlp=48, steps=3, batch_size=4, warmup=1, eval_every=3, eval_images=8)
+    best = train(recipe)
+    assert 0 <= best["exact_match"] <= 1 and best["step"] == 3
+    classifier = Classifier.from_pretrained(str(tmp_path / "vit"))
+    assert classifier.multi_label and classifier.config.id2label == LABELS
+    inverters = InverterRecipe(classifier=str(tmp_path / "vit"), out=str(tmp_path / "inverters"),
+                               log=str(tmp_path / "inverters.log"), steps=2, batch_size=2, warmup=1, eval_every=2,
+                               eval_images=2)
+    result = train_inverters(inverters)
+    assert set(result) == {"embedding", "encoder", "pooled", "logits", "embedding (analytic)"}
+    assert result["embedding (analytic)"]["psnr"] > 80  # exact: 48 channels for 48 pixel values a patch
+    stack, config = load_classifier_inverters(tmp_path / "inverters", classifier)
+    assert config["notes"]["step"] == 2 and json.loads((tmp_path / "inverters" / "inverters.json").read_text())["kind"] == "classifier"
