@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from huggingface_hub import constants
 from transformers import DeiTForImageClassification, DeiTForImageClassificationWithTeacher, OwlViTConfig
 
 from inversion.core.classifier import Classifier
@@ -11,6 +12,7 @@ from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.families.classifiers import CLASSIFIER_FAMILIES, UnsupportedClassifier, classifier_family_for
 from inversion.core.hub import WeightsNotFound
 from inversion.testing import random_image, tiny_classifier_config, tiny_config
+from support.hub_cache import fake_hub_cache
 
 MODEL_TYPES = [model_type for family in CLASSIFIER_FAMILIES for model_type in family.model_types]
 
@@ -167,3 +169,17 @@ def test_pickled_weights_are_refused(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"not to be unpickled")
     with pytest.raises(WeightsNotFound, match="pickled pytorch_model.bin"):
         Classifier.from_pretrained(str(tmp_path))
+
+
+HUB_IDS = {"vit": "google/vit-base-patch16-224", "deit": "facebook/deit-base-distilled-patch16-224",
+           "swin": "microsoft/swin-tiny-patch4-window7-224"}
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_each_family_loads_from_a_hub_layout_cache_offline(model_type, tmp_path, monkeypatch):
+    save(tiny_classifier_config(model_type), tmp_path / "saved")
+    fake_hub_cache(tmp_path / "hub", HUB_IDS[model_type], "main", tmp_path / "saved")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    classifier = Classifier.from_pretrained(HUB_IDS[model_type], "main")
+    assert classifier.family is classifier_family_for(model_type) and classifier.name == HUB_IDS[model_type]
+    assert classifier.capture([random_image(32, 32)]).logits.shape == (1, 3)
