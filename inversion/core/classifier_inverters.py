@@ -104,7 +104,8 @@ class AnalyticPatchInverse(nn.Module):
     Moore-Penrose pseudo-inverse, exact when W has full column rank (width >= 3p^2, as ViT-B/16's 768 = 3 x 16^2);
     otherwise the least-squares patch whose embedding is closest (re-embedding it gives e back). Swin's
     embedding adds a layer norm: y = g (x - mu) / sigma + beta with x = W p + b, so z = (y - beta) / g gives, per
-    token, the linear system W p - sigma z - mu = -b in (p, sigma, mu), solved by least squares: exact when
+    token, the linear system W p - sigma z - mu = -b in (p, sigma, mu), solved by least squares (sigma and mu
+    from the part of the system outside W's range, then p by the pseudo-inverse): exact when
     [W, b, 1] has full column rank (width >= 3p^2 + 2, as Swin-T's 96 >= 50, and a bias outside W's span).
     `invertible` says which case a classifier is in.
     """
@@ -136,13 +137,16 @@ class AnalyticPatchInverse(nn.Module):
         tokens = embedding.double().flatten(2).transpose(1, 2) - self.position  # B x N x d
         if self.norm is None:
             patches = (tokens - self.bias) @ self.pseudo_inverse.T
-        else:
+        else:  # x = sigma z + mu 1 must lie in b + range(W): fit (sigma, mu) off W's range, then p = W^+ (x - b)
             gain, shift = self.norm
             normed = (tokens - shift) / gain
-            systems = torch.cat([self.weight.expand(*normed.shape[:2], *self.weight.shape), -normed[..., None],
-                                 -torch.ones_like(normed)[..., None]], dim=-1)
-            solution = torch.linalg.lstsq(systems, -self.bias.expand_as(normed)[..., None]).solution[..., 0]
-            patches = solution[..., : self.weight.shape[1]]
+            off_range = torch.eye(len(self.weight), dtype=self.weight.dtype, device=self.weight.device) - self.weight @ self.pseudo_inverse
+            u, v, r = normed @ off_range.T, off_range.sum(1), off_range @ self.bias
+            uu, uv, vv = (u * u).sum(-1), u @ v, v @ v
+            ur, vr = u @ r, v @ r
+            determinant = uu * vv - uv * uv
+            sigma, mu = (ur * vv - vr * uv) / determinant, (uu * vr - uv * ur) / determinant
+            patches = (sigma[..., None] * normed + mu[..., None] - self.bias) @ self.pseudo_inverse.T
         patches = patches.transpose(1, 2).reshape(batch, 3 * self.patch**2, height, width)
         inputs = nn.functional.pixel_shuffle(patches, self.patch)  # the conv weight's (c, i, j) order is pixel shuffle's
         return self.denormalise(inputs).to(embedding.dtype)
