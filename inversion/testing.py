@@ -44,13 +44,20 @@ def tiny_shapes_detr_config() -> DetrConfig:
 
 TINY_LABELS = ("circle", "square", "triangle")
 
+# What a family's tiny and ResNet-50 configs set beyond the common sizes: multi-scale families read three
+# ResNet stages (strides 8, 16, 32) and add a fourth level, as their Hub checkpoints do.
+MULTI_SCALE = {"deformable_detr": dict(num_feature_levels=4, encoder_n_points=2, decoder_n_points=2)}
+MULTI_SCALE_STAGES = ("stage2", "stage3", "stage4")
+
 
 def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> PretrainedConfig:
     """A tiny random config of a family's architecture (by config model type): the tiny ResNet, 2 encoder and
     2 decoder layers of width `d_model` with 2 heads, `num_queries` queries, `num_labels` classes."""
     labels = {index: name for index, name in enumerate(TINY_LABELS[:num_labels])}
+    stages = MULTI_SCALE_STAGES if model_type in MULTI_SCALE else ("stage4",)
     common = dict(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=tiny_resnet_config(),
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=tiny_resnet_config(stages),
+        **MULTI_SCALE.get(model_type, {}),
         encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
         encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=num_queries, num_labels=num_labels,
         id2label=labels, label2id={name: index for index, name in labels.items()},
@@ -78,8 +85,9 @@ def tiny_classifier_config(model_type: str, num_labels: int = 3, multi_label: bo
 def r50_config(model_type: str) -> PretrainedConfig:
     """A family's ResNet-50 architecture with its config defaults (transformers' own ResNet-50, 91 COCO labels):
     what its Hub checkpoint computes, with random weights."""
+    stages = MULTI_SCALE_STAGES if model_type in MULTI_SCALE else ("stage4",)
     return AutoConfig.for_model(model_type, use_timm_backbone=False, use_pretrained_backbone=False,
-                                backbone_config=ResNetConfig(out_features=["stage4"]), num_labels=91)
+                                backbone_config=ResNetConfig(out_features=list(stages)), num_labels=91)
 
 
 def detr_r50_config() -> DetrConfig:

@@ -177,12 +177,17 @@ class Detector(nn.Module):
             original_sizes=[canvas_size] * len(pixels),
             encoder_attention=forward.encoder_attention,
             cross_attention=forward.cross_attention,
+            extra_levels=forward.extra_levels,
         )
 
+    def backbone_levels(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone stage's maps (B x d x h_l x w_l, the grid first) of [0, 1] canvas pixels, without the
+        transformer (differentiable with respect to `pixels`)."""
+        return self.family.backbone_levels(self.model, pixels, pixel_mask)
+
     def backbone_map(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
-        """The backbone stage (B x d x h x w) of [0, 1] canvas pixels, without the transformer
-        (differentiable with respect to `pixels`)."""
-        return self.family.backbone_map(self.model, pixels, pixel_mask)
+        """The backbone stage's grid map (B x d x h x w) of [0, 1] canvas pixels, without the transformer."""
+        return self.backbone_levels(pixels, pixel_mask)[0]
 
     def class_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """B x Q x C: each query's probability of each class (softmax without "no object", or sigmoid)."""

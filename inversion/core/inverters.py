@@ -8,6 +8,13 @@ Each inverse maps one stage back to the previous one (docs/method.md, "Inverse m
 The transformer inverses are built from the same layers DETR itself uses (transformers'
 DetrEncoderLayer and DetrDecoderLayer), sized from the detector's config, with DETR's sine
 position encoding and padding mask, so a tiny test config and DETR-R50 share one code path.
+
+Multi-scale families (`levels` > 1) read several backbone maps, finest first, each half the size of
+the one before. Their encoder tokens are every level's cells in order; the inverse encoder and decoder
+give each token its level's sine position plus a learned level embedding (as the forward model does),
+and the inverse backbone fuses the levels top-down (coarsest upsampled into the next, as in an FPN)
+before upsampling the finest to pixels. The masks the modules take are one per level (a single
+grid mask for single-scale stacks).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from transformers import DetrConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.detr.modeling_detr import DetrDecoderLayer, DetrEncoderLayer, DetrSinePositionEmbedding
 
-from .stages import STAGES
+from .stages import STAGES, tokens_to_levels
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -45,6 +52,7 @@ class InverterConfig:
     prediction_input: str = "onehot"  # or "probabilities"
     class_scores: str = "softmax"  # how the detector scores classes: "softmax" (with "no object") or "sigmoid"
     backbone_architecture: str = "pixel_shuffle"  # or "upconv": the reference's heavy decoder, for comparison
+    levels: int = 1  # backbone maps (multi-scale families: finest first, each half the size of the previous)
 
     def __post_init__(self):
         steps = math.log2(self.stride)
@@ -60,6 +68,8 @@ class InverterConfig:
             raise ValueError(f"class_scores must be 'softmax' or 'sigmoid', got {self.class_scores!r}.")
         if self.prediction_input not in ("onehot", "probabilities"):
             raise ValueError(f"prediction_input must be 'onehot' or 'probabilities', got {self.prediction_input!r}.")
+        if self.levels < 1:
+            raise ValueError(f"levels must be at least 1, got {self.levels}.")
         if self.backbone_architecture not in BACKBONE_ARCHITECTURES:
             raise ValueError(f"backbone_architecture must be one of {', '.join(BACKBONE_ARCHITECTURES)}, "
                              f"got {self.backbone_architecture!r}.")
@@ -84,6 +94,7 @@ class InverterConfig:
             ffn_dim=sizes.ffn_dim,
             class_scores="sigmoid" if sigmoid else "softmax",
             prediction_input="probabilities" if sigmoid else "onehot",
+            levels=sizes.levels,
         )
         return cls(**{**mirrored, **overrides})
 
@@ -133,8 +144,35 @@ class UpBlock(nn.Module):
         return x + self.refine(x)
 
 
+Masks = torch.Tensor | list[torch.Tensor]  # a grid mask (B x h x w), or one per level, finest first
+
+
+def as_list(masks: Masks) -> list[torch.Tensor]:
+    """The masks of every level (a lone grid mask is the only level)."""
+    return [masks] if torch.is_tensor(masks) else list(masks)
+
+
+class LevelFusion(nn.Module):
+    """Backbone levels (finest first) -> one map at the finest: each level through a 1x1 conv, summed top-down
+    from the coarsest (nearest upsampling), as in a feature pyramid. One level passes through unchanged."""
+
+    def __init__(self, config: InverterConfig):
+        super().__init__()
+        count = config.levels if config.levels > 1 else 0
+        self.laterals = nn.ModuleList(nn.Conv2d(config.d_model, config.d_model, kernel_size=1) for _ in range(count))
+
+    def forward(self, levels: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        levels = [levels] if torch.is_tensor(levels) else list(levels)
+        if not self.laterals:
+            return levels[0]
+        fused = self.laterals[-1](levels[-1])
+        for lateral, level in zip(reversed(self.laterals[:-1]), reversed(levels[:-1])):
+            fused = nn.functional.interpolate(fused, size=level.shape[-2:], mode="nearest") + lateral(level)
+        return fused
+
+
 class InverseBackbone(nn.Module):
-    """Backbone map (B x d x h x w) -> image (B x 3 x stride*h x stride*w) in [0, 1].
+    """Backbone map (B x d x h x w; or every level, fused top-down) -> image (B x 3 x stride*h x stride*w) in [0, 1].
 
     Progressive pixel-shuffle up-sampling: a 3x3 stem at the grid, then one x2 step per halving
     of the backbone's stride, the channels halving as the resolution doubles so every level
@@ -150,12 +188,13 @@ class InverseBackbone(nn.Module):
     def __init__(self, config: InverterConfig):
         super().__init__()
         widths = config.backbone_widths
+        self.fusion = LevelFusion(config)
         self.stem = nn.Sequential(nn.Conv2d(config.d_model, widths[0], kernel_size=3, padding=1), nn.GELU())
         self.ups = nn.Sequential(*(UpBlock(c_in, c_out) for c_in, c_out in zip(widths, widths[1:])))
         self.to_rgb = nn.Sequential(nn.Conv2d(widths[-1], 4 * 3, kernel_size=3, padding=1), nn.PixelShuffle(2))
 
-    def forward(self, backbone_map: torch.Tensor, grid_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.to_rgb(self.ups(self.stem(backbone_map))))
+    def forward(self, levels: torch.Tensor | list[torch.Tensor], masks: Masks | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.to_rgb(self.ups(self.stem(self.fusion(levels)))))
 
 
 class UpConvBackbone(nn.Module):
@@ -172,11 +211,12 @@ class UpConvBackbone(nn.Module):
         for c_in, c_out in zip([config.d_model, *widths], widths):
             layers += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
                        nn.Conv2d(c_out, c_out, kernel_size=3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        self.fusion = LevelFusion(config)
         self.ups = nn.Sequential(*layers)
         self.to_rgb = nn.Conv2d(widths[-1], 3, kernel_size=3, padding=1)
 
-    def forward(self, backbone_map: torch.Tensor, grid_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.to_rgb(self.ups(backbone_map)))
+    def forward(self, levels: torch.Tensor | list[torch.Tensor], masks: Masks | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.to_rgb(self.ups(self.fusion(levels))))
 
 
 BACKBONE_ARCHITECTURES = {"pixel_shuffle": InverseBackbone, "upconv": UpConvBackbone}
@@ -190,8 +230,29 @@ def grid_position_embedding(grid_mask: torch.Tensor, d_model: int, dtype: torch.
     return position(shape=shape, device=grid_mask.device, dtype=dtype, mask=grid_mask).flatten(2).transpose(1, 2)
 
 
+class TokenPositions(nn.Module):
+    """The position of every encoder token: its level's sine encoding, plus a learned level embedding when
+    there are several levels (as multi-scale detectors add theirs)."""
+
+    def __init__(self, config: InverterConfig):
+        super().__init__()
+        self.level_embedding = nn.Parameter(torch.zeros(config.levels, config.d_model)) if config.levels > 1 else None
+
+    def forward(self, masks: Masks, d_model: int, dtype: torch.dtype) -> torch.Tensor:
+        masks = as_list(masks)
+        positions = [grid_position_embedding(mask, d_model, dtype) for mask in masks]
+        if self.level_embedding is not None:
+            positions = [position + embedding for position, embedding in zip(positions, self.level_embedding)]
+        return torch.cat(positions, 1)
+
+
+def token_mask(masks: Masks) -> torch.Tensor:
+    """B x N: which encoder tokens cover the image, every level in order."""
+    return torch.cat([mask.flatten(1) for mask in as_list(masks)], 1)
+
+
 class InverseEncoder(nn.Module):
-    """Final encoder tokens (B x hw x d) -> projected backbone tokens (B x hw x d).
+    """Final encoder tokens (B x N x d) -> projected backbone tokens (B x N x d; N = hw for one level).
 
     A transformer encoder of DETR's own size and layer type, with the forward model's sine
     position encoding and padding mask; a final linear layer maps back to the backbone's scale
@@ -201,12 +262,13 @@ class InverseEncoder(nn.Module):
     def __init__(self, config: InverterConfig):
         super().__init__()
         self.transformer_config = config.transformer_config()
+        self.positions = TokenPositions(config)
         self.layers = nn.ModuleList(DetrEncoderLayer(self.transformer_config) for _ in range(config.encoder_layers))
         self.output = nn.Linear(config.d_model, config.d_model)
 
-    def forward(self, tokens: torch.Tensor, grid_mask: torch.Tensor) -> torch.Tensor:
-        position = grid_position_embedding(grid_mask, tokens.shape[-1], tokens.dtype)
-        mask = create_bidirectional_mask(self.transformer_config, tokens, grid_mask.flatten(1))
+    def forward(self, tokens: torch.Tensor, masks: Masks) -> torch.Tensor:
+        position = self.positions(masks, tokens.shape[-1], tokens.dtype)
+        mask = create_bidirectional_mask(self.transformer_config, tokens, token_mask(masks))
         hidden = tokens
         for layer in self.layers:
             hidden = layer(hidden, mask, spatial_position_embeddings=position)
@@ -214,9 +276,9 @@ class InverseEncoder(nn.Module):
 
 
 class InverseDecoder(nn.Module):
-    """Final decoder outputs (B x Q x d) -> final encoder tokens (B x hw x d).
+    """Final decoder outputs (B x Q x d) -> final encoder tokens (B x N x d).
 
-    A transformer decoder whose queries are the hw grid positions (zero content plus the
+    A transformer decoder whose queries are the N token positions (zero content plus the
     forward sine position encoding) and whose memory is the Q decoder outputs, each with a
     learned position embedding (query slots have identities in DETR).
     """
@@ -225,15 +287,16 @@ class InverseDecoder(nn.Module):
         super().__init__()
         self.transformer_config = config.transformer_config()
         self.memory_position = nn.Parameter(torch.randn(config.num_queries, config.d_model) * 0.02)
+        self.positions = TokenPositions(config)
         self.layers = nn.ModuleList(DetrDecoderLayer(self.transformer_config) for _ in range(config.decoder_layers))
         self.layernorm = nn.LayerNorm(config.d_model)
 
-    def forward(self, decoder_output: torch.Tensor, grid_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, decoder_output: torch.Tensor, masks: Masks) -> torch.Tensor:
         batch, num_queries, d_model = decoder_output.shape
-        grid_position = grid_position_embedding(grid_mask, d_model, decoder_output.dtype)
+        grid_position = self.positions(masks, d_model, decoder_output.dtype)
         memory_position = self.memory_position[:num_queries].unsqueeze(0).expand(batch, -1, -1)
         hidden = torch.zeros_like(grid_position)
-        self_mask = create_bidirectional_mask(self.transformer_config, hidden, grid_mask.flatten(1))
+        self_mask = create_bidirectional_mask(self.transformer_config, hidden, token_mask(masks))
         for layer in self.layers:
             # DetrDecoderLayer's names are from the forward model's view: its "object queries"
             # are our grid positions, its "spatial" keys are our decoder memory.
@@ -272,7 +335,7 @@ class InversePrediction(nn.Module):
             classes = logits.softmax(-1)
         return torch.cat([classes, boxes], dim=-1)
 
-    def forward(self, prediction: torch.Tensor, grid_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, prediction: torch.Tensor, masks: Masks | None = None) -> torch.Tensor:
         return self.mlp(prediction)
 
 
@@ -292,33 +355,39 @@ class InverterStack(nn.Module):
         return {"backbone": self.backbone, "encoder": self.encoder, "decoder": self.decoder,
                 "prediction": self.prediction}[stage]
 
-    def invert(self, feeds: list[tuple[str, torch.Tensor]], grid_mask: torch.Tensor) -> list[torch.Tensor]:
+    def invert(self, feeds: list[tuple[str, torch.Tensor]], masks: Masks) -> list[torch.Tensor]:
         """Invert tensors entering at different stages down to images, each module running once.
 
-        feeds: (entry stage, tensor) pairs, each tensor a batch of B sharing `grid_mask` (B x h x w);
-        prediction tensors come from `InversePrediction.encode`. Tensors are concatenated as they
-        flow down, so every module sees one batch. Returns one B x 3 x H x W image per feed.
+        feeds: (entry stage, tensor) pairs, each a batch of B sharing `masks` (the grid mask B x h x w, or
+        one per level); a backbone tensor is a map, a list of level maps or tokens of every level; prediction
+        tensors come from `InversePrediction.encode`. Tensors are concatenated as they flow down, so every
+        module sees one batch. Returns one B x 3 x H x W image per feed.
         """
-        carried: torch.Tensor | None = None
+        masks = as_list(masks)
+        carried = None
         carried_feeds: list[int] = []
         for stage in reversed(STAGES):
             entering = [index for index, (entry, _) in enumerate(feeds) if entry == stage]
             if carried is None and not entering:
                 continue
             parts = ([carried] if carried is not None else []) + [feeds[index][1] for index in entering]
-            if stage == "backbone":
-                parts = [self._as_map(part, grid_mask) for part in parts]
-            batch = torch.cat(parts)
             carried_feeds += entering
-            carried = self.module(stage)(batch, grid_mask.repeat(len(carried_feeds), 1, 1))
+            copies = len(carried_feeds)
+            if stage == "backbone":
+                batch = [torch.cat(level) for level in zip(*(self._as_levels(part, masks) for part in parts))]
+            else:
+                batch = torch.cat(parts)
+            carried = self.module(stage)(batch, [mask.repeat(copies, 1, 1) for mask in masks])
         images = carried.chunk(len(carried_feeds))
         order = {feed: position for position, feed in enumerate(carried_feeds)}
         return [images[order[index]] for index in range(len(feeds))]
 
     @staticmethod
-    def _as_map(tensor: torch.Tensor, grid_mask: torch.Tensor) -> torch.Tensor:
-        """Tokens (N x hw x d) become a map (N x d x h x w); a map passes through."""
+    def _as_levels(tensor: torch.Tensor | list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A backbone feed as its level maps: tokens (N x sum(h_l w_l) x d) are split and shaped like `masks`;
+        a map or a list of maps passes through."""
+        if not torch.is_tensor(tensor):
+            return list(tensor)
         if tensor.dim() == 4:
-            return tensor
-        height, width = grid_mask.shape[-2:]
-        return tensor.transpose(1, 2).reshape(tensor.shape[0], -1, height, width)
+            return [tensor]
+        return tokens_to_levels(tensor, masks)

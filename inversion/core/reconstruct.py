@@ -23,7 +23,7 @@ def reconstruct(
         if source.stage == "prediction":
             tensor = stack.prediction.encode(*tensor)
         feeds.append((source.inverse, tensor))
-    images = stack.invert(feeds, representations.grid_mask)
+    images = stack.invert(feeds, representations.level_masks)
     return {
         source: [image[:, :height, :width] for image, (height, width) in zip(batch, representations.content_sizes)]
         for source, batch in zip(sources, images)

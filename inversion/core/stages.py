@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 # The forward stages, in the order DETR computes them. Each is also the name of the inverse
 # module that takes that stage's tensor as input.
@@ -83,8 +84,10 @@ class Detection:
 class Representations:
     """Everything one DETR forward pass computes for a batch of B images.
 
-    backbone: projected backbone map, B x d x h x w (the encoder's input, before flattening).
-    encoder: L_enc + 1 tensors of B x hw x d; entry 0 is the flattened projected backbone.
+    backbone: projected backbone map, B x d x h x w (the encoder's input, before flattening): the feature
+        grid. Multi-scale families read several maps; this is the finest, the others are `extra_levels`.
+    encoder: L_enc + 1 tensors of B x N x d; entry 0 is the flattened projected backbone (every level,
+        finest first: N = hw for single-scale families).
     decoder: L_dec + 1 tensors of B x Q x d, each after the decoder's shared layer norm;
         entry 0 is the zero queries, the last entry is what the detection heads consume.
     logits: B x Q x (classes + 1), the last class being "no object"; boxes: B x Q x 4 (cx, cy, w, h).
@@ -95,7 +98,9 @@ class Representations:
     detections: the post-processed detections of each image.
     encoder_attention, cross_attention: by layer number (1..L), the encoder's self-attention
         (B x heads x hw x hw) and the decoder's cross-attention over the encoder tokens (B x heads x Q x hw),
-        when the forward recorded them (empty otherwise).
+        when the forward recorded them (empty otherwise). Both are over the feature grid: deformable
+        attention's sampling points of every level are spread onto it, weighted by their attention.
+    extra_levels: the coarser maps of a multi-scale family (B x d x h_l x w_l, finer first); empty otherwise.
     """
 
     backbone: torch.Tensor
@@ -110,6 +115,25 @@ class Representations:
     detections: list[list[Detection]] = field(default_factory=list)
     encoder_attention: dict[int, torch.Tensor] = field(default_factory=dict)
     cross_attention: dict[int, torch.Tensor] = field(default_factory=dict)
+    extra_levels: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def levels(self) -> list[torch.Tensor]:
+        """Every backbone map the encoder reads, finest (the grid) first."""
+        return [self.backbone, *self.extra_levels]
+
+    @property
+    def level_masks(self) -> list[torch.Tensor]:
+        """B x h_l x w_l per level: True where it covers the image (coarser levels: the grid mask, nearest)."""
+        return [self.grid_mask] + [
+            nn.functional.interpolate(self.grid_mask[None].float(), size=level.shape[-2:])[0].bool()
+            for level in self.extra_levels
+        ]
+
+    @property
+    def token_mask(self) -> torch.Tensor:
+        """B x N: True for the encoder tokens that cover the image, every level in order."""
+        return torch.cat([mask.flatten(1) for mask in self.level_masks], 1)
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -128,10 +152,11 @@ class Representations:
     def batch_size(self) -> int:
         return self.backbone.shape[0]
 
-    def tensor(self, source: Source) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The captured tensor a source names: a layer's output, or a stage's final output."""
+    def tensor(self, source: Source) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor]:
+        """The captured tensor a source names: a layer's output, or a stage's final output (a multi-scale
+        backbone: the list of its levels)."""
         if source.stage == "backbone":
-            return self.backbone
+            return self.levels if self.extra_levels else self.backbone
         if source.stage == "prediction":
             return self.logits, self.boxes
         layers = self.encoder if source.stage == "encoder" else self.decoder
@@ -154,4 +179,12 @@ class Representations:
             content_sizes=[size for part in parts for size in part.content_sizes],
             original_sizes=[size for part in parts for size in part.original_sizes],
             detections=[found for part in parts for found in part.detections],
+            extra_levels=[torch.cat(level) for level in zip(*(part.extra_levels for part in parts))],
         )
+
+
+def tokens_to_levels(tokens: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """B x N x d tokens of every level (finest first) as maps B x d x h_l x w_l shaped like `masks`."""
+    sizes = [mask.shape[-2:] for mask in masks]
+    parts = tokens.split([height * width for height, width in sizes], dim=1)
+    return [part.transpose(1, 2).reshape(len(part), -1, *size) for part, size in zip(parts, sizes)]

@@ -12,6 +12,7 @@ Both return the changed `Representations`, so a caller with inverters can recons
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from ..core.detector import Detector
 from ..core.errors import UserFacingError
 from ..core.rerun import run_from
-from ..core.stages import Detection, Representations
+from ..core.stages import Detection, Representations, tokens_to_levels
 from .grid import Box, CellBlock, box_cells, move_box
 from .matching import MATCH_IOU, DetectionChange, iou, match_detections
 
@@ -76,9 +77,11 @@ def transplant(
         raise UserFacingError(f"The box's cells, moved by {offset[0]} rows and {offset[1]} columns, would leave the image "
                               "receiving them (image B, its padding included): move them less far.")
     if stage == "backbone":
-        after = run_from(detector, b, backbone=paste(a.backbone, b.backbone, cells, moved))
+        after = run_from(detector, b, backbone=paste_levels(a.levels, b.levels, cells, moved))
     else:
-        after = run_from(detector, b, memory=_tokens(paste(_grid(a.encoder[-1], a), _grid(b.encoder[-1], b), cells, moved)))
+        pasted = paste_levels(tokens_to_levels(a.encoder[-1], a.level_masks), tokens_to_levels(b.encoder[-1], b.level_masks),
+                              cells, moved)
+        after = run_from(detector, b, memory=torch.cat([_tokens(level) for level in pasted], 1))
     expected = move_box(detection.box, *offset, (a, 0), (b, 0))
     found = found_at(after.detections[0], expected, detection.label)
     return Transplant(after, stage, cells, moved, detection.label, expected, found, match_detections(b.detections[0], after.detections[0]))
@@ -97,6 +100,26 @@ def paste(source_map: torch.Tensor, target_map: torch.Tensor, cells: CellBlock, 
     changed = target_map.clone()
     changed[..., moved.slices()[0], moved.slices()[1]] = source_map[..., cells.slices()[0], cells.slices()[1]]
     return changed
+
+
+def paste_levels(source_levels: list[torch.Tensor], target_levels: list[torch.Tensor], cells: CellBlock,
+                 moved: CellBlock) -> list[torch.Tensor]:
+    """`paste` on every level of a multi-scale stage (finest first, the grid): each coarser level pastes the
+    cells covering the same part of the image, moved by the same distance (rounded to its cells)."""
+    grid_height, grid_width = target_levels[0].shape[-2:]
+    pasted = []
+    for source_map, target_map in zip(source_levels, target_levels):
+        height, width = target_map.shape[-2:]
+        scale_y, scale_x = height / grid_height, width / grid_width
+        top, left = math.floor(cells.top * scale_y), math.floor(cells.left * scale_x)
+        block = CellBlock(top, left, max(top + 1, math.ceil(cells.bottom * scale_y)), max(left + 1, math.ceil(cells.right * scale_x)))
+        rows, columns = round((moved.top - cells.top) * scale_y), round((moved.left - cells.left) * scale_x)
+        # clip the block so that it and its moved copy stay on this level's grid
+        block = CellBlock(max(block.top, -rows, 0), max(block.left, -columns, 0),
+                          min(block.bottom, height - rows, height), min(block.right, width - columns, width))
+        pasted.append(paste(source_map, target_map, block, block.moved(rows, columns))
+                      if block.bottom > block.top and block.right > block.left else target_map)
+    return pasted
 
 
 def found_at(detections: list[Detection], box: Box, label: str) -> Detection | None:
@@ -119,12 +142,8 @@ def one_image(representations: Representations, index: int) -> Representations:
         content_sizes=representations.content_sizes[part],
         original_sizes=representations.original_sizes[part],
         detections=representations.detections[part],
+        extra_levels=[level[part] for level in representations.extra_levels],
     )
-
-
-def _grid(tokens: torch.Tensor, representations: Representations) -> torch.Tensor:
-    """B x hw x d tokens as a B x d x h x w map."""
-    return tokens.transpose(1, 2).reshape(len(tokens), -1, *representations.grid_size)
 
 
 def _tokens(grid_map: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ def layer_similarity(representations: Representations, stage: str, index: int = 
     """
     layers = representations.encoder if stage == "encoder" else representations.decoder
     if stage == "encoder":
-        keep = representations.grid_mask[index].flatten()
+        keep = representations.token_mask[index]
         matrices = [layer[index][keep] for layer in layers]
     else:
         matrices = [layer[index] for layer in layers]

@@ -1,7 +1,7 @@
 """The detector's differentiable forward for a batch whose images each target one source.
 
 Images that target the backbone (or encoder layer 0, the same tensor) only run the backbone and
-the input projection; the others run the whole DETR (`Detector.forward_stages`). Both groups
+the input projections; the others run the whole DETR (`Detector.forward_stages`). Both groups
 share one call each, whatever the number of images.
 """
 
@@ -26,10 +26,11 @@ def batch_features(detector: Detector, pixels: torch.Tensor, pixel_mask: torch.T
     deep = [i for i, source in enumerate(sources) if not needs_backbone_only(source)]
     features: list[torch.Tensor | None] = [None] * len(sources)
     if shallow:
-        maps = detector.backbone_map(pixels[shallow], pixel_mask[shallow])
+        levels = detector.backbone_levels(pixels[shallow], pixel_mask[shallow])
         for row, i in enumerate(shallow):
-            # the backbone stage is d x h x w; encoder layer 0 holds the same values as h*w tokens x d
-            features[i] = (maps[row] if sources[i].stage == "backbone" else maps[row].flatten(1).T).flatten()
+            # the backbone stage is d x h x w per level; encoder layer 0 holds the same values as tokens x d
+            features[i] = torch.cat([(level[row] if sources[i].stage == "backbone" else level[row].flatten(1).T).flatten()
+                                     for level in levels])
     if deep:
         representations = detector.forward_stages(pixels[deep], pixel_mask[deep])
         for row, i in enumerate(deep):

@@ -15,10 +15,13 @@ from ..core.stages import Representations, Source
 
 
 def source_features(representations: Representations, source: Source) -> torch.Tensor:
-    """The tensor a source names, one flat vector per image (predictions: logits then boxes)."""
+    """The tensor a source names, one flat vector per image (predictions: logits then boxes; a multi-scale
+    backbone: every level, finest first)."""
     tensor = representations.tensor(source)
     if source.stage == "prediction":
         tensor = torch.cat(tensor, dim=-1)
+    if isinstance(tensor, list):
+        return torch.cat([level.flatten(1) for level in tensor], 1)
     return tensor.flatten(1)
 
 

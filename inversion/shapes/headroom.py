@@ -118,7 +118,7 @@ def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dic
     with FlopCounterMode(display=False) as capture:
         representations = detector.capture(images)
     stack = InverterStack(InverterConfig.for_detector(detector, **SIZES[size]))
-    objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_map)
+    objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_levels)
     with FlopCounterMode(display=False) as inverses:
         sum(objective_module(representations).values()).backward()
     scale = batch_size / len(images) / 1e9

@@ -28,12 +28,13 @@ from tqdm import tqdm
 
 from ..core.checkpoints import CheckpointError
 from ..core.detector import Detector
-from ..core.stages import Representations
+from ..core.stages import Representations, tokens_to_levels
 from .data import MAX_UNREADABLE_SHARE, DatasetError, SkipUnreadable, UnreadableImages, collate
 
 CACHE_FILE = "cache.json"
 CACHED_STAGES = ("encoder", "decoder", "prediction")
 FIELDS = ("backbone_tokens", "encoder", "decoder", "logits", "boxes", "grid_mask")
+LEVEL_MASK = "level_mask_{}"  # a multi-scale detector's coarser levels' masks (1, 2, ...): they shape its tokens
 
 
 @torch.no_grad()
@@ -71,6 +72,8 @@ def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_siz
         for name, tensor in zip(FIELDS, (reps.encoder[0], reps.encoder[-1], reps.decoder[-1], reps.logits,
                                          reps.boxes, reps.grid_mask)):
             pending[name].append(tensor.cpu().to(torch.uint8 if name == "grid_mask" else torch.float16))
+        for level, mask in enumerate(reps.level_masks[1:], start=1):
+            pending.setdefault(LEVEL_MASK.format(level), []).append(mask.cpu().to(torch.uint8))
         if sum(len(t) for t in pending["encoder"]) >= shard_size:
             flush()
     flush()
@@ -130,7 +133,7 @@ class FeatureCache(Dataset):
             self.shard_loads += 1
             path = self.folder / self.description["shards"][number]["file"]
             with safe_open(str(path), framework="pt") as shard:
-                self._loaded = (number, {name: shard.get_tensor(name) for name in FIELDS})
+                self._loaded = (number, {name: shard.get_tensor(name) for name in shard.keys()})
         return self._loaded[1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -171,10 +174,12 @@ def cached_representations(batch: dict[str, torch.Tensor], device: torch.device)
     tensors = {name: tensor.to(device) for name, tensor in batch.items()}
     floats = {name: tensors[name].float() for name in FIELDS if name != "grid_mask"}
     grid_mask = tensors["grid_mask"].bool()
-    height, width = grid_mask.shape[-2:]
+    coarser = [tensors[LEVEL_MASK.format(level)] for level in range(1, len(tensors)) if LEVEL_MASK.format(level) in tensors]
     tokens = floats["backbone_tokens"]
+    levels = tokens_to_levels(tokens, [grid_mask, *coarser])
     return Representations(
-        backbone=tokens.transpose(1, 2).reshape(len(tokens), -1, height, width),
+        backbone=levels[0],
+        extra_levels=levels[1:],
         encoder=[tokens, floats["encoder"]],
         decoder=[floats["decoder"]],
         logits=floats["logits"],

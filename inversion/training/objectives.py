@@ -46,16 +46,17 @@ def pixel_loss(images: torch.Tensor, representations: Representations) -> torch.
     return masked_mse(normalise(images), normalise(representations.pixels), pixel_mask(representations))
 
 
-BackboneMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pixels, pixel mask) -> projected backbone map
+BackboneMaps = Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]  # (pixels, pixel mask) -> backbone levels
 
 
-def feature_loss(images: torch.Tensor, representations: Representations, backbone_map: BackboneMap) -> torch.Tensor:
-    """MSE between the frozen detector's projected backbone map of the reconstruction (put on the
-    canvas as the original was: zero on padding) and the original's map, over real grid cells."""
+def feature_loss(images: torch.Tensor, representations: Representations, backbone_levels: BackboneMaps) -> torch.Tensor:
+    """MSE between the frozen detector's projected backbone maps of the reconstruction (put on the
+    canvas as the original was: zero on padding) and the original's maps, over real cells of every level."""
     height, width = representations.pixels.shape[-2:]
     mask = pixel_mask(representations)
-    features = backbone_map(images[..., :height, :width] * mask, mask[:, 0].long())
-    return masked_mse(features, representations.backbone, representations.grid_mask[:, None])
+    features = backbone_levels(images[..., :height, :width] * mask, mask[:, 0].long())
+    return sum(masked_mse(feature, level, level_mask[:, None]) for feature, level, level_mask
+               in zip(features, representations.levels, representations.level_masks))
 
 
 class ModularObjective(nn.Module):
@@ -64,38 +65,38 @@ class ModularObjective(nn.Module):
     `stages` chooses which modules train (all four by default); modules train independently, so
     any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
     With `feature_weight` > 0 the inverse backbone's loss adds that times `feature_loss`, computed
-    with `backbone_map` (the frozen detector's `Detector.backbone_map`).
+    with `backbone_levels` (the frozen detector's `Detector.backbone_levels`).
     """
 
     def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES, feature_weight: float = 0.0,
-                 backbone_map: BackboneMap | None = None):
+                 backbone_levels: BackboneMaps | None = None):
         super().__init__()
         if feature_weight < 0:
             raise ValueError(f"feature_weight must be >= 0, got {feature_weight}.")
-        if feature_weight and backbone_map is None:
-            raise ValueError("A feature-matching term needs the detector's backbone_map.")
+        if feature_weight and backbone_levels is None:
+            raise ValueError("A feature-matching term needs the detector's backbone_levels.")
         self.stack = stack
         self.stages = stages
         self.feature_weight = feature_weight
-        self.backbone_map = backbone_map
+        self.backbone_levels = backbone_levels
 
     def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
         return {stage: getattr(self, f"_{stage}_loss")(representations) for stage in self.stages}
 
     def _backbone_loss(self, reps: Representations) -> torch.Tensor:
-        images = self.stack.backbone(reps.backbone)
+        images = self.stack.backbone(reps.levels)
         loss = pixel_loss(images, reps)
         if self.feature_weight:
-            loss = loss + self.feature_weight * feature_loss(images, reps, self.backbone_map)
+            loss = loss + self.feature_weight * feature_loss(images, reps, self.backbone_levels)
         return loss
 
     def _encoder_loss(self, reps: Representations) -> torch.Tensor:
-        inverted = self.stack.encoder(reps.encoder[-1], reps.grid_mask)
-        return masked_mse(inverted, reps.encoder[0], reps.grid_mask.flatten(1)[..., None])
+        inverted = self.stack.encoder(reps.encoder[-1], reps.level_masks)
+        return masked_mse(inverted, reps.encoder[0], reps.token_mask[..., None])
 
     def _decoder_loss(self, reps: Representations) -> torch.Tensor:
-        inverted = self.stack.decoder(reps.decoder[-1], reps.grid_mask)
-        return masked_mse(inverted, reps.encoder[-1], reps.grid_mask.flatten(1)[..., None])
+        inverted = self.stack.decoder(reps.decoder[-1], reps.level_masks)
+        return masked_mse(inverted, reps.encoder[-1], reps.token_mask[..., None])
 
     def _prediction_loss(self, reps: Representations) -> torch.Tensor:
         inverted = self.stack.prediction(self.stack.prediction.encode(reps.logits, reps.boxes))
@@ -124,7 +125,7 @@ class EndToEndObjective(nn.Module):
             tensor = reps.tensor(Source(stage))
             if stage == "prediction":
                 tensor = chain.prediction.encode(*tensor)
-            (images,) = chain.invert([(stage, tensor)], reps.grid_mask)
+            (images,) = chain.invert([(stage, tensor)], reps.level_masks)
             losses[stage] = pixel_loss(images, reps)
         return losses
 

@@ -162,7 +162,7 @@ def build_objective(config: TrainingConfig, detector: Detector) -> ModularObject
         if config.feature_cache and not set(config.stages) <= set(CACHED_STAGES):
             raise DatasetError(f"A feature cache trains only the {', '.join(CACHED_STAGES)} inverses: pass --stages "
                                "from those (train the inverse backbone on images).")
-        return ModularObjective(stack, tuple(config.stages), config.feature_weight, detector.backbone_map)
+        return ModularObjective(stack, tuple(config.stages), config.feature_weight, detector.backbone_levels)
     if config.feature_weight:
         raise UserFacingError("--feature-weight applies to the modular objective's inverse backbone: drop it, "
                               "or train with --objective modular.")

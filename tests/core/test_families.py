@@ -11,6 +11,7 @@ from transformers import OwlViTConfig
 
 from inversion.core.detector import Detector
 from inversion.core.families import FAMILIES, UnsupportedModel, family_for
+from inversion.core.families.deformable_detr import spread
 from inversion.core.hub import WeightsNotFound
 from inversion.core.rerun import run_from
 from inversion.testing import random_image, tiny_config
@@ -63,10 +64,12 @@ def test_every_layer_equals_what_transformers_returns(saved):
     for layer in range(len(reps.encoder) - 1):
         torch.testing.assert_close(reps.encoder[layer], own.encoder_hidden_states[layer], rtol=0, atol=1e-5)
     torch.testing.assert_close(reps.encoder[-1], own.encoder_last_hidden_state, rtol=0, atol=1e-5)  # what the decoder reads
-    torch.testing.assert_close(reps.encoder[0], reps.backbone.flatten(2).transpose(1, 2), rtol=0, atol=0)
+    every_level = torch.cat([level.flatten(2).transpose(1, 2) for level in reps.levels], 1)
+    torch.testing.assert_close(reps.encoder[0], every_level, rtol=0, atol=0)
     assert len(reps.decoder) == len(own.decoder_hidden_states)
     torch.testing.assert_close(reps.decoder[0], own.decoder_hidden_states[0], rtol=0, atol=0)
-    norm = saved.model.model.decoder.layernorm  # every family here shares one norm over its decoder layers
+    # the families with a norm shared by their decoder layers keep the normed states (what the heads read)
+    norm = getattr(saved.model.model.decoder, "layernorm", torch.nn.Identity())
     with torch.no_grad():
         for layer in range(1, len(reps.decoder) - 1):
             torch.testing.assert_close(reps.decoder[layer], norm(own.decoder_hidden_states[layer]), rtol=0, atol=1e-5)
@@ -77,9 +80,11 @@ def test_the_backbone_stage_is_the_map_the_encoder_reads(saved):
     canvas = saved.preprocess(images())
     reps = saved.capture(canvas)
     with torch.no_grad():
-        alone = saved.backbone_map(canvas.pixels, canvas.pixel_mask)
-    torch.testing.assert_close(alone, reps.backbone, rtol=0, atol=1e-6)
-    assert reps.grid_size == (WORKING_SIZE[0] // 32, WORKING_SIZE[1] // 32)
+        alone = saved.backbone_levels(canvas.pixels, canvas.pixel_mask)
+    assert len(alone) == len(reps.levels) == saved.family.sizes(saved.config).levels
+    for level, captured in zip(alone, reps.levels):
+        torch.testing.assert_close(level, captured, rtol=0, atol=1e-6)
+    assert reps.grid_size == (WORKING_SIZE[0] // saved.stride, WORKING_SIZE[1] // saved.stride)
 
 
 def test_a_rerun_with_nothing_changed_reproduces_the_capture(saved):
@@ -105,16 +110,33 @@ def test_changed_stages_and_skipped_layers_change_what_follows(saved):
 
 def test_attention_is_recorded_from_the_same_forward(saved):
     reps = saved.capture(images(), attention=True)
-    tokens, queries = reps.encoder[0].shape[1], reps.decoder[0].shape[1]
+    cells, queries = reps.grid_mask[0].numel(), reps.decoder[0].shape[1]
     assert sorted(reps.encoder_attention) == [1, 2] and sorted(reps.cross_attention) == [1, 2]
+    for weights in [*reps.encoder_attention.values(), *reps.cross_attention.values()]:
+        assert weights.shape[:2] == (2, 2) and weights.shape[-1] == cells  # over the feature grid
+        total = weights.sum(-1)
+        if reps.extra_levels:  # deformable sampling points: the share that falls inside the grid
+            assert total.max() <= 1 + 1e-5 and total.mean() > 0.3
+        else:
+            torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-4)
     for weights in reps.encoder_attention.values():
-        assert weights.shape == (2, 2, tokens, tokens)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, tokens), rtol=0, atol=1e-4)
+        assert weights.shape[2] == cells
     for weights in reps.cross_attention.values():
-        assert weights.shape == (2, 2, queries, tokens)
-        assert weights[1][..., ~reps.grid_mask[1].flatten()].abs().max() < 1e-6  # never on the padding
+        assert weights.shape[2] == queries
+        if not reps.extra_levels:  # dense attention is masked; deformable points may sample the (zeroed) padding
+            assert weights[1][..., ~reps.grid_mask[1].flatten()].abs().max() < 1e-6
     plain = saved.capture(images())
     torch.testing.assert_close(plain.logits, reps.logits, rtol=0, atol=1e-5)
+
+
+def test_deformable_sampling_points_spread_onto_the_grid_with_their_bilinear_weights():
+    locations = torch.tensor([[0.125, 0.25], [0.25, 0.5], [2.0, 0.5]]).view(1, 1, 1, 1, 3, 2)  # x, y
+    weights = torch.tensor([0.5, 0.3, 0.2]).view(1, 1, 1, 1, 3)
+    dense = spread(locations, weights, (2, 4)).view(2, 4)  # B=1, heads=1, Q=1
+    # a point at a cell's centre (x 0.125 of 4 columns, y 0.25 of 2 rows) gives it all its weight; one on the
+    # corner of four cells splits it in four; one outside the image drops
+    expected = torch.tensor([[0.5 + 0.075, 0.075, 0, 0], [0.075, 0.075, 0, 0]])
+    torch.testing.assert_close(dense, expected, rtol=0, atol=1e-6)
 
 
 def test_detections_keep_every_class_of_a_sigmoid_family(saved):
@@ -165,7 +187,8 @@ def test_a_working_size_below_the_stride_is_refused(tmp_path):
 
 
 HUB_IDS = {"detr": "facebook/detr-resnet-50", "table-transformer": "microsoft/table-transformer-detection",
-           "conditional_detr": "microsoft/conditional-detr-resnet-50", "dab-detr": "IDEA-Research/dab-detr-resnet-50"}
+           "conditional_detr": "microsoft/conditional-detr-resnet-50", "dab-detr": "IDEA-Research/dab-detr-resnet-50",
+           "deformable_detr": "SenseTime/deformable-detr"}
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -218,3 +241,19 @@ def test_the_cost_model_counts_every_family(saved):
     assert cost.capture_flops == pytest.approx(forward, rel=0.01)
     # a step is a forward and a backward to the pixels only (the weights are frozen): measured 1.85-1.95 forwards
     assert cost.full_step_flops > 1.8 * cost.capture_flops > 0 and 0 < cost.backbone_step_flops < cost.full_step_flops
+
+
+def test_two_stage_deformable_detr_is_captured_and_its_queries_follow_the_encoder(tmp_path):
+    config = tiny_config("deformable_detr")
+    config.two_stage, config.with_box_refine, config.two_stage_num_proposals = True, True, config.num_queries
+    torch.manual_seed(0)
+    family_for(config).model_class(config).save_pretrained(tmp_path)
+    detector = Detector.from_pretrained(str(tmp_path), working_size=WORKING_SIZE, threshold=0.0)
+    canvas = detector.preprocess(images())
+    reps = detector.capture(canvas)
+    own = own_forward(detector, canvas)
+    assert (reps.logits - own.logits).abs().max() <= 1e-5 and (reps.boxes - own.pred_boxes).abs().max() <= 1e-5
+    torch.testing.assert_close(reps.decoder[0], own.decoder_hidden_states[0], rtol=0, atol=0)
+    # two-stage queries are the encoder's own top proposals: another encoder output gives other queries
+    changed = run_from(detector, reps, memory=reps.encoder[-1].flip(1))
+    assert (changed.decoder[0] - reps.decoder[0]).abs().max() > 1e-3

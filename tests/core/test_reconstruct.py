@@ -3,10 +3,13 @@
 import pytest
 import torch
 
+from inversion.core.detector import Detector
+from inversion.core.families import family_for
 from inversion.core.images import to_pil
+from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.reconstruct import reconstruct
-from inversion.core.stages import STAGE_SOURCES, Source, layer_sources
-from inversion.testing import random_image
+from inversion.core.stages import STAGE_SOURCES, Source, layer_sources, tokens_to_levels
+from inversion.testing import random_image, tiny_config
 
 
 def test_every_stage_and_layer_gives_an_image_of_the_input_size(tiny_detector, tiny_stack):
@@ -67,3 +70,24 @@ def test_the_inverse_prediction_reads_the_class_and_the_box(tiny_stack):
         relabelled = module(module.encode(logits.roll(1, dims=-1), boxes))
     assert (output - moved).abs().amax(-1).min() > 1e-4  # every query's output depends on its box
     assert (output - relabelled).abs().amax(-1).min() > 1e-4  # and on its class
+
+
+def test_a_multi_scale_stack_inverts_every_level_and_its_chain_is_the_modules_in_turn():
+    config = tiny_config("deformable_detr")
+    torch.manual_seed(0)
+    detector = Detector(family_for(config).model_class(config), working_size=(64, 96))
+    stack = InverterStack(InverterConfig.for_detector(detector)).eval()
+    reps = detector.capture([random_image(64, 96), random_image(40, 96, seed=2)])
+    sources = [*STAGE_SOURCES, Source("encoder", 1, entry="backbone")]
+    with torch.no_grad():
+        results = reconstruct(stack, reps, sources)
+        for source, pictures in results.items():
+            assert [picture.shape for picture in pictures] == [(3, 64, 96), (3, 40, 96)], source
+        encoder = stack.decoder(stack.prediction(stack.prediction.encode(reps.logits, reps.boxes)), reps.level_masks)
+        levels = tokens_to_levels(stack.encoder(encoder, reps.level_masks), reps.level_masks)
+        assert [level.shape for level in levels] == [level.shape for level in reps.levels]
+        by_hand = stack.backbone(levels)
+        torch.testing.assert_close(results[Source("prediction")][1], by_hand[1, :, :40], atol=1e-5, rtol=1e-4)
+        # every level counts: changing only the coarsest changes the image
+        coarsest_changed = stack.backbone([*reps.levels[:-1], torch.zeros_like(reps.levels[-1])])
+        assert (coarsest_changed - stack.backbone(reps.levels)).abs().max() > 1e-4

@@ -7,7 +7,8 @@ from inversion.core.detector import Detector
 from inversion.core.errors import UserFacingError
 from inversion.core.rerun import run_from
 from inversion.core.stages import Detection
-from inversion.experiments.interventions import TRANSPLANT_STAGES, one_image, skip_layer, transplant
+from inversion.experiments.grid import CellBlock
+from inversion.experiments.interventions import TRANSPLANT_STAGES, one_image, paste_levels, skip_layer, transplant
 from inversion.testing import random_image
 
 
@@ -87,3 +88,15 @@ def test_a_skipped_decoder_layer_passes_its_input_on(detector, pair, layer):
     assert not torch.allclose(decoder[-1], pair.decoder[-1], atol=1e-4)
     assert len(result.changes) == 2
     assert [change.before for change in result.changes[0] if change.before] == pair.detections[0]
+
+
+def test_a_multi_scale_paste_moves_the_same_part_of_the_image_on_every_level():
+    source = [torch.ones(1, 2, 8, 8), torch.ones(1, 2, 4, 4), torch.ones(1, 2, 2, 2)]
+    target = [torch.zeros_like(level) for level in source]
+    cells, moved = CellBlock(0, 0, 2, 4), CellBlock(4, 4, 6, 8)  # the top left quarter's top half, to the bottom right
+    pasted = paste_levels(source, target, cells, moved)
+    expected = [(slice(4, 6), slice(4, 8)), (slice(2, 3), slice(2, 4)), (slice(1, 2), slice(1, 2))]
+    for level, (rows, columns) in zip(pasted, expected):
+        written = torch.zeros_like(level)
+        written[..., rows, columns] = 1
+        assert torch.equal(level, written)

@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from inversion.core.checkpoints import CheckpointError
 from inversion.core.detector import Detector
-from inversion.testing import random_image
+from inversion.core.families import family_for
+from inversion.testing import random_image, tiny_config
 from inversion.training.data import DatasetError, open_dataset
 from inversion.training.feature_cache import (
     FeatureCache,
@@ -126,3 +127,17 @@ def test_modules_that_need_pixels_cannot_train_from_a_cache(named_cache, tmp_pat
     with pytest.raises(DatasetError, match="needs pixels"):
         train(cache_config(tmp_path, tiny_detector_folder, image_folder, named_cache, held_out, objective="end_to_end",
                            stages=("backbone", "encoder", "decoder", "prediction")))
+
+
+def test_a_multi_scale_detectors_cache_gives_back_every_level(tmp_path, image_folder):
+    config = tiny_config("deformable_detr")
+    torch.manual_seed(0)
+    detector = Detector(family_for(config).model_class(config), working_size=(64, 96))
+    folder = write_cache(detector, open_dataset(image_folder), tmp_path / "cache", batch_size=4, workers=0)
+    dataset = open_dataset(image_folder)
+    reps = detector.capture([dataset[3][0]])
+    cached = cached_representations(collate_features([FeatureCache(folder)[3]]), torch.device("cpu"))
+    assert [level.shape for level in cached.levels] == [level.shape for level in reps.levels] and len(reps.levels) == 4
+    for stored, recomputed in zip(cached.levels, reps.levels):
+        torch.testing.assert_close(stored, recomputed, atol=2e-3, rtol=2e-3)
+    assert all(torch.equal(stored, recomputed) for stored, recomputed in zip(cached.level_masks, reps.level_masks))

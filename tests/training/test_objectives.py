@@ -60,16 +60,16 @@ def padded_capture(detector):
 def test_the_feature_term_is_zero_for_the_original_image_whatever_lies_on_the_padding(tiny_detector):
     reps = padded_capture(tiny_detector)
     overhanging = torch.nn.functional.pad(reps.pixels + (1 - pixel_mask(reps)) * 0.7, (0, 8, 0, 8), value=0.3)
-    assert feature_loss(overhanging, reps, tiny_detector.backbone_map) == pytest.approx(0.0, abs=1e-10)
-    assert feature_loss(1 - reps.pixels, reps, tiny_detector.backbone_map) > 1e-3
+    assert feature_loss(overhanging, reps, tiny_detector.backbone_levels) == pytest.approx(0.0, abs=1e-10)
+    assert feature_loss(1 - reps.pixels, reps, tiny_detector.backbone_levels) > 1e-3
 
 
 def test_the_feature_term_reaches_the_inverse_backbone_through_the_frozen_detector(tiny_detector, tiny_stack):
     reps = padded_capture(tiny_detector)
     weight = 3.0
-    with_features = ModularObjective(tiny_stack, ("backbone",), weight, tiny_detector.backbone_map)
+    with_features = ModularObjective(tiny_stack, ("backbone",), weight, tiny_detector.backbone_levels)
     added = with_features(reps)["backbone"] - ModularObjective(tiny_stack, ("backbone",))(reps)["backbone"]
-    expected = feature_loss(tiny_stack.backbone(reps.backbone), reps, tiny_detector.backbone_map)
+    expected = feature_loss(tiny_stack.backbone(reps.backbone), reps, tiny_detector.backbone_levels)
     assert float(added) == pytest.approx(weight * float(expected), rel=1e-5) and float(expected) > 0
     assert added.requires_grad
     gradients = torch.autograd.grad(added, list(tiny_stack.backbone.parameters()), allow_unused=True)
@@ -78,15 +78,15 @@ def test_the_feature_term_reaches_the_inverse_backbone_through_the_frozen_detect
 
 
 def test_a_feature_term_needs_the_backbone_map_and_a_non_negative_weight(tiny_stack):
-    with pytest.raises(ValueError, match="backbone_map"):
+    with pytest.raises(ValueError, match="backbone_levels"):
         ModularObjective(tiny_stack, feature_weight=1.0)
     with pytest.raises(ValueError, match=">= 0"):
-        ModularObjective(tiny_stack, feature_weight=-1.0, backbone_map=lambda pixels, mask: pixels)
+        ModularObjective(tiny_stack, feature_weight=-1.0, backbone_levels=lambda pixels, mask: [pixels])
 
 
 def test_the_trainer_gives_the_feature_weight_to_the_modular_objective_and_refuses_it_end_to_end(tiny_detector, tiny_detector_folder):
     config = TrainingConfig(data="", detector=str(tiny_detector_folder), feature_weight=2.0)
     objective = build_objective(config, tiny_detector)
-    assert objective.feature_weight == 2.0 and objective.backbone_map == tiny_detector.backbone_map
+    assert objective.feature_weight == 2.0 and objective.backbone_levels == tiny_detector.backbone_levels
     with pytest.raises(UserFacingError, match="--objective modular"):
         build_objective(replace(config, objective="end_to_end"), tiny_detector)

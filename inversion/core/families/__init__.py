@@ -12,9 +12,10 @@ from ..errors import UserFacingError
 from .base import Changes, Family, Forward, Sizes
 from .conditional_detr import ConditionalDetr
 from .dab_detr import DabDetr
+from .deformable_detr import DeformableDetr
 from .detr import Detr, TableTransformer
 
-FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr())
+FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr())
 
 
 class UnsupportedModel(UserFacingError):

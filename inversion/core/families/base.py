@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,26 +36,29 @@ class Sizes:
     decoder_layers: int
     attention_heads: int
     ffn_dim: int
+    levels: int = 1  # backbone maps the encoder reads (multi-scale families: several)
 
 
 @dataclass
 class Forward:
     """What one forward pass of a detector produced, as transformers returned it, in stage terms."""
 
-    backbone: torch.Tensor  # B x d x h x w: the map the encoder reads
+    backbone: torch.Tensor  # B x d x h x w: the map the encoder reads (a multi-scale family's finest)
     encoder: list[torch.Tensor]  # L_enc + 1 tensors of B x hw x d
     decoder: list[torch.Tensor]  # L_dec + 1 tensors of B x Q x d
     logits: torch.Tensor
     boxes: torch.Tensor
     encoder_attention: dict[int, torch.Tensor]  # layer number -> B x heads x hw x hw (when recorded)
     cross_attention: dict[int, torch.Tensor]  # layer number -> B x heads x Q x hw (when recorded)
+    extra_levels: list[torch.Tensor]  # a multi-scale family's coarser maps, finer first
 
 
 @dataclass(frozen=True)
 class Changes:
-    """A run with its stages changed: a replaced backbone map or encoder output, skipped layers (1-based)."""
+    """A run with its stages changed: a replaced backbone map (or every level of a multi-scale family) or
+    encoder output, skipped layers (1-based)."""
 
-    backbone: torch.Tensor | None = None
+    backbone: torch.Tensor | list[torch.Tensor] | None = None
     memory: torch.Tensor | None = None
     skip_encoder: Collection[int] = ()
     skip_decoder: Collection[int] = ()
@@ -96,9 +99,9 @@ class Family:
             ffn_dim=config.encoder_ffn_dim,
         )
 
-    def backbone_module(self, model: PreTrainedModel) -> nn.Module:
-        """The module whose output is the backbone stage (the map the encoder reads)."""
-        return model.model.input_projection
+    def level_modules(self, model: PreTrainedModel) -> list[nn.Module]:
+        """The modules whose outputs are the backbone stage's maps, finest first (one for single-scale families)."""
+        return [model.model.input_projection]
 
     def encoder_module(self, model: PreTrainedModel) -> nn.Module:
         """The encoder: its output's `last_hidden_state` is the memory the decoder reads."""
@@ -110,13 +113,14 @@ class Family:
     def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.model.decoder.layers
 
-    def backbone_map(self, model: PreTrainedModel, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
-        """The backbone stage of [0, 1] canvas pixels without the transformer (differentiable in `pixels`)."""
+    def backbone_levels(self, model: PreTrainedModel, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone stage's maps of [0, 1] canvas pixels without the transformer, finest first
+        (differentiable in `pixels`)."""
         features = model.model.backbone(self.normalise(pixels), pixel_mask)
         if isinstance(features, tuple):  # backbones that also return their position embeddings
             features = features[0]
         feature_map, _ = features[-1]
-        return self.backbone_module(model)(feature_map)
+        return [self.level_modules(model)[0](feature_map)]
 
     # ---------------------------------------------------------------- what each captured layer holds
 
@@ -142,11 +146,16 @@ class Family:
 
     # ---------------------------------------------------------------- attention
 
-    def attention_maps(self, output) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """Encoder self-attention and decoder cross-attention by layer number, from `output_attentions`."""
+    def attention_maps(self, output, levels: list[torch.Tensor], recorded) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Encoder self-attention and decoder cross-attention by layer number, from `output_attentions`
+        (`levels`: the backbone stage's maps; `recorded`: what `attention_recorder` kept)."""
         encoder = {number: weights for number, weights in enumerate(output.encoder_attentions or (), start=1)}
         cross = {number: weights for number, weights in enumerate(output.cross_attentions or (), start=1)}
         return encoder, cross
+
+    def attention_recorder(self, model: PreTrainedModel, attention: bool):
+        """A context manager recording what `attention_maps` needs beyond the model's output (nothing here)."""
+        return nullcontext(None)
 
     def use_eager_attention(self, model: PreTrainedModel) -> None:
         """Switch to eager attention, which alone returns attention weights (SDPA returns none)."""
@@ -160,10 +169,11 @@ class Family:
         """One forward pass of [0, 1] canvas pixels with `changes` applied, in stage terms (differentiable)."""
         if attention:
             self.use_eager_attention(model)
-        with self._changed(model, changes), _recorded_output(self.backbone_module(model)) as backbone:
+        with (self._changed(model, changes), _recorded_outputs(self.level_modules(model)) as levels,
+              self.attention_recorder(model, attention) as recorded):
             output = model(pixel_values=self.normalise(pixels), pixel_mask=pixel_mask, output_hidden_states=True,
                            output_attentions=attention)
-        encoder_attention, cross_attention = self.attention_maps(output) if attention else ({}, {})
+        encoder_attention, cross_attention = self.attention_maps(output, levels, recorded) if attention else ({}, {})
         encoder = self.encoder_states(model, output)
         if changes.memory is not None:
             encoder[-1] = changes.memory
@@ -172,15 +182,17 @@ class Family:
             encoder_attention.pop(number, None)
         for number in changes.skip_decoder:
             cross_attention.pop(number, None)
-        return Forward(backbone[0], encoder, self.decoder_states(model, output), output.logits, output.pred_boxes,
-                       encoder_attention, cross_attention)
+        return Forward(levels[0], encoder, self.decoder_states(model, output), output.logits, output.pred_boxes,
+                       encoder_attention, cross_attention, levels[1:])
 
     @contextmanager
     def _changed(self, model: PreTrainedModel, changes: Changes) -> Iterator[None]:
         """Forward hooks, for this thread only, that apply `changes` inside the block."""
         hooks = []
         if changes.backbone is not None:
-            hooks.append(_replace_output(self.backbone_module(model), lambda output: changes.backbone))
+            replaced = [changes.backbone] if torch.is_tensor(changes.backbone) else changes.backbone
+            hooks += [_replace_output(module, lambda output, level=level: level)
+                      for module, level in zip(self.level_modules(model), replaced)]
         if changes.memory is not None:
             hooks.append(_replace_output(self.encoder_module(model), lambda output: _with_memory(output, changes.memory)))
         for layers, skipped in ((self.encoder_layers(model), changes.skip_encoder),
@@ -227,11 +239,17 @@ def _with_memory(output, memory: torch.Tensor):
 
 
 @contextmanager
-def _recorded_output(module: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """The outputs `module` computes inside the block, in this thread (after any replacement)."""
-    recorded: list[torch.Tensor] = []
-    hook = module.register_forward_hook(_this_thread_only(lambda module, args, output: recorded.append(output)))
+def _recorded_outputs(modules: list[nn.Module]) -> Iterator[list[torch.Tensor]]:
+    """The outputs the modules compute inside the block (each once, in order), in this thread, after any
+    replacement."""
+    recorded: list[torch.Tensor | None] = [None] * len(modules)
+
+    def keeper(index: int):
+        return _this_thread_only(lambda module, args, output: recorded.__setitem__(index, output))
+
+    hooks = [module.register_forward_hook(keeper(index)) for index, module in enumerate(modules)]
     try:
         yield recorded
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
