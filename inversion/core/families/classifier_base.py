@@ -23,7 +23,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from ..images import IMAGENET_MEAN, IMAGENET_STD, normalise
-from .base import _recorded_output, _replace_output, _skip
+from .base import _recorded_outputs, _replace_output, _skip
 
 
 @dataclass(frozen=True)
@@ -171,4 +171,4 @@ def _removed(hook) -> Iterator[None]:
         hook.remove()
 
 
-__all__ = ["ClassifierChanges", "ClassifierFamily", "ClassifierForward", "Level", "_recorded_output"]
+__all__ = ["ClassifierChanges", "ClassifierFamily", "ClassifierForward", "Level", "_recorded_outputs"]

@@ -14,11 +14,9 @@ back to its input.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 from transformers import SwinForImageClassification
 
-from .classifier_base import ClassifierFamily, ClassifierForward, Level, _recorded_output
+from .classifier_base import ClassifierFamily, ClassifierForward, Level, _recorded_outputs
 
 
 class Swin(ClassifierFamily):
@@ -59,12 +57,10 @@ class Swin(ClassifierFamily):
         # Swin returns windowed attention of each stage's last block only: the blocks' attention is not recorded.
         modules = [module for stage in self.stage_modules(model)
                    for module in (*stage.blocks, *([stage.downsample] if stage.downsample is not None else []))]
-        with ExitStack() as stack:
-            recorded = [stack.enter_context(_recorded_output(module)) for module in modules]
-            pooled = stack.enter_context(_recorded_output(model.base_model.pooler))
+        with _recorded_outputs([*modules, model.base_model.pooler]) as recorded:
             output = model(pixel_values=inputs, output_hidden_states=True)
-        entries = [outputs[0][0] if isinstance(outputs[0], tuple) else outputs[0] for outputs in recorded]
-        return output, {"entries": entries, "pooled": pooled[0]}
+        *entries, pooled = [output[0] if isinstance(output, tuple) else output for output in recorded]
+        return output, {"entries": entries, "pooled": pooled}
 
     def stages(self, model, output, recorded, attention) -> ClassifierForward:
         encoder = [output.hidden_states[0], *recorded["entries"]]

@@ -21,7 +21,7 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from .classifier_base import ClassifierFamily, ClassifierForward, Level, _recorded_output
+from .classifier_base import ClassifierFamily, ClassifierForward, Level, _recorded_outputs
 
 
 class Vit(ClassifierFamily):
@@ -54,7 +54,7 @@ class Vit(ClassifierFamily):
         return torch.cat([output[:, : self.special_tokens(config)], tokens], dim=1)
 
     def run(self, model, inputs, attention):
-        with _recorded_output(model.base_model.layernorm) as normed:
+        with _recorded_outputs([model.base_model.layernorm]) as normed:
             output = model(pixel_values=inputs, output_hidden_states=True, output_attentions=attention)
         return output, {"normed": normed[0]}
 
