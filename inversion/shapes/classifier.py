@@ -169,14 +169,21 @@ class InverterRecipe:
 
 @torch.no_grad()
 def reconstruction_quality(classifier: Classifier, stack: ClassifierInverterStack, pixels: torch.Tensor) -> dict:
-    """PSNR and SSIM of the reconstructions from every stage's output (the learned chain), and from the
-    embedding by the analytic patch inverse."""
+    """Per source (every stage's output through the learned chain, every encoder entry, and the embedding by the
+    analytic patch inverse): PSNR and SSIM of the reconstructions, and `agreement`, the share of images whose
+    reconstruction the classifier gives the same classes as the original."""
     reps = classifier.capture(pixels)
-    quality = {source.label: image_quality(stack.invert(reps, source), pixels) for source in CLASSIFIER_STAGE_SOURCES}
-    exact = AnalyticPatchInverse(classifier)
-    quality["embedding (analytic)"] = image_quality(stack.invert(reps, ClassifierSource("embedding"), exact), pixels)
-    return {label: {metric: round(value, 4) for metric, value in scores.items() if metric != "mse"}
-            for label, scores in quality.items()}
+    sources = [*CLASSIFIER_STAGE_SOURCES, *(ClassifierSource("encoder", entry) for entry in range(len(reps.encoder) - 1))]
+    reconstructions = {source.label: stack.invert(reps, source) for source in sources}
+    reconstructions["embedding (analytic)"] = stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier))
+    classes = classifier.class_probabilities(reps.logits) > THRESHOLD
+    quality = {}
+    for label, images in reconstructions.items():
+        scores = image_quality(images, pixels)
+        again = classifier.class_probabilities(classifier.capture(images.clamp(0, 1)).logits) > THRESHOLD
+        quality[label] = {"psnr": round(scores["psnr"], 2), "ssim": round(scores["ssim"], 4),
+                          "agreement": round(float((again == classes).all(-1).float().mean()), 4)}
+    return quality
 
 
 def train_inverters(recipe: InverterRecipe) -> dict:

@@ -52,7 +52,9 @@ def test_a_short_run_saves_a_multi_label_vit_and_its_inverters_train_and_load(tm
                                log=str(tmp_path / "inverters.log"), steps=2, batch_size=2, warmup=1, eval_every=2,
                                eval_images=2)
     result = train_inverters(inverters)
-    assert set(result) == {"embedding", "encoder", "pooled", "logits", "embedding (analytic)"}
+    assert set(result) == {"embedding", "encoder", "pooled", "logits", "encoder 0", "embedding (analytic)"}
     assert result["embedding (analytic)"]["psnr"] > 80  # exact: 48 channels for 48 pixel values a patch
+    assert result["embedding (analytic)"]["agreement"] == 1.0  # the same image: the same classes
+    assert all(0 <= scores["agreement"] <= 1 for scores in result.values())
     stack, config = load_classifier_inverters(tmp_path / "inverters", classifier)
     assert config["notes"]["step"] == 2 and json.loads((tmp_path / "inverters" / "inverters.json").read_text())["kind"] == "classifier"
