@@ -5,6 +5,7 @@
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
     python -m inversion.shapes train-classifier --out checkpoints/shapes/classifier-vit [...]
     python -m inversion.shapes train-classifier-inverters --classifier checkpoints/shapes/classifier-vit [...]
+    python -m inversion.shapes eval-classifier --model checkpoints/shapes/classifier-vit [...]
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
@@ -44,6 +45,16 @@ def train_classifier_inverters_command(args: argparse.Namespace) -> None:
     from .classifier import InverterRecipe, train_inverters
 
     train_inverters(InverterRecipe(**{field.name: getattr(args, field.name) for field in dataclasses.fields(InverterRecipe)}))
+
+
+def eval_classifier_command(args: argparse.Namespace) -> None:
+    from ..core.classifier import Classifier
+    from .classifier import colour_effect, evaluate, samples
+
+    classifier = Classifier.from_pretrained(args.model)
+    heldout_result = evaluate(classifier, *samples(args.seed, 0, args.n, classifier))
+    print(json.dumps({"n": args.n, "seed": args.seed, **heldout_result, "colour": colour_effect(classifier, args.n, args.seed)},
+                     indent=1))
 
 
 def eval_detector_command(args: argparse.Namespace) -> None:
@@ -119,6 +130,12 @@ def parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(InverterRecipe):
         command.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
     command.set_defaults(handler=train_classifier_inverters_command)
+
+    command = commands.add_parser("eval-classifier", help="held-out accuracy of a Shapes classifier, and under colour perturbations")
+    command.add_argument("--model", default="checkpoints/shapes/classifier-vit")
+    command.add_argument("--n", type=int, default=500)
+    command.add_argument("--seed", type=int, default=HELDOUT_SEED)
+    command.set_defaults(handler=eval_classifier_command)
 
     command = commands.add_parser("eval-detector", help="COCO AP of a saved detector on held-out images")
     command.add_argument("--model", default="checkpoints/shapes/detector")

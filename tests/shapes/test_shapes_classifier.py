@@ -13,6 +13,7 @@ from inversion.shapes.classifier import (
     ClassifierRecipe,
     InverterRecipe,
     build_classifier,
+    colour_effect,
     evaluate,
     present,
     samples,
@@ -56,5 +57,8 @@ def test_a_short_run_saves_a_multi_label_vit_and_its_inverters_train_and_load(tm
     assert result["embedding (analytic)"]["psnr"] > 80  # exact: 48 channels for 48 pixel values a patch
     assert result["embedding (analytic)"]["agreement"] == 1.0  # the same image: the same classes
     assert all(0 <= scores["agreement"] <= 1 for scores in result.values())
+    colour = colour_effect(classifier, 3)
+    assert set(colour) == {"none", "red", "green", "blue", "rotate120", "rotate240", "grey"}
+    assert colour["none"]["unchanged"] == 1.0 and all(0 <= scores["exact_match"] <= 1 for scores in colour.values())
     stack, config = load_classifier_inverters(tmp_path / "inverters", classifier)
     assert config["notes"]["step"] == 2 and json.loads((tmp_path / "inverters" / "inverters.json").read_text())["kind"] == "classifier"
