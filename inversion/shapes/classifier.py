@@ -244,7 +244,7 @@ def train_inverters(recipe: InverterRecipe) -> dict:
             schedulers[stage].step()
         if step % 50 == 0:
             elapsed = time.time() - start
-            log(f"step {step} " + " ".join(f"{stage} {float(loss):.4f}" for stage, loss in losses.items())
+            log(f"step {step} " + " ".join(f"{stage} {float(loss.detach()):.4f}" for stage, loss in losses.items())
                 + f" {step / elapsed:.2f} steps/s {elapsed / 60:.1f} min")
         if step % recipe.eval_every == 0 or step == recipe.steps:
             objective.eval()
