@@ -112,10 +112,10 @@ def capture_overhead(repeats: int = 5) -> dict:
             torch.manual_seed(0)
             detector = Detector(family_for(config).model_class(config), working_size=working_size)
             canvas = detector.preprocess([_test_image(working_size)])
-            pixels = detector.normalise(canvas.pixels)
+            inputs = detector.family.model_inputs(canvas.pixels, canvas.pixel_mask)
 
-            def plain_forward(detector=detector, pixels=pixels, canvas=canvas):
-                detector.model(pixel_values=pixels, pixel_mask=canvas.pixel_mask)
+            def plain_forward(detector=detector, inputs=inputs):
+                detector.model(**inputs)
 
             def capture(detector=detector, canvas=canvas):
                 detector.capture(canvas)

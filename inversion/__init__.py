@@ -25,7 +25,7 @@ from .experiments.attention import Attention, capture_attention, rerun_attention
 from .experiments.interventions import skip_layer, transplant
 from .experiments.similarity import layer_similarity, linear_cka
 from .optimisation import OptimisationConfig, OptimisedInversions, optimise_inversions
-from .training.data import open_dataset
+from .training.sources import open_dataset
 
 __version__ = "0.2.0"
 

@@ -6,6 +6,7 @@
     optimise        optimisation-based inversion against the learned inverters
     cache-features  precompute a detector's targets for the transformer inverses
     publish         upload an inverter stack to the Hub with a model card
+    train-job       train, evaluate and publish inverters as one Hugging Face Job (--dry-run: its spec and cost)
     deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
     interventions   attention in boxes, feature transplants and layer skips as numbers (no inverters needed)
 
@@ -144,7 +145,7 @@ def optimise_command(args: argparse.Namespace) -> None:
 
         images = [generate_sample(sample_rng(HELDOUT_SEED, index))[0] for index in range(args.shapes)]
     else:
-        from .training.data import open_dataset
+        from .training.sources import open_dataset
 
         dataset = open_dataset(args.data, args.split)
         images = [dataset[index][0] for index in range(min(args.max_images or len(dataset), len(dataset)))]
@@ -174,8 +175,8 @@ def optimise_command(args: argparse.Namespace) -> None:
 def cache_features_command(args: argparse.Namespace) -> None:
     import torch
 
-    from .training.data import open_dataset
     from .training.feature_cache import FeatureCache, write_cache
+    from .training.sources import open_dataset
 
     detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
     dataset = open_dataset(args.data, args.split)
@@ -195,11 +196,27 @@ def publish_command(args: argparse.Namespace) -> None:
     print(f"uploaded: {publish(folder, args.repo_id, args.private)}")
 
 
-def deploy_command(args: argparse.Namespace) -> None:
-    from .release.space import BINARY_LIMIT_BYTES, check_limits, check_pins, deploy, space_files
+def train_job_command(args: argparse.Namespace) -> None:
+    from .release.jobs import estimate, job_spec, job_token, shown_spec, submit, training_steps
 
+    token = None if args.dry_run else job_token()
+    spec = job_spec(args.model, args.flavor, args.push_to, args.code, args.steps, args.dataset, token)
+    shown = shown_spec(spec)
+    print(json.dumps({**shown, "command": shown["command"][:2] + ["<the script below>"]}, indent=1))
+    print("script: " + spec["command"][-1].replace(" && ", " &&\n  "))
+    print(estimate(args.flavor, training_steps(args.flavor, args.steps)).summary())
+    if args.dry_run:
+        print("dry run: nothing submitted")
+        return
+    print(f"job finished: {submit(spec, args.namespace)}")
+
+
+def deploy_command(args: argparse.Namespace) -> None:
+    from .release.space import BINARY_LIMIT_BYTES, InverterPin, check_limits, checked_config, deploy, space_files
+
+    pins = [InverterPin.parse(text) for text in args.inverters]
     if not args.dry_run:
-        print(f"deployed: {deploy(args.space_id, args.root, args.private)}")
+        print(f"deployed: {deploy(args.space_id, args.root, args.private, pins)}")
         return
     files = space_files(args.root)
     for file in files:
@@ -208,7 +225,12 @@ def deploy_command(args: argparse.Namespace) -> None:
     print(f"{len(files)} files, {sum(file.size for file in files) / 1e6:.1f} MB "
           f"(binaries over {BINARY_LIMIT_BYTES / 1e6:g} MB must go through LFS/Xet)")
     check_limits(files)
-    check_pins(args.root)
+    config = checked_config(args.root, pins)
+    for pin in pins:
+        print(f"space_config.yaml as deployed: {pin.model} serves the inverters {pin.repo} at {pin.commit} "
+              "(checked: trained for its pinned detector commit)")
+    if pins:
+        print(config, end="")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -282,10 +304,24 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--private", action="store_true")
     command.set_defaults(handler=publish_command)
 
+    command = commands.add_parser("train-job", help="train, evaluate and publish inverters as one Hugging Face Job")
+    command.add_argument("--model", default="detr-resnet-50", help="a model in space_config.yaml (default: %(default)s)")
+    command.add_argument("--flavor", required=True, help="the Jobs hardware, e.g. a100-large or h200x8")
+    command.add_argument("--push-to", required=True, metavar="ORG/NAME", help="the model repo the inverters go to")
+    command.add_argument("--code", required=True, metavar="OWNER/SPACE@COMMIT",
+                         help="the deployed Space whose code the job runs, at a commit")
+    command.add_argument("--steps", type=positive_int, help="training steps (default: the GPU recipe's for the flavor)")
+    command.add_argument("--dataset", default="detection-datasets/coco", help="the Hub dataset mounted at /data")
+    command.add_argument("--namespace", help="the user or organisation the job runs (and is billed) under")
+    command.add_argument("--dry-run", action="store_true", help="print the job's spec and estimated cost; submit nothing")
+    command.set_defaults(handler=train_job_command)
+
     command = commands.add_parser("deploy", help="upload the app to a Hugging Face Space")
     command.add_argument("space_id", help="owner/name of the Space")
     command.add_argument("--root", default=".", help="the project folder (default: the current one)")
     command.add_argument("--dry-run", action="store_true", help="list the files and sizes; check the Hub's limits; upload nothing")
+    command.add_argument("--inverters", action="append", default=[], metavar="MODEL=ORG/NAME@COMMIT",
+                         help="serve MODEL with the inverters published in ORG/NAME at COMMIT (checked against its detector)")
     command.add_argument("--private", action="store_true")
     command.set_defaults(handler=deploy_command)
     return main

@@ -44,24 +44,41 @@ def tiny_shapes_detr_config() -> DetrConfig:
 
 TINY_LABELS = ("circle", "square", "triangle")
 
-# What a family's tiny and ResNet-50 configs set beyond the common sizes: multi-scale families read three
-# ResNet stages (strides 8, 16, 32) and add a fourth level, as their Hub checkpoints do.
-MULTI_SCALE = {"deformable_detr": dict(num_feature_levels=4, encoder_n_points=2, decoder_n_points=2)}
+# Multi-scale families read three ResNet stages (strides 8, 16, 32), as their Hub checkpoints do; Deformable DETR
+# adds a fourth level.
 MULTI_SCALE_STAGES = ("stage2", "stage3", "stage4")
+
+
+def multi_scale_sizes(model_type: str, d_model: int, stage_channels: list[int]) -> dict:
+    """What a multi-scale family's tiny config sets beyond the common sizes (nothing for the others)."""
+    if model_type == "deformable_detr":
+        return dict(num_feature_levels=4, encoder_n_points=2, decoder_n_points=2)
+    if model_type == "rt_detr":  # one attention (AIFI) module on the coarsest level, its width the decoder's
+        return dict(encoder_in_channels=stage_channels, encoder_hidden_dim=d_model, decoder_in_channels=[d_model] * 3,
+                    num_feature_levels=3, decoder_n_points=2, encoder_layers=1)
+    return {}
+# Families without a CNN: their tiny configs' patch size and the image size their position embeddings are made for.
+VISION_TRANSFORMERS = {"yolos": dict(patch_size=16, image_size=[64, 96], use_mid_position_embeddings=True)}
 
 
 def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_labels: int = 3) -> PretrainedConfig:
     """A tiny random config of a family's architecture (by config model type): the tiny ResNet, 2 encoder and
     2 decoder layers of width `d_model` with 2 heads, `num_queries` queries, `num_labels` classes."""
     labels = {index: name for index, name in enumerate(TINY_LABELS[:num_labels])}
-    stages = MULTI_SCALE_STAGES if model_type in MULTI_SCALE else ("stage4",)
+    if model_type in VISION_TRANSFORMERS:
+        return AutoConfig.for_model(model_type, hidden_size=d_model, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=64, num_detection_tokens=num_queries, num_labels=num_labels,
+                                    id2label=labels, label2id={name: index for index, name in labels.items()},
+                                    **VISION_TRANSFORMERS[model_type])
+    backbone = tiny_resnet_config(MULTI_SCALE_STAGES if multi_scale_sizes(model_type, d_model, []) else ("stage4",))
     common = dict(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=tiny_resnet_config(stages),
-        **MULTI_SCALE.get(model_type, {}),
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
         encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
         encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=num_queries, num_labels=num_labels,
         id2label=labels, label2id={name: index for index, name in labels.items()},
     )
+    stage_channels = [backbone.hidden_sizes[backbone.stage_names.index(stage) - 1] for stage in backbone.out_features]
+    common.update(multi_scale_sizes(model_type, d_model, stage_channels))
     return AutoConfig.for_model(model_type, **{family_for(model_type).width_attribute: d_model}, **common)
 
 
@@ -84,10 +101,13 @@ def tiny_classifier_config(model_type: str, num_labels: int = 3, multi_label: bo
 
 def r50_config(model_type: str) -> PretrainedConfig:
     """A family's ResNet-50 architecture with its config defaults (transformers' own ResNet-50, 91 COCO labels):
-    what its Hub checkpoint computes, with random weights."""
-    stages = MULTI_SCALE_STAGES if model_type in MULTI_SCALE else ("stage4",)
-    return AutoConfig.for_model(model_type, use_timm_backbone=False, use_pretrained_backbone=False,
-                                backbone_config=ResNetConfig(out_features=list(stages)), num_labels=91)
+    what its Hub checkpoint computes, with random weights. YOLOS has no ResNet: its size is hustvl/yolos-small's."""
+    if model_type == "yolos":
+        return AutoConfig.for_model(model_type, hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                    intermediate_size=1536, num_labels=91)
+    multi_scale = model_type in ("deformable_detr", "rt_detr")
+    return AutoConfig.for_model(model_type, use_timm_backbone=False, use_pretrained_backbone=False, num_labels=91,
+                                backbone_config=ResNetConfig(out_features=list(MULTI_SCALE_STAGES if multi_scale else ("stage4",))))
 
 
 def detr_r50_config() -> DetrConfig:
@@ -140,3 +160,42 @@ class _PlainDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data) -> bool:
         return True
+
+
+def export_hub_parquet(coco_folder: str | Path, out: str | Path, split: str, rows_per_file: int | None = None) -> Path:
+    """Write a COCO-format export (DIR/annotations.json + DIR/images/) as parquet files in detection-datasets/coco's
+    schema (inversion.training.hub_datasets): OUT/data/SPLIT-0000N-of-0000M.parquet, rows in image-id order, each
+    image file's bytes as they are, the categories as a ClassLabel of their names in id order, boxes as corners."""
+    import json
+
+    import datasets
+
+    coco_folder, out = Path(coco_folder), Path(out)
+    document = json.loads((coco_folder / "annotations.json").read_text())
+    categories = sorted(document["categories"], key=lambda category: category["id"])
+    position = {category["id"]: index for index, category in enumerate(categories)}
+    features = datasets.Features({
+        "image_id": datasets.Value("int64"), "image": datasets.Image(),
+        "width": datasets.Value("int64"), "height": datasets.Value("int64"),
+        "objects": datasets.Sequence({
+            "bbox_id": datasets.Value("int64"),
+            "category": datasets.ClassLabel(names=[category["name"] for category in categories]),
+            "bbox": datasets.Sequence(datasets.Value("float64"), length=4), "area": datasets.Value("int64")}),
+    })
+    rows = []
+    for image in sorted(document["images"], key=lambda entry: entry["id"]):
+        objects = [a for a in document["annotations"] if a["image_id"] == image["id"]]
+        rows.append({"image_id": image["id"], "width": image["width"], "height": image["height"],
+                     "image": {"bytes": (coco_folder / "images" / image["file_name"]).read_bytes(), "path": image["file_name"]},
+                     "objects": {"bbox_id": [a["id"] for a in objects], "category": [position[a["category_id"]] for a in objects],
+                                 "bbox": [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                                          for a in objects],
+                                 "area": [round(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in objects]}})
+    table = datasets.Dataset.from_list(rows, features=features)
+    size = rows_per_file or len(rows)
+    parts = range(0, len(rows), size)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for number, start in enumerate(parts):
+        table.select(range(start, min(start + size, len(rows)))).to_parquet(
+            out / "data" / f"{split}-{number:05d}-of-{len(parts):05d}.parquet")
+    return out

@@ -58,9 +58,9 @@ class InterventionResult:
 
 
 def layer_counts(model: Model) -> tuple[int, int, int]:
-    """The model's encoder layers, decoder layers and attention heads."""
-    config = model.detector.config
-    return config.encoder_layers, config.decoder_layers, config.encoder_attention_heads
+    """The model's encoder layers with attention, decoder layers and attention heads."""
+    sizes = model.detector.sizes
+    return sizes.encoder_attention_layers, sizes.decoder_layers, sizes.attention_heads
 
 
 def attention_maps(
@@ -92,7 +92,7 @@ def attention_maps(
         caption = f"{text.detection_label(index, detection)} · {inside:.0%} inside its box"
         query_maps.append(AttentionMap(attention_overlay(reps, 0, weights), caption))
     point = _view_point(shown, point)
-    cell = point_cell(reps, 0, _original_point(reps, point))
+    cell = point_cell(reps, 0, _original_point(reps, point), reps.attention_grid)
     point_image = attention_overlay(reps, 0, attention.point_map(0, cell, encoder_layer, head))
     ImageDraw.Draw(point_image).ellipse([point[0] - POINT_RADIUS, point[1] - POINT_RADIUS, point[0] + POINT_RADIUS,
                                          point[1] + POINT_RADIUS], outline=(0, 255, 255), width=2)

@@ -177,9 +177,9 @@ def perturbation_steps(model: Model, optimised: bool, optimise_steps: int | None
 
 def layer_choices(model: Model) -> list[str]:
     """Every layer a layer swap can start from: 'encoder 0'.., 'decoder 0'.."""
-    config = model.detector.config
-    return [f"encoder {layer}" for layer in range(config.encoder_layers + 1)] + [
-        f"decoder {layer}" for layer in range(config.decoder_layers + 1)
+    sizes = model.detector.sizes
+    return [f"encoder {layer}" for layer in range(sizes.encoder_layers + 1)] + [
+        f"decoder {layer}" for layer in range(sizes.decoder_layers + 1)
     ]
 
 

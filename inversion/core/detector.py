@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from .errors import UserFacingError
-from .families import Changes, Family, UnsupportedModel, family_for
+from .families import Changes, Family, Sizes, UnsupportedModel, family_for
 from .hub import WeightsNotFound, resolve_folder
 from .stages import Detection, Representations
 
@@ -118,6 +118,11 @@ class Detector(nn.Module):
     def config(self):
         return self.model.config
 
+    @property
+    def sizes(self) -> Sizes:
+        """Its width, queries, layers and heads, read by its family from the config."""
+        return self.family.sizes(self.config)
+
     @functools.cached_property
     def stride(self) -> int:
         """Image pixels per feature-grid cell, measured by running the backbone on a blank image."""
@@ -178,6 +183,7 @@ class Detector(nn.Module):
             encoder_attention=forward.encoder_attention,
             cross_attention=forward.cross_attention,
             extra_levels=forward.extra_levels,
+            attention_level=forward.attention_level,
         )
 
     def backbone_levels(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:

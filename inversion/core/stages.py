@@ -98,9 +98,11 @@ class Representations:
     detections: the post-processed detections of each image.
     encoder_attention, cross_attention: by layer number (1..L), the encoder's self-attention
         (B x heads x hw x hw) and the decoder's cross-attention over the encoder tokens (B x heads x Q x hw),
-        when the forward recorded them (empty otherwise). Both are over the feature grid: deformable
+        when the forward recorded them (empty otherwise). Both are over `attention_grid`, hw cells: deformable
         attention's sampling points of every level are spread onto it, weighted by their attention.
     extra_levels: the coarser maps of a multi-scale family (B x d x h_l x w_l, finer first); empty otherwise.
+    attention_level: the level whose grid the attention maps are over (0, the feature grid, unless a multi-scale
+        family's grid is too fine for cell-to-cell maps).
     """
 
     backbone: torch.Tensor
@@ -116,6 +118,13 @@ class Representations:
     encoder_attention: dict[int, torch.Tensor] = field(default_factory=dict)
     cross_attention: dict[int, torch.Tensor] = field(default_factory=dict)
     extra_levels: list[torch.Tensor] = field(default_factory=list)
+    attention_level: int = 0
+
+    @property
+    def attention_grid(self) -> tuple[int, int]:
+        """The grid (h, w) the attention maps are over: the feature grid, or for a multi-scale family one of its
+        coarser levels (`attention_level`)."""
+        return tuple(self.levels[self.attention_level].shape[-2:])
 
     @property
     def levels(self) -> list[torch.Tensor]:
@@ -180,6 +189,7 @@ class Representations:
             original_sizes=[size for part in parts for size in part.original_sizes],
             detections=[found for part in parts for found in part.detections],
             extra_levels=[torch.cat(level) for level in zip(*(part.extra_levels for part in parts))],
+            attention_level=parts[0].attention_level,
         )
 
 

@@ -77,10 +77,11 @@ def detection_queries(detector: Detector, representations: Representations, imag
 
 def share_in_box(attention_map: torch.Tensor, representations: Representations, image: int, box: Box) -> float:
     """The share of an h x w map's mass inside a box, each cell's mass spread evenly over its pixels."""
-    coverage = box_coverage(representations, image, box).to(attention_map.device)
+    coverage = box_coverage(representations, image, box, tuple(attention_map.shape)).to(attention_map.device)
     return float((attention_map * coverage).sum() / attention_map.sum())
 
 
 def _attention(representations: Representations) -> Attention:
     """The attention weights a forward recorded, on its grid."""
-    return Attention(dict(representations.encoder_attention), dict(representations.cross_attention), representations.grid_size)
+    return Attention(dict(representations.encoder_attention), dict(representations.cross_attention),
+                     representations.attention_grid)

@@ -189,7 +189,7 @@ def run(detector: Detector | str, data: str, out: str, split: str | None = None,
     """On a detector (or a model name's detector: no inverters needed) and a checked COCO-format dataset (its
     categories matched to the detector's labels), run the three studies and write the results."""
     detector = load_detector(find_spec(detector)) if isinstance(detector, str) else detector
-    dataset = open_coco(data, split, detector.config.id2label, skip_unknown_categories)
+    dataset = open_coco(data, split, detector.config.id2label, skip_unknown_categories, max_images)
     samples, unreadable = load_samples(dataset, max_images, max_unreadable)
     results = {"detector": detector.name, "family": detector.family.name, "revision": detector.revision, "data": str(data),
                "seed": seed, **dataset_notes(dataset, unreadable),

@@ -32,7 +32,8 @@ from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import Model, load_model
 from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
 from ..figures import error_gallery, evaluation_plots
-from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages, open_dataset
+from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages
+from ..training.sources import open_dataset
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .colour import PERTURBATIONS, hue_distance, mean_hue, perturb
 from .matching import match_detections, shape_preservation
@@ -85,9 +86,11 @@ def load_samples(dataset: CocoDataset, max_images: int | None, max_unreadable: f
     return samples, unreadable
 
 
-def open_coco(data: str, split: str | None, id2label: dict[int, str], skip_unknown_categories: bool) -> CocoDataset:
-    """A checked COCO dataset whose categories are the detector's labels (see CocoDataset.use_labels)."""
-    dataset = open_dataset(data, split, needs_annotations=True)
+def open_coco(data: str, split: str | None, id2label: dict[int, str], skip_unknown_categories: bool,
+              max_images: int | None = None) -> CocoDataset:
+    """A checked COCO dataset whose categories are the detector's labels (see CocoDataset.use_labels); of a
+    streamed Hub dataset, its first `max_images` images."""
+    dataset = open_dataset(data, split, needs_annotations=True, max_images=max_images)
     dataset.use_labels(id2label, skip_unknown_categories)
     return dataset
 
@@ -420,7 +423,7 @@ def evaluate(model: Model | str, data: str, out: str, split: str | None = None, 
     not only from each stage's output.
     """
     model = load_model(model) if isinstance(model, str) else model
-    dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories)
+    dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories, max_images)
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
     samples, unreadable = load_samples(dataset, max_images, max_unreadable)

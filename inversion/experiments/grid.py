@@ -41,25 +41,26 @@ def canvas_scale(representations: Representations, image: int) -> tuple[float, f
     return content_width / width, content_height / height
 
 
-def cell_size(representations: Representations) -> tuple[float, float]:
-    """A grid cell's (width, height) in canvas pixels."""
-    (canvas_height, canvas_width), (rows, columns) = representations.pixels.shape[-2:], representations.grid_size
+def cell_size(representations: Representations, grid: tuple[int, int] | None = None) -> tuple[float, float]:
+    """A grid cell's (width, height) in canvas pixels (`grid`: another grid over the canvas than the feature grid)."""
+    (canvas_height, canvas_width), (rows, columns) = representations.pixels.shape[-2:], grid or representations.grid_size
     return canvas_width / columns, canvas_height / rows
 
 
-def point_cell(representations: Representations, image: int, point: tuple[float, float]) -> tuple[int, int]:
-    """The (row, column) of the cell under an (x, y) point of the original image (clamped to the grid)."""
-    (scale_x, scale_y), (cell_width, cell_height) = canvas_scale(representations, image), cell_size(representations)
-    rows, columns = representations.grid_size
+def point_cell(representations: Representations, image: int, point: tuple[float, float],
+               grid: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The (row, column) of the cell under an (x, y) point of the original image (clamped to the grid, or `grid`)."""
+    (scale_x, scale_y), (cell_width, cell_height) = canvas_scale(representations, image), cell_size(representations, grid)
+    rows, columns = grid or representations.grid_size
     row = min(rows - 1, max(0, int(point[1] * scale_y // cell_height)))
     column = min(columns - 1, max(0, int(point[0] * scale_x // cell_width)))
     return row, column
 
 
-def box_coverage(representations: Representations, image: int, box: Box) -> torch.Tensor:
-    """h x w: the share of each cell's area that lies inside `box` (original pixels)."""
-    (scale_x, scale_y), (cell_width, cell_height) = canvas_scale(representations, image), cell_size(representations)
-    rows, columns = representations.grid_size
+def box_coverage(representations: Representations, image: int, box: Box, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """h x w: the share of each cell's area that lies inside `box` (original pixels), on the feature grid or `grid`."""
+    (scale_x, scale_y), (cell_width, cell_height) = canvas_scale(representations, image), cell_size(representations, grid)
+    rows, columns = grid or representations.grid_size
     across = _overlaps(box[0] * scale_x / cell_width, box[2] * scale_x / cell_width, columns)
     down = _overlaps(box[1] * scale_y / cell_height, box[3] * scale_y / cell_height, rows)
     return down[:, None] * across[None, :]

@@ -143,6 +143,7 @@ def one_image(representations: Representations, index: int) -> Representations:
         original_sizes=representations.original_sizes[part],
         detections=representations.detections[part],
         extra_levels=[level[part] for level in representations.extra_levels],
+        attention_level=representations.attention_level,
     )
 
 

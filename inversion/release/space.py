@@ -1,7 +1,8 @@
 """Deploy the app as a Hugging Face Space: exactly the files the Space needs, uploaded with huggingface_hub.
 
     python -m inversion deploy OWNER/NAME --dry-run   # list the files and sizes, check the Hub's limits
-    python -m inversion deploy OWNER/NAME             # upload (upload_folder stores binaries through Xet)
+    python -m inversion deploy OWNER/NAME             # upload (one commit; binaries go through Xet)
+    python -m inversion deploy OWNER/NAME --inverters detr-resnet-50=ORG/NAME@COMMIT   # serve published inverters
 
 The Hub refuses binary files over about 1 MB in a Space's git history unless they are routed
 through LFS/Xet; `.gitattributes` routes them, and the dry run names any binary over the limit
@@ -12,20 +13,23 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi
+import yaml
+from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
+from ..core.checkpoints import CheckpointError, checkpoint_folder, read_config
 from ..core.errors import UserFacingError
 from ..core.hub import is_hub_id
-from ..core.registry import model_specs
+from ..core.registry import CONFIG_NAME, ModelSpec, model_specs
 
 # What the Space runs: its entry point, the app, the library, the models and examples it serves.
 SPACE_FILES = (
     "README.md", "app.py", "space_config.yaml", "requirements.txt", ".gitattributes",
-    "lab/**/*.py", "inversion/**/*.py",
+    "lab/**/*.py", "lab/**/*.css", "inversion/**/*.py",
     "checkpoints/shapes*/detector/*", "checkpoints/shapes*/inverters/inverters.*", "checkpoints/tradeoff/results.json",
     "checkpoints/shapes/optimisation/results.json",  # the About tab's learned-vs-optimised table
     "examples/*",
@@ -92,12 +96,13 @@ def check_limits(files: list[SpaceFile]) -> None:
                           f".gitattributes: {listed}. Add their patterns to .gitattributes.")
 
 
-def check_pins(root: str | Path = ".") -> None:
-    """Refuse a deployment whose space config offers a Hub model (detector or inverters) not pinned at a commit:
-    a Space must serve the weights it was checked with, not whatever a repo's main holds on the day."""
+def check_pins(root: str | Path = ".", config: str | Path | None = None) -> None:
+    """Refuse a deployment whose space config (`config`, else the project's) offers a Hub model (detector or
+    inverters) not pinned at a commit: a Space must serve the weights it was checked with, not whatever a repo's
+    main holds on the day."""
     unpinned = [
         f"{spec.name}: {kind} {name!r}"
-        for spec in model_specs(Path(root) / "space_config.yaml").values()
+        for spec in model_specs(config or Path(root) / CONFIG_NAME).values()
         for kind, name, revision in (("detector", spec.detector, spec.revision),
                                      ("inverters", spec.inverters, spec.inverters_revision))
         if name and not (Path(root) / name).exists() and is_hub_id(name) and not COMMIT.fullmatch(revision or "")
@@ -107,16 +112,101 @@ def check_pins(root: str | Path = ".") -> None:
                           "Set their revision to the 40-hex commit you checked.")
 
 
-def deploy(space_id: str, root: str | Path = ".", private: bool = False) -> str:
-    """Create the Space if needed and upload exactly `space_files`; return the commit URL."""
+@dataclass(frozen=True)
+class InverterPin:
+    """`--inverters MODEL=ORG/NAME@COMMIT`: the inverters a space-config model is deployed with."""
+
+    model: str
+    repo: str
+    commit: str
+
+    @classmethod
+    def parse(cls, text: str) -> InverterPin:
+        """The pin written as MODEL=ORG/NAME@COMMIT, or one message saying how to write it."""
+        model, _, target = text.partition("=")
+        repo, _, commit = target.partition("@")
+        if not model or not is_hub_id(repo) or not COMMIT.fullmatch(commit):
+            raise DeployError(f"--inverters {text!r}: write MODEL=ORG/NAME@COMMIT, e.g. detr-resnet-50=myorg/"
+                              "detr-r50-inverters@<the 40-hex commit of the inverter repo>.")
+        return cls(model, repo, commit)
+
+
+def check_inverter_pin(pin: InverterPin, specs: dict[str, ModelSpec]) -> dict:
+    """The inverters.json of a pinned inverter repo, refused (one message) when the model is not in the config or
+    the inverters were trained for another detector, another detector commit or another working size."""
+    if pin.model not in specs:
+        raise DeployError(f"--inverters {pin.model}=...: space_config.yaml has no model {pin.model!r} "
+                          f"(it offers {', '.join(specs)}).")
+    spec = specs[pin.model]
+    try:
+        config = read_config(checkpoint_folder(pin.repo, pin.commit))
+    except CheckpointError as error:
+        raise DeployError(f"Cannot read the inverters {pin.repo}@{pin.commit}: {error}") from error
+    recorded = config.get("detector", {})
+    trained_for = (recorded.get("id"), recorded.get("revision"), tuple(config.get("working_size", ())))
+    pinned = (spec.detector, spec.revision, tuple(spec.working_size))
+    if trained_for != pinned:
+        raise DeployError(f"The inverters {pin.repo}@{pin.commit[:12]} were trained for the detector {trained_for[0]!r} "
+                          f"at revision {trained_for[1]!r} ({'x'.join(map(str, trained_for[2]))}), but space_config.yaml "
+                          f"serves {pin.model} as {pinned[0]!r} at revision {pinned[1]!r} ({'x'.join(map(str, pinned[2]))}): "
+                          "pin inverters trained for that detector commit, or change the detector's pin to theirs.")
+    return config
+
+
+def pinned_config(text: str, pins: list[InverterPin]) -> str:
+    """The space config's text with each pinned model's `inverters` and `inverters_revision` set (the rest, comments
+    included, as it is)."""
+    lines = text.splitlines()
+    for pin in pins:
+        start = next((index for index, line in enumerate(lines) if line.rstrip() == f"  {pin.model}:"), None)
+        if start is None:
+            raise DeployError(f"space_config.yaml does not write the model {pin.model!r} as a block '  {pin.model}:' "
+                              "under 'models:': write it so, then pin its inverters.")
+        end = next((index for index in range(start + 1, len(lines))
+                    if lines[index].strip() and not lines[index].startswith("    ")), len(lines))
+        block = [line for line in lines[start + 1 : end]
+                 if not line.lstrip().startswith(("inverters:", "inverters_revision:"))]
+        block += [f"    inverters: {pin.repo}", f"    inverters_revision: {pin.commit}  # pinned by deploy --inverters"]
+        lines[start + 1 : end] = block
+    result = "\n".join(lines) + "\n"
+    parsed = yaml.safe_load(result)["models"]
+    if any((parsed[pin.model].get("inverters"), parsed[pin.model].get("inverters_revision")) != (pin.repo, pin.commit)
+           for pin in pins):
+        raise DeployError("space_config.yaml's layout kept the inverter pins from being written: set the models' "
+                          "inverters and inverters_revision by hand.")
+    return result
+
+
+def deployed_config(root: str | Path, pins: list[InverterPin]) -> str:
+    """The space_config.yaml a deployment sends: the project's, with the inverter pins checked and written in."""
+    path = Path(root) / CONFIG_NAME
+    specs = model_specs(path)
+    for pin in pins:
+        check_inverter_pin(pin, specs)
+    return pinned_config(path.read_text(), pins)
+
+
+def checked_config(root: str | Path, pins: list[InverterPin]) -> str:
+    """`deployed_config`, refused when a Hub model in it is not pinned at a commit (`check_pins`)."""
+    text = deployed_config(root, pins)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / CONFIG_NAME).write_text(text)
+        check_pins(root, Path(folder) / CONFIG_NAME)
+    return text
+
+
+def deploy(space_id: str, root: str | Path = ".", private: bool = False, pins: list[InverterPin] = ()) -> str:
+    """Create the Space if needed and upload exactly `space_files`, its space_config.yaml with the inverter `pins`
+    written in (`checked_config`); return the commit URL."""
     files = space_files(root)
     check_limits(files)
-    check_pins(root)
+    config = checked_config(root, list(pins)).encode()
+    operations = [CommitOperationAdd(file.path, config if file.path == CONFIG_NAME else str(Path(root) / file.path))
+                  for file in files]
     api = HfApi()
     try:
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-        commit = api.upload_folder(folder_path=str(root), repo_id=space_id, repo_type="space",
-                                   allow_patterns=[file.path for file in files], commit_message="Deploy DETR Inversion Lab")
+        commit = api.create_commit(space_id, operations, repo_type="space", commit_message="Deploy DETR Inversion Lab")
     except (HfHubHTTPError, OSError) as error:
         raise DeployError(f"The upload to the Space {space_id} failed ({error}); check your token (hf auth login) "
                           "and network, or use --dry-run.") from error

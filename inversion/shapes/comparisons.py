@@ -37,8 +37,9 @@ from ..core.registry import load_model
 from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import backbone_comparison_plot, objective_comparison_plot
-from ..training.data import collate, open_dataset
+from ..training.data import collate
 from ..training.objectives import EndToEndObjective, ModularObjective
+from ..training.sources import open_dataset
 from ..training.trainer import TrainingConfig, build_objective, build_optimizers, detector_for, training_step
 from .world import generate_sample, sample_rng
 
@@ -216,7 +217,7 @@ def compare_backbones(work: Path, train: str, heldout: str, steps: int, batch_si
                       budget: str = "fastest", seed: int = 0) -> tuple[dict, dict]:
     """The pixel-shuffle inverse backbone against the reference's up-convolution decoder; (runs, timing)."""
     shapes = load_model("shapes")
-    stride, d_model = shapes.detector.stride, shapes.detector.config.d_model
+    stride, d_model = shapes.detector.stride, shapes.detector.sizes.d_model
     variants = {architecture: run_config(work, architecture, train, steps, batch_size, seed, stages=("backbone",),
                                          architecture={"backbone_architecture": architecture})
                 for architecture in ("pixel_shuffle", "upconv")}

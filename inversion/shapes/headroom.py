@@ -35,6 +35,7 @@ from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import headroom_plot
 from ..training.objectives import ModularObjective
+from ..training.recipe import warmup_steps
 from ..training.trainer import TrainingConfig, train
 from .world import export_coco, generate_sample, sample_rng
 
@@ -51,7 +52,6 @@ OBJECTIVES = {"mse": 0.0, "feature": FEATURE_WEIGHT}  # feature_weight of each o
 CONVERGED_PSNR_GAIN = 0.3  # dB
 CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again
 STEP = 4  # the ratio between neighbouring sizes and lengths
-WARMUP_SHARE = 0.03  # the shipped recipe's 300 warm-up steps of 10,000
 DATA = {  # folder: (images, stream seed), as the shipped inverters were trained and evaluated
     "runs/data/shapes-train": (20_000, 10), "runs/data/shapes-val": (500, 11), "runs/data/shapes-heldout": (500, 1)}
 TRAIN, VAL, HELDOUT = DATA
@@ -98,7 +98,7 @@ def point_config(point: Point, work: str | Path, data: dict[str, str] | None = N
     return TrainingConfig(
         data=data["train"], val_data=data["val"], out=str(Path(work) / point.name), model="shapes",
         objective="modular", feature_weight=OBJECTIVES[point.objective], steps=point.steps, batch_size=16,
-        warmup_steps=max(1, round(WARMUP_SHARE * point.steps)), val_every=point.steps, val_images=128,
+        warmup_steps=warmup_steps(point.steps), val_every=point.steps, val_images=128,
         save_every=min(500, point.steps), log_every=50, workers=0, seed=0, architecture=dict(SIZES[point.size]))
 
 

@@ -31,6 +31,12 @@ def read_coco(path: Path, needs_annotations: bool) -> dict:
         raise DatasetError(f"{path} is not valid JSON{where}: is the file truncated? Export it again.") from error
     if not isinstance(document, dict):
         raise DatasetError(f"{path} holds a JSON {type(document).__name__}, not a COCO object with 'images'.")
+    return check_coco(document, path, needs_annotations)
+
+
+def check_coco(document: dict, source: Path | str, needs_annotations: bool) -> dict:
+    """The checked COCO document (see `read_coco`); `source` names where it came from in messages."""
+    path = source
     checker = _Checker(path)
     images = checker.entries(document, "images", required=True)
     if not images:
@@ -49,7 +55,7 @@ def read_coco(path: Path, needs_annotations: bool) -> dict:
     return checked
 
 
-def align_categories(document: dict, id2label: dict[int, str], path: Path, skip_unknown: bool = False) -> dict:
+def align_categories(document: dict, id2label: dict[int, str], path: Path | str, skip_unknown: bool = False) -> dict:
     """The document with its categories renumbered as the detector's labels, matched by name.
 
     Returns {"categories": {dataset name: detector label id}, "skipped": [names left out]}; a category the
@@ -94,7 +100,7 @@ def _is_number(value) -> bool:
 class _Checker:
     """Field checks of one COCO file; each failure names the file, the entry and the field."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):
         self.path = path
 
     def fail(self, section: str, index: int, entry: dict, message: str):

@@ -1,10 +1,12 @@
 """Datasets of images: COCO-format folders (images + instances JSON) and plain image folders.
 
-Both yield (PIL RGB image, image id). A COCO dataset also keeps its pycocotools `COCO` object
+All yield (PIL RGB image, image id). A COCO dataset also keeps its pycocotools `COCO` object
 for boxes, instance masks and AP, built from the checked file (inversion.training.coco_file).
 Layouts understood:
     DIR/annotations.json + DIR/images/                    (what `inversion.shapes export` writes)
     DIR/annotations/instances_SPLIT.json + DIR/SPLIT/     (COCO 2017, with split="train2017" etc.)
+    DIR/ with SPLIT-*.parquet files, or OWNER/NAME         (the Hub's detection-datasets/coco schema, a local
+                                                           folder or a streamed Hub dataset: hub_datasets)
     DIR/ with image files (recursively)                    (a plain folder)
 
 An image that cannot be read stops nothing: loaders wrap datasets in `SkipUnreadable`, whose
@@ -22,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, IterableDataset, Subset
 
 from ..core.errors import DatasetError, UserFacingError
 from ..core.images import load_image
@@ -62,8 +64,12 @@ class CocoDataset(Dataset):
 
     def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike, needs_annotations: bool = False):
         self.images = Path(images)
-        self.annotations_file = Path(annotations)
-        self.document = read_coco(self.annotations_file, needs_annotations)
+        self.label = Path(annotations)  # where the document came from, for messages
+        self.adopt(read_coco(self.label, needs_annotations))
+
+    def adopt(self, document: dict) -> None:
+        """Take a checked COCO document as this dataset's: its index, image order and categories."""
+        self.document = document
         self.coco = self._index()
         self.image_ids = sorted(self.coco.getImgIds())
         self.categories: dict[str, int] = {c["name"]: c["id"] for c in self.document["categories"]}
@@ -78,7 +84,7 @@ class CocoDataset(Dataset):
 
     def use_labels(self, id2label: dict[int, str], skip_unknown: bool = False) -> None:
         """Renumber the categories as a detector's labels (matched by name); see `align_categories`."""
-        alignment = align_categories(self.document, id2label, self.annotations_file, skip_unknown)
+        alignment = align_categories(self.document, id2label, self.label, skip_unknown)
         self.categories, self.skipped_categories = alignment["categories"], alignment["skipped"]
         self.coco = self._index()
 
@@ -93,35 +99,11 @@ class CocoDataset(Dataset):
         return load_image(self.path(index)), self.image_ids[index]
 
 
-def open_dataset(path: str | os.PathLike, split: str | None = None, needs_annotations: bool = False) -> ImageFolder | CocoDataset:
-    """Open a COCO-format folder (see the module docstring) or a plain folder of images; with
-    `needs_annotations`, only a COCO dataset with well-formed objects and categories will do.
-    The dataset's `source` records the folder (resolved) and split it was opened from."""
-    dataset = _open(Path(path), split, needs_annotations)
-    dataset.source = {"data": str(Path(path).resolve()), "split": split}
-    return dataset
-
-
-def _open(root: Path, split: str | None, needs_annotations: bool) -> ImageFolder | CocoDataset:
-    if not root.exists():
-        raise DatasetError(f"The dataset path {root} does not exist: pass a COCO-format folder or a folder of images.")
-    if root.is_file() and root.suffix == ".json":
-        return CocoDataset(root.parent / "images", root, needs_annotations)
-    if split is not None:
-        annotations = root / "annotations" / f"instances_{split}.json"
-        if not annotations.is_file():
-            raise DatasetError(f"Split {split!r} expects {annotations}, which does not exist.")
-        return CocoDataset(root / split, annotations, needs_annotations)
-    if (root / "annotations.json").is_file():
-        return CocoDataset(root / "images", root / "annotations.json", needs_annotations)
-    if needs_annotations:
-        raise DatasetError(f"{root} has no annotations.json (nor --split's annotations/instances_SPLIT.json): this "
-                           "needs a COCO-format dataset with its objects, not a plain image folder.")
-    return ImageFolder(root)
-
-
 def split_dataset(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Subset, Subset]:
     """A fixed random train/validation split (the same for the same seed); neither part is empty."""
+    if isinstance(dataset, IterableDataset):
+        raise DatasetError(f"{dataset.label} is streamed, so no part of it can be held out at random: name the "
+                           "validation data with --val-data and --val-split (e.g. the val split).")
     count = len(dataset)
     if count < 2:
         raise DatasetError(f"A dataset of {count} image cannot be split into training and validation parts.")
@@ -158,6 +140,12 @@ class SkipUnreadable(Dataset):
             return self.dataset[index]
         except (UserFacingError, OSError) as error:
             return Unreadable(item_path(self.dataset, index), str(error))
+
+
+def readable(dataset: Dataset) -> Dataset:
+    """A dataset whose unreadable images are `Unreadable` items: a map-style one wrapped in `SkipUnreadable`
+    (a streamed one yields them itself)."""
+    return dataset if isinstance(dataset, IterableDataset) else SkipUnreadable(dataset)
 
 
 class ImageBatch(NamedTuple):

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..core.checkpoints import CheckpointError
 from ..core.detector import Detector
 from ..core.stages import Representations, tokens_to_levels
-from .data import MAX_UNREADABLE_SHARE, DatasetError, SkipUnreadable, UnreadableImages, collate
+from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable
 
 CACHE_FILE = "cache.json"
 CACHED_STAGES = ("encoder", "decoder", "prediction")
@@ -47,7 +47,7 @@ def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_siz
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(SkipUnreadable(dataset), batch_size=batch_size, collate_fn=collate, num_workers=workers)
+    loader = DataLoader(readable(dataset), batch_size=batch_size, collate_fn=collate, num_workers=workers)
     unreadable = UnreadableImages(len(dataset), max_unreadable)
     pending: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
     shards, grid = [], None

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -35,9 +35,10 @@ from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import detector_spec, find_spec, load_detector
 from ..core.stages import STAGE_SOURCES, STAGES, Source
-from .data import MAX_UNREADABLE_SHARE, DatasetError, SkipUnreadable, UnreadableImages, collate, open_dataset, split_dataset
+from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable, split_dataset
 from .feature_cache import CACHED_STAGES, FeatureCache, ShardGroupedSampler, cached_representations, collate_features
 from .objectives import EndToEndObjective, ModularObjective
+from .sources import open_dataset
 from .state import (
     METRICS_FILE,
     RUN_CONFIG_FILE,
@@ -280,13 +281,15 @@ def train(config: TrainingConfig) -> dict:
     check_out_folder(out, settings, config.resume, config.overwrite)
     precision = config.precision if config.precision != "auto" else ("bf16" if torch.cuda.is_available() else "no")
     ddp = DistributedDataParallelKwargs(find_unused_parameters=config.objective == "end_to_end")
-    accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp])
+    accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp],  # batches of PIL images: each
+                              dataloader_config=DataLoaderConfiguration(dispatch_batches=False))  # process reads its own
     set_seed(config.seed)
     if config.val_data:
         train_set = open_dataset(config.data, config.split)
         val_set = open_dataset(config.val_data, config.val_split)
     else:
         train_set, val_set = split_dataset(open_dataset(config.data, config.split), config.val_fraction, config.seed)
+    streamed = isinstance(train_set, IterableDataset)  # a Hub dataset: read in its order, one pass an epoch
     detector = detector_for(config).to(accelerator.device)
     check_working_size(detector)
     sampler = None
@@ -298,12 +301,13 @@ def train(config: TrainingConfig) -> dict:
         sampler = ShardGroupedSampler(train_set, config.seed)
     unreadable = UnreadableImages(len(train_set) + len(val_set), config.max_unreadable)
     loader = DataLoader(
-        train_set if config.feature_cache else SkipUnreadable(train_set), batch_size=config.batch_size,
-        shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > config.batch_size,
+        train_set if config.feature_cache else readable(train_set), batch_size=config.batch_size,
+        shuffle=sampler is None and not streamed, sampler=sampler,
+        drop_last=not streamed and len(train_set) > config.batch_size,
         collate_fn=collate_features if config.feature_cache else collate, num_workers=config.workers,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    val_loader = DataLoader(SkipUnreadable(val_set), batch_size=config.batch_size, collate_fn=collate,
+    val_loader = DataLoader(readable(val_set), batch_size=config.batch_size, collate_fn=collate,
                             num_workers=config.workers)
 
     objective = build_objective(config, detector).to(accelerator.device)

@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 from huggingface_hub import constants
+from PIL import Image
 from transformers import OwlViTConfig
 
 from inversion.core.detector import Detector
+from inversion.core.errors import UserFacingError
 from inversion.core.families import FAMILIES, UnsupportedModel, family_for
 from inversion.core.families.deformable_detr import spread
 from inversion.core.hub import WeightsNotFound
@@ -24,17 +26,23 @@ WORKING_SIZE = (64, 96)
 @pytest.fixture(scope="module", params=MODEL_TYPES)
 def saved(request, tmp_path_factory):
     """A tiny random model of each family, saved by save_pretrained and loaded through Detector.from_pretrained."""
-    config = tiny_config(request.param)
-    torch.manual_seed(0)
-    model = family_for(config).model_class(config).eval()
-    with torch.no_grad():  # layer norms far from the identity, as after training
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.uniform_(0.5, 2.0)
-                module.bias.uniform_(-1.0, 1.0)
+    model = trained_looking(tiny_config(request.param))
     folder = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(folder)
     return Detector.from_pretrained(str(folder), working_size=WORKING_SIZE, threshold=0.0)
+
+
+def trained_looking(config):
+    """A random model of a config's family whose norms are far from the identity (and from transformers' near-zero
+    BatchNorm initialisation), as after training."""
+    torch.manual_seed(0)
+    model = family_for(config).model_class(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-1.0, 1.0)
+    return model
 
 
 def own_forward(detector: Detector, canvas):
@@ -56,24 +64,42 @@ def test_predictions_equal_the_models_own_forward(saved):
     assert (reps.boxes - own.pred_boxes).abs().max() <= 1e-5
 
 
+def own_layers(detector: Detector, own, canvas) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The encoder and decoder entries the docs' table names, read from transformers' own outputs."""
+    if detector.family.name == "RT-DETR":  # every level after each attention module, then the memory the decoder reads
+        model, flat = detector.model.model, lambda maps: torch.cat([m.flatten(2).transpose(1, 2) for m in maps], 1)
+        with torch.no_grad():
+            features = model.backbone(detector.normalise(canvas.pixels), canvas.pixel_mask)
+            levels = [projection(feature) for projection, (feature, _) in zip(model.encoder_input_proj, features)]
+            memory = [projection(level) for projection, level in zip(model.decoder_input_proj, own.encoder_last_hidden_state)]
+        attended = detector.config.encode_proj_layers[-1]
+        torch.testing.assert_close(levels[attended], own.encoder_hidden_states[0], rtol=0, atol=0)
+        after = [*levels[:attended], own.encoder_hidden_states[1], *levels[attended + 1:]]
+        return [flat(levels), flat(after), flat(memory)], list(own.decoder_hidden_states)
+    if detector.family.name == "YOLOS":  # one ViT: [CLS], the patches, the detection tokens; heads after its final norm
+        queries = detector.config.num_detection_tokens
+        patches = own.hidden_states[0].shape[1] - 1 - queries
+        return ([state[:, 1:1 + patches] for state in own.hidden_states],
+                [state[:, -queries:] for state in own.hidden_states[:-1]] + [own.last_hidden_state[:, -queries:]])
+    # what the decoder reads: after the encoder's final norm where there is one (Table Transformer)
+    encoder = [*own.encoder_hidden_states[:-1], own.encoder_last_hidden_state]
+    # the families with a norm shared by their decoder layers keep the normed states (what the heads read)
+    norm = getattr(detector.model.model.decoder, "layernorm", torch.nn.Identity())
+    with torch.no_grad():
+        middle = [norm(state) for state in own.decoder_hidden_states[1:-1]]
+    return encoder, [own.decoder_hidden_states[0], *middle, own.last_hidden_state]
+
+
 def test_every_layer_equals_what_transformers_returns(saved):
     canvas = saved.preprocess(images())
     reps = saved.capture(canvas)
-    own = own_forward(saved, canvas)
-    assert len(reps.encoder) == len(own.encoder_hidden_states)
-    for layer in range(len(reps.encoder) - 1):
-        torch.testing.assert_close(reps.encoder[layer], own.encoder_hidden_states[layer], rtol=0, atol=1e-5)
-    torch.testing.assert_close(reps.encoder[-1], own.encoder_last_hidden_state, rtol=0, atol=1e-5)  # what the decoder reads
-    every_level = torch.cat([level.flatten(2).transpose(1, 2) for level in reps.levels], 1)
-    torch.testing.assert_close(reps.encoder[0], every_level, rtol=0, atol=0)
-    assert len(reps.decoder) == len(own.decoder_hidden_states)
-    torch.testing.assert_close(reps.decoder[0], own.decoder_hidden_states[0], rtol=0, atol=0)
-    # the families with a norm shared by their decoder layers keep the normed states (what the heads read)
-    norm = getattr(saved.model.model.decoder, "layernorm", torch.nn.Identity())
-    with torch.no_grad():
-        for layer in range(1, len(reps.decoder) - 1):
-            torch.testing.assert_close(reps.decoder[layer], norm(own.decoder_hidden_states[layer]), rtol=0, atol=1e-5)
-    torch.testing.assert_close(reps.decoder[-1], own.last_hidden_state, rtol=0, atol=1e-5)
+    encoder, decoder = own_layers(saved, own_forward(saved, canvas), canvas)
+    assert len(reps.encoder) == len(encoder) and len(reps.decoder) == len(decoder)
+    for captured, expected in zip([*reps.encoder, *reps.decoder], [*encoder, *decoder]):
+        torch.testing.assert_close(captured, expected, rtol=0, atol=1e-5)
+    if saved.family.name != "YOLOS":  # its encoder's entry 0 has the positions added to the patch embedding
+        every_level = torch.cat([level.flatten(2).transpose(1, 2) for level in reps.levels], 1)
+        torch.testing.assert_close(reps.encoder[0], every_level, rtol=0, atol=0)
 
 
 def test_the_backbone_stage_is_the_map_the_encoder_reads(saved):
@@ -101,6 +127,13 @@ def test_changed_stages_and_skipped_layers_change_what_follows(saved):
     assert (zeroed.encoder[1] - reps.encoder[1]).abs().max() > 1e-3
     skipped = run_from(saved, reps, skip_encoder=[1])
     torch.testing.assert_close(skipped.encoder[1], reps.encoder[0], rtol=0, atol=1e-5)  # layer 1 is the identity
+    if saved.family.name == "YOLOS":  # no decoder of its own: nothing reads an encoder output, no layer to skip alone
+        with pytest.raises(UserFacingError, match="no decoder reading an encoder output"):
+            run_from(saved, reps, memory=torch.zeros_like(reps.encoder[-1]))
+        with pytest.raises(UserFacingError, match="skip an encoder layer instead"):
+            run_from(saved, reps, skip_decoder=[1])
+        assert (skipped.logits - reps.logits).abs().max() > 1e-4
+        return
     memory = run_from(saved, reps, memory=torch.zeros_like(reps.encoder[-1]))
     assert torch.equal(memory.encoder[-1], torch.zeros_like(reps.encoder[-1]))
     assert (memory.logits - reps.logits).abs().max() > 1e-4
@@ -110,21 +143,29 @@ def test_changed_stages_and_skipped_layers_change_what_follows(saved):
 
 def test_attention_is_recorded_from_the_same_forward(saved):
     reps = saved.capture(images(), attention=True)
-    cells, queries = reps.grid_mask[0].numel(), reps.decoder[0].shape[1]
-    assert sorted(reps.encoder_attention) == [1, 2] and sorted(reps.cross_attention) == [1, 2]
+    (rows, columns), queries = reps.attention_grid, reps.decoder[0].shape[1]
+    cells = rows * columns
+    if reps.extra_levels:  # a multi-scale family draws attention on its level of 32 pixels a cell, as DETR's grid
+        assert reps.attention_grid == (WORKING_SIZE[0] // 32, WORKING_SIZE[1] // 32)
+    # RT-DETR's encoder layer 2 is its convolutional fusion: only its attention module (layer 1) attends
+    assert sorted(reps.encoder_attention) == ([1] if saved.family.name == "RT-DETR" else [1, 2])
+    assert sorted(reps.cross_attention) == [1, 2]
     for weights in [*reps.encoder_attention.values(), *reps.cross_attention.values()]:
-        assert weights.shape[:2] == (2, 2) and weights.shape[-1] == cells  # over the feature grid
+        assert weights.shape[:2] == (2, 2) and weights.shape[-1] == cells  # over the attention grid
         total = weights.sum(-1)
         if reps.extra_levels:  # deformable sampling points: the share that falls inside the grid
             assert total.max() <= 1 + 1e-5 and total.mean() > 0.3
+        elif saved.family.name == "YOLOS":  # the share on the patches ([CLS] and the detection tokens hold the rest)
+            assert total.max() <= 1 + 1e-5 and total.min() > 0.5
         else:
             torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-4)
     for weights in reps.encoder_attention.values():
         assert weights.shape[2] == cells
     for weights in reps.cross_attention.values():
         assert weights.shape[2] == queries
-        if not reps.extra_levels:  # dense attention is masked; deformable points may sample the (zeroed) padding
-            assert weights[1][..., ~reps.grid_mask[1].flatten()].abs().max() < 1e-6
+        if not reps.extra_levels and saved.family.name != "YOLOS":  # masked dense attention; deformable points and
+            # YOLOS (which takes no pixel mask) may read the padding
+            assert weights[1][..., ~reps.level_masks[reps.attention_level][1].flatten()].abs().max() < 1e-6
     plain = saved.capture(images())
     torch.testing.assert_close(plain.logits, reps.logits, rtol=0, atol=1e-5)
 
@@ -188,7 +229,8 @@ def test_a_working_size_below_the_stride_is_refused(tmp_path):
 
 HUB_IDS = {"detr": "facebook/detr-resnet-50", "table-transformer": "microsoft/table-transformer-detection",
            "conditional_detr": "microsoft/conditional-detr-resnet-50", "dab-detr": "IDEA-Research/dab-detr-resnet-50",
-           "deformable_detr": "SenseTime/deformable-detr"}
+           "deformable_detr": "SenseTime/deformable-detr", "yolos": "hustvl/yolos-small",
+           "rt_detr": "PekingU/rtdetr_r50vd"}
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -218,11 +260,12 @@ def test_a_changed_rerun_in_one_thread_never_reaches_anothers_forward(saved):
 
     base = saved.capture(images())
     plain = run_from(saved, base)
-    changed = run_from(saved, base, backbone=torch.zeros_like(base.backbone), skip_decoder=[1])
+    skipped = {"skip_encoder": [1]} if saved.family.name == "YOLOS" else {"skip_decoder": [1]}
+    changed = run_from(saved, base, backbone=torch.zeros_like(base.backbone), **skipped)
 
     def work(changing: bool):
         if changing:
-            return run_from(saved, base, backbone=torch.zeros_like(base.backbone), skip_decoder=[1]).logits
+            return run_from(saved, base, backbone=torch.zeros_like(base.backbone), **skipped).logits
         return run_from(saved, base).logits
 
     with ThreadPoolExecutor(4) as pool:
@@ -257,3 +300,14 @@ def test_two_stage_deformable_detr_is_captured_and_its_queries_follow_the_encode
     # two-stage queries are the encoder's own top proposals: another encoder output gives other queries
     changed = run_from(detector, reps, memory=reps.encoder[-1].flip(1))
     assert (changed.decoder[0] - reps.decoder[0]).abs().max() > 1e-3
+
+
+def test_rt_detrs_convolutional_fusion_cannot_be_skipped_and_its_queries_follow_the_memory(tmp_path):
+    trained_looking(tiny_config("rt_detr")).save_pretrained(tmp_path)
+    detector = Detector.from_pretrained(str(tmp_path), working_size=WORKING_SIZE, threshold=0.0)
+    reps = detector.capture([random_image(64, 96), Image.new("RGB", (96, 64), (250, 20, 20))])  # far apart
+    with pytest.raises(UserFacingError, match="encoder layer 2 is its convolutional fusion"):
+        run_from(detector, reps, skip_encoder=[2])
+    # its queries are the memory's top-scoring tokens: another memory selects other queries, at other places
+    other = run_from(detector, reps, memory=torch.randn(reps.encoder[-1].shape, generator=torch.Generator().manual_seed(0)))
+    assert (other.decoder[0] - reps.decoder[0]).abs().max() > 0.1 and (other.boxes - reps.boxes).abs().max() > 0.1

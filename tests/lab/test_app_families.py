@@ -3,6 +3,7 @@
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from inversion.core.families import FAMILIES, family_for
@@ -48,13 +49,23 @@ def test_every_tab_answers_for_every_family(client, image, model):
     assert [item["caption"].split(" ·")[0] for item in gallery] == STAGES  # optimisation-based, from every stage
     assert "optimisation-based" in summary and len(annotated["annotations"]) == 6  # threshold 0: every query
 
-    view, query_maps, point_map, *_ = client.predict(image, None, model, "attention", 2, 2, -1, 10, 20, 0, "encoder",
+    attending = family_for(model).sizes(tiny_config(model)).encoder_attention_layers  # RT-DETR: its AIFI layer only
+    view, query_maps, point_map, *_ = client.predict(image, None, model, "attention", 2, attending, -1, 10, 20, 0, "encoder",
                                                      0, 0, "encoder 1", api_name="/attend")
     assert len(query_maps) == 6 and Image.open(point_map).width > 0
+    decoder_free = family_for(model).name == "YOLOS"  # its detection tokens pass through the encoder's layers
+    skipped = "encoder 1" if decoder_free else "decoder 1"
     *_, changes, summary, _, _ = client.predict(image, None, model, "skip", 2, 2, -1, None, None, 0, "encoder", 0, 0,
-                                                "decoder 1", api_name="/attend")
-    assert summary.startswith("Without decoder layer 1: ") and len(changes["data"]) >= 6
-    for at in ("backbone", "encoder"):
+                                                skipped, api_name="/attend")
+    assert summary.startswith(f"Without {skipped.replace(' ', ' layer ')}: ") and len(changes["data"]) >= 6
+    if decoder_free:  # what it lacks is answered in words
+        with pytest.raises(AppError, match="skip an encoder layer instead"):
+            client.predict(image, None, model, "skip", 2, 2, -1, None, None, 0, "encoder", 0, 0, "decoder 1",
+                           api_name="/attend")
+        with pytest.raises(AppError, match="no decoder reading an encoder output"):
+            client.predict(image, image, model, "transplant", 2, 2, -1, None, None, 0, "encoder", 0, 0, "encoder 1",
+                           api_name="/attend")
+    for at in ("backbone",) if decoder_free else ("backbone", "encoder"):
         _, _, _, after, changes, summary, _, _ = client.predict(image, image, model, "transplant", 2, 2, -1, None, None, 0,
                                                                 at, 0, 0, "encoder 1", api_name="/attend")
         assert len(after["annotations"]) == 6 and changes["headers"][-1] == "what happened"

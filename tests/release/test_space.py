@@ -17,7 +17,7 @@ def test_the_dry_run_lists_the_space_and_nothing_else(capsys):
     assert main(["deploy", "owner/space", "--root", str(REPO), "--dry-run"]) == 0
     listed = {line.split()[-1] for line in capsys.readouterr().out.splitlines()[:-1]}
     assert {"app.py", "space_config.yaml", "requirements.txt", "README.md", ".gitattributes"} <= listed
-    assert {"lab/catalogue.py", "inversion/core/detector.py", "checkpoints/shapes/detector/model.safetensors",
+    assert {"lab/catalogue.py", "lab/page.css", "inversion/core/detector.py", "checkpoints/shapes/detector/model.safetensors",
             "checkpoints/shapes/inverters/inverters.safetensors", "examples/shapes_15.png"} <= listed
     assert not any(path.startswith(("tests/", "benchmarks/", "docs/", "runs/", ".venv/")) for path in listed)
     assert not any("__pycache__" in path for path in listed)

@@ -16,7 +16,7 @@ from inversion.experiments.coco_ap import coco_ap
 from inversion.experiments.colour import PERTURBATIONS, hue_distance, perturb
 from inversion.experiments.evaluate import instance_mask, load_samples, run_detector, subset_ground_truth
 from inversion.shapes.world import PROTOTYPE_HUES, export_coco
-from inversion.training.data import open_dataset
+from inversion.training.sources import open_dataset
 
 # Measured on the shipped stack (see checkpoints/shapes/README.md); the threshold leaves a margin.
 BACKBONE_PSNR_AT_LEAST = 20.0

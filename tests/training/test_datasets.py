@@ -12,7 +12,8 @@ from inversion.__main__ import main
 from inversion.core.detector import Detector
 from inversion.shapes.world import export_coco
 from inversion.testing import tiny_shapes_detr_config
-from inversion.training.data import DatasetError, SkipUnreadable, collate, open_dataset
+from inversion.training.data import DatasetError, SkipUnreadable, collate
+from inversion.training.sources import open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
 

@@ -10,7 +10,7 @@ from inversion.core.checkpoints import CheckpointError
 from inversion.core.detector import Detector
 from inversion.core.families import family_for
 from inversion.testing import random_image, tiny_config
-from inversion.training.data import DatasetError, open_dataset
+from inversion.training.data import DatasetError
 from inversion.training.feature_cache import (
     FeatureCache,
     ShardGroupedSampler,
@@ -18,6 +18,7 @@ from inversion.training.feature_cache import (
     collate_features,
     write_cache,
 )
+from inversion.training.sources import open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
 

@@ -50,6 +50,15 @@ def test_modular_training_halves_every_local_loss(tiny_detector, fixed_batch):
         assert last[stage] <= first[stage] / 2, (stage, first[stage], last[stage])
 
 
+# Last over first loss after 30 steps, a little above what was measured: the DETR-layout families measured
+# 0.70-0.81, .08-.13, .28-.39, .03-.12; Deformable DETR (four levels, 128 tokens, heads scoring ~0.01 everywhere at
+# initialisation) .39 .63 .84 .80; YOLOS (its encoder target has the positions added) .41 .41 .74 .14; RT-DETR
+# (transformers' near-zero BatchNorm initialisation leaves its maps almost constant) .91 .03 .94 .27.
+MEASURED = {"Deformable DETR": {"backbone": 0.45, "encoder": 0.7, "decoder": 0.9, "prediction": 0.88},
+            "RT-DETR": {"backbone": 0.95, "encoder": 0.05, "decoder": 0.97, "prediction": 0.3},
+            "YOLOS": {"backbone": 0.47, "encoder": 0.47, "decoder": 0.82, "prediction": 0.2}}
+
+
 @pytest.mark.parametrize("model_type", [model_type for family in FAMILIES for model_type in family.model_types])
 def test_thirty_steps_lower_every_modules_loss_in_every_family(model_type):
     config = tiny_config(model_type)
@@ -60,9 +69,7 @@ def test_thirty_steps_lower_every_modules_loss_in_every_family(model_type):
     rates = {"backbone": 3e-3, "encoder": 1e-3, "decoder": 1e-3, "prediction": 3e-3}
     first, last = fit(objective, batch, 30, rates)
     assert set(first) == {"backbone", "encoder", "decoder", "prediction"}
-    measured_at_most = {"backbone": 0.85, "encoder": 0.2, "decoder": 0.45, "prediction": 0.2}  # 0.70-0.81, .08-.13, .28-.39, .03-.12
-    if detector.family.sizes(detector.config).levels > 1:  # four levels, 128 tokens; its random heads score
-        measured_at_most = {"backbone": 0.45, "encoder": 0.7, "decoder": 0.9, "prediction": 0.88}  # .39 .63 .84 .80
+    measured_at_most = MEASURED.get(detector.family.name, {"backbone": 0.85, "encoder": 0.2, "decoder": 0.45, "prediction": 0.2})
     for stage, ratio in measured_at_most.items():
         assert last[stage] < first[stage] * ratio, (model_type, stage, first[stage], last[stage])
 

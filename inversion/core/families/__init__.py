@@ -14,8 +14,10 @@ from .conditional_detr import ConditionalDetr
 from .dab_detr import DabDetr
 from .deformable_detr import DeformableDetr
 from .detr import Detr, TableTransformer
+from .rt_detr import RtDetr
+from .yolos import Yolos
 
-FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr())
+FAMILIES: tuple[Family, ...] = (Detr(), TableTransformer(), ConditionalDetr(), DabDetr(), DeformableDetr(), RtDetr(), Yolos())
 
 
 class UnsupportedModel(UserFacingError):

@@ -37,6 +37,12 @@ class Sizes:
     attention_heads: int
     ffn_dim: int
     levels: int = 1  # backbone maps the encoder reads (multi-scale families: several)
+    attending_encoder_layers: int | None = None  # encoder layers 1..n that have attention (None: all of them)
+
+    @property
+    def encoder_attention_layers(self) -> int:
+        """How many encoder layers, from the first, record attention."""
+        return self.encoder_layers if self.attending_encoder_layers is None else self.attending_encoder_layers
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Forward:
     encoder_attention: dict[int, torch.Tensor]  # layer number -> B x heads x hw x hw (when recorded)
     cross_attention: dict[int, torch.Tensor]  # layer number -> B x heads x Q x hw (when recorded)
     extra_levels: list[torch.Tensor]  # a multi-scale family's coarser maps, finer first
+    attention_level: int = 0  # the level whose grid the attention maps are over
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,18 @@ class Family:
     def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.model.decoder.layers
 
+    def level_map(self, model: PreTrainedModel, output: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """A level module's output as a B x d x h x w map (`pixels`: the input it was computed from)."""
+        return output
+
+    def level_output(self, level_map: torch.Tensor) -> torch.Tensor:
+        """A B x d x h x w map as its level module's output (the inverse of `level_map`)."""
+        return level_map
+
+    def model_inputs(self, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keyword arguments the model's forward takes for [0, 1] canvas pixels and their mask."""
+        return {"pixel_values": self.normalise(pixels), "pixel_mask": pixel_mask}
+
     def backbone_levels(self, model: PreTrainedModel, pixels: torch.Tensor, pixel_mask: torch.Tensor) -> list[torch.Tensor]:
         """The backbone stage's maps of [0, 1] canvas pixels without the transformer, finest first
         (differentiable in `pixels`)."""
@@ -124,9 +143,9 @@ class Family:
 
     # ---------------------------------------------------------------- what each captured layer holds
 
-    def encoder_states(self, model: PreTrainedModel, output) -> list[torch.Tensor]:
+    def encoder_states(self, model: PreTrainedModel, output, levels: list[torch.Tensor], recorded) -> list[torch.Tensor]:
         """Encoder entries 0..L: the encoder's input, then every layer's output, as transformers returns them
-        (`encoder_hidden_states`)."""
+        (`encoder_hidden_states`; `levels`: the backbone stage's maps; `recorded`: what `recorder` kept)."""
         return list(output.encoder_hidden_states)
 
     def decoder_states(self, model: PreTrainedModel, output) -> list[torch.Tensor]:
@@ -146,15 +165,21 @@ class Family:
 
     # ---------------------------------------------------------------- attention
 
-    def attention_maps(self, output, levels: list[torch.Tensor], recorded) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """Encoder self-attention and decoder cross-attention by layer number, from `output_attentions`
-        (`levels`: the backbone stage's maps; `recorded`: what `attention_recorder` kept)."""
+    def attention_maps(self, output, levels: list[torch.Tensor], level: int,
+                       recorded) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Encoder self-attention and decoder cross-attention by layer number, from `output_attentions`, over the grid
+        of `levels[level]` (`levels`: the backbone stage's maps; `recorded`: what `attention_recorder` kept)."""
         encoder = {number: weights for number, weights in enumerate(output.encoder_attentions or (), start=1)}
         cross = {number: weights for number, weights in enumerate(output.cross_attentions or (), start=1)}
         return encoder, cross
 
-    def attention_recorder(self, model: PreTrainedModel, attention: bool):
-        """A context manager recording what `attention_maps` needs beyond the model's output (nothing here)."""
+    def attention_level(self, model: PreTrainedModel, levels: list[torch.Tensor], pixels: torch.Tensor) -> int:
+        """The level whose grid the attention maps are over (the grid itself for single-scale families)."""
+        return 0
+
+    def recorder(self, model: PreTrainedModel, attention: bool):
+        """A context manager recording, during one forward, what the stages and attention maps need beyond the
+        model's output (nothing here)."""
         return nullcontext(None)
 
     def use_eager_attention(self, model: PreTrainedModel) -> None:
@@ -169,12 +194,13 @@ class Family:
         """One forward pass of [0, 1] canvas pixels with `changes` applied, in stage terms (differentiable)."""
         if attention:
             self.use_eager_attention(model)
-        with (self._changed(model, changes), _recorded_outputs(self.level_modules(model)) as levels,
-              self.attention_recorder(model, attention) as recorded):
-            output = model(pixel_values=self.normalise(pixels), pixel_mask=pixel_mask, output_hidden_states=True,
-                           output_attentions=attention)
-        encoder_attention, cross_attention = self.attention_maps(output, levels, recorded) if attention else ({}, {})
-        encoder = self.encoder_states(model, output)
+        with (self._changed(model, changes), _recorded_outputs(self.level_modules(model)) as outputs,
+              self.recorder(model, attention) as recorded):
+            output = model(**self.model_inputs(pixels, pixel_mask), output_hidden_states=True, output_attentions=attention)
+        levels = [self.level_map(model, level, pixels) for level in outputs]
+        level = self.attention_level(model, levels, pixels)
+        encoder_attention, cross_attention = self.attention_maps(output, levels, level, recorded) if attention else ({}, {})
+        encoder = self.encoder_states(model, output, levels, recorded)
         if changes.memory is not None:
             encoder[-1] = changes.memory
             encoder_attention = {}
@@ -183,7 +209,11 @@ class Family:
         for number in changes.skip_decoder:
             cross_attention.pop(number, None)
         return Forward(levels[0], encoder, self.decoder_states(model, output), output.logits, output.pred_boxes,
-                       encoder_attention, cross_attention, levels[1:])
+                       encoder_attention, cross_attention, levels[1:], level)
+
+    def memory_hooks(self, model: PreTrainedModel, memory: torch.Tensor) -> list[torch.utils.hooks.RemovableHandle]:
+        """Hooks, for this thread only, that make `memory` the encoder output the decoder reads."""
+        return [_replace_output(self.encoder_module(model), lambda output: _with_memory(output, memory))]
 
     @contextmanager
     def _changed(self, model: PreTrainedModel, changes: Changes) -> Iterator[None]:
@@ -191,10 +221,10 @@ class Family:
         hooks = []
         if changes.backbone is not None:
             replaced = [changes.backbone] if torch.is_tensor(changes.backbone) else changes.backbone
-            hooks += [_replace_output(module, lambda output, level=level: level)
+            hooks += [_replace_output(module, lambda output, level=self.level_output(level): level)
                       for module, level in zip(self.level_modules(model), replaced)]
         if changes.memory is not None:
-            hooks.append(_replace_output(self.encoder_module(model), lambda output: _with_memory(output, changes.memory)))
+            hooks += self.memory_hooks(model, changes.memory)
         for layers, skipped in ((self.encoder_layers(model), changes.skip_encoder),
                                 (self.decoder_layers(model), changes.skip_decoder)):
             hooks += [_skip(layers[number - 1]) for number in skipped]

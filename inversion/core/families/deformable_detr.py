@@ -9,22 +9,24 @@ points. Two-stage models pick their queries from the encoder's own proposals, wh
 encoder output therefore changes too. Classes are sigmoid scores.
 
 Deformable attention has no dense weights: each query samples a few points per head and level,
-weighted by a softmax. The attention stages spread those points onto the feature grid (bilinear, the
-transpose of the sampling) weighted by their attention, so a detection's or a grid cell's map shows
-where it read, every level drawn at its place in the image.
+weighted by a softmax. The attention stages spread those points onto one level's grid (the first of at
+least 32 pixels a cell; bilinear, the transpose of the sampling) weighted by their attention, so a
+detection's or a cell's map shows where it read, every level drawn at its place in the image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
+from torch import nn
 from transformers import DeformableDetrForObjectDetection
 
 from .base import Family, Sizes, _this_thread_only
 
 SAMPLING_LOCATIONS, SAMPLING_WEIGHTS = 4, 5  # positions of the arguments of MultiScaleDeformableAttention
+ATTENTION_STRIDE = 32  # pixels a cell of the grid the attention maps are drawn on, at least
 
 
 class DeformableDetr(Family):
@@ -52,34 +54,48 @@ class DeformableDetr(Family):
     def decoder_states(self, model, output):
         return list(output.decoder_hidden_states)
 
-    @contextmanager
-    def attention_recorder(self, model, attention: bool) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
-        """Each deformable attention's sampling locations and weights, by stage, in layer order."""
-        recorded: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"encoder": [], "decoder": []}
-        hooks = []
-        if attention:
-            modules = [("encoder", layer.self_attn.attn) for layer in model.model.encoder.layers]
-            modules += [("decoder", layer.encoder_attn.attn) for layer in model.model.decoder.layers]
+    def recorder(self, model, attention: bool):
+        """With `attention`, each deformable attention's sampling locations and weights, by stage, in layer order."""
+        if not attention:
+            return nullcontext({})
+        modules = {"encoder": [layer.self_attn.attn for layer in model.model.encoder.layers],
+                   "decoder": [layer.encoder_attn.attn for layer in model.model.decoder.layers]}
+        return sampling_recorded(modules)
 
-            def keeper(stage: str):
-                return _this_thread_only(lambda module, args, output: recorded[stage].append(
-                    (args[SAMPLING_LOCATIONS], args[SAMPLING_WEIGHTS])))
+    def attention_level(self, model, levels, pixels):
+        """The first level of at least 32 pixels a cell (DETR's grid): finer ones would make the encoder's cell-to-cell
+        maps too large to keep (a stride-8 grid at 480 x 640 has 4,800 cells)."""
+        coarse_enough = [index for index, level in enumerate(levels) if pixels.shape[-1] / level.shape[-1] >= ATTENTION_STRIDE]
+        return coarse_enough[0] if coarse_enough else len(levels) - 1
 
-            hooks = [module.register_forward_hook(keeper(stage)) for stage, module in modules]
-        try:
-            yield recorded
-        finally:
-            for hook in hooks:
-                hook.remove()
-
-    def attention_maps(self, output, levels, recorded):
-        """By layer number, the sampling points spread onto the grid: the encoder's grid cells' (B x heads x hw x hw)
-        and the decoder's queries' (B x heads x Q x hw)."""
-        size = tuple(levels[0].shape[-2:])
-        cells = size[0] * size[1]
-        encoder = {number: spread(*entry, size)[:, :, :cells] for number, entry in enumerate(recorded["encoder"], start=1)}
+    def attention_maps(self, output, levels, level, recorded):
+        """By layer number, the sampling points spread onto the grid of `levels[level]`: the encoder's (its cells'
+        queries, B x heads x hw x hw) and the decoder's queries' (B x heads x Q x hw)."""
+        size = tuple(levels[level].shape[-2:])
+        start = sum(earlier.shape[-2] * earlier.shape[-1] for earlier in levels[:level])
+        cells = slice(start, start + size[0] * size[1])
+        encoder = {number: spread(locations[:, cells], weights[:, cells], size)
+                   for number, (locations, weights) in enumerate(recorded["encoder"], start=1)}
         cross = {number: spread(*entry, size) for number, entry in enumerate(recorded["decoder"], start=1)}
         return encoder, cross
+
+
+@contextmanager
+def sampling_recorded(modules: dict[str, list[nn.Module]]) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
+    """The sampling locations and weights the deformable attention modules (by stage, in layer order) compute inside
+    the block, in this thread."""
+    recorded: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {stage: [] for stage in modules}
+
+    def keeper(stage: str):
+        return _this_thread_only(lambda module, args, output: recorded[stage].append(
+            (args[SAMPLING_LOCATIONS], args[SAMPLING_WEIGHTS])))
+
+    hooks = [module.register_forward_hook(keeper(stage)) for stage, stage_modules in modules.items() for module in stage_modules]
+    try:
+        yield recorded
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def spread(locations: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

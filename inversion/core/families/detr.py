@@ -28,5 +28,5 @@ class TableTransformer(Family):
     model_types = ("table-transformer",)
     model_class = TableTransformerForObjectDetection
 
-    def encoder_states(self, model, output):
+    def encoder_states(self, model, output, levels, recorded):
         return [*output.encoder_hidden_states[:-1], output.encoder_last_hidden_state]
