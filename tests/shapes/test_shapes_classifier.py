@@ -16,11 +16,13 @@ from inversion.shapes.classifier import (
     colour_effect,
     evaluate,
     present,
+    reconstruction_quality,
     samples,
     train,
     train_inverters,
 )
 from inversion.shapes.world import generate_sample, sample_rng
+from support.paths import REPO
 
 
 def test_the_target_is_which_classes_an_image_holds():
@@ -62,3 +64,18 @@ def test_a_short_run_saves_a_multi_label_vit_and_its_inverters_train_and_load(tm
     assert colour["none"]["unchanged"] == 1.0 and all(0 <= scores["exact_match"] <= 1 for scores in colour.values())
     stack, config = load_classifier_inverters(tmp_path / "inverters", classifier)
     assert config["notes"]["step"] == 2 and json.loads((tmp_path / "inverters" / "inverters.json").read_text())["kind"] == "classifier"
+
+
+BUNDLED = REPO / "checkpoints" / "shapes"
+
+
+def test_the_bundled_vit_classifies_held_out_images_and_its_inverters_fit_it():
+    classifier = Classifier.from_pretrained(str(BUNDLED / "classifier-vit"), name="checkpoints/shapes/classifier-vit")
+    pixels, targets = samples(1, 0, 100, classifier)
+    result = evaluate(classifier, pixels, targets)
+    assert result["exact_match"] >= 0.65 and result["mean_class_accuracy"] >= 0.88  # measured on 500: 0.710, 0.908
+    stack, config = load_classifier_inverters(BUNDLED / "classifier-vit-inverters", classifier)
+    assert config["notes"]["step"] == 1000
+    quality = reconstruction_quality(classifier, stack, pixels[:8])
+    assert quality["embedding (analytic)"]["psnr"] > 100 and quality["embedding (analytic)"]["agreement"] == 1.0
+    assert quality["embedding"]["psnr"] > 26 and quality["encoder"]["psnr"] > 20  # measured on 64: 28.9, 22.7 dB
