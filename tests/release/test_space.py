@@ -24,6 +24,7 @@ def test_the_dry_run_lists_the_space_and_nothing_else(capsys):
     bundled = [path for spec in model_specs(REPO / "space_config.yaml").values() for path in (spec.detector, spec.inverters)
                if path and (REPO / path).is_dir()]
     assert "checkpoints/shapes40/detector" in bundled  # the colour-dial model is offered, and shipped
+    assert "checkpoints/shapes_conditional/detector" in bundled  # and the Conditional DETR
     assert all(any(item.startswith(f"{path}/") for item in listed) for path in bundled), bundled
 
 
@@ -39,7 +40,7 @@ def test_the_app_starts_from_exactly_the_files_sent(tmp_path):
     done = subprocess.run([sys.executable, "-c", build], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-3:] == [str(tmp_path), "['shapes',", "'shapes40']"]
+    assert done.stdout.split()[-4:] == [str(tmp_path), "['shapes',", "'shapes-conditional',", "'shapes40']"]
 
 
 def test_large_binaries_outside_lfs_are_named(tmp_path):

@@ -22,7 +22,7 @@ from inversion.shapes.world import (
     generate_sample,
     sample_rng,
 )
-from support.paths import SHAPES_DETECTOR
+from support.paths import CONDITIONAL_DETECTOR, REPO, SHAPES_DETECTOR
 
 DETECTOR = SHAPES_DETECTOR
 
@@ -120,15 +120,20 @@ def test_detections_from_outputs_round_trip_ground_truth():
     assert coco_ap(coco, detections)["AP"] == pytest.approx(1.0)
 
 
-def test_shipped_detector_reaches_ap50_of_0_8_on_held_out_images():
+# AP50 on held-out images 0..99, measured: DETR 0.863, Conditional DETR 0.835 (on 0..499: 0.866 and 0.875)
+@pytest.mark.parametrize("folder, family, ap50", [(DETECTOR, "detr", 0.85), (CONDITIONAL_DETECTOR, "conditional_detr", 0.82)],
+                         ids=["detr", "conditional_detr"])
+def test_each_shipped_detector_reaches_its_ap50_on_held_out_images(folder, family, ap50):
     from inversion.shapes.detector import evaluate, heldout, load_trained
 
-    assert (DETECTOR / "config.json").exists() and (DETECTOR / "model.safetensors").exists(), (
-        f"the Shapes detector is missing from {DETECTOR}: train it with "
-        "`python -m inversion.shapes train-detector --out checkpoints/shapes/detector`"
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists(), (
+        f"the Shapes detector is missing from {folder}: train it with "
+        f"`python -m inversion.shapes train-detector --family {family} --out {folder.relative_to(REPO)}`"
     )
-    result = evaluate(load_trained(DETECTOR), *heldout(100))
-    assert result["AP50"] >= 0.8, result
+    model = load_trained(folder)
+    assert model.config.model_type == family
+    result = evaluate(model, *heldout(100))
+    assert result["AP50"] >= ap50, result
 
 
 def test_the_prototype_share_is_a_dial_whose_default_is_the_bundled_world():

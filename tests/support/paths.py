@@ -4,4 +4,5 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPES_DETECTOR = REPO / "checkpoints" / "shapes" / "detector"
+CONDITIONAL_DETECTOR = REPO / "checkpoints" / "shapes_conditional" / "detector"
 EXAMPLES = REPO / "examples"
