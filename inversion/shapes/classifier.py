@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from transformers import ViTConfig, ViTForImageClassification
+from transformers import SwinConfig, SwinForImageClassification, ViTConfig, ViTForImageClassification
 
 from ..core.classifier import Classifier
 from ..core.classifier_checkpoints import save_classifier_inverters
@@ -42,12 +42,13 @@ class ClassifierRecipe:
 
     out: str = "checkpoints/shapes/classifier-vit"
     log: str = "runs/shapes_classifier/train.log"
-    input_size: int = 64  # the ViT's input: the 128 px world resized
+    family: str = "vit"  # or "swin": two stages of `layers` // 2 blocks, 4 x 4 windows, one patch merging
+    input_size: int = 64  # the model's input: the 128 px world resized
     patch_size: int = 4  # 48 values a patch, below the width: the patch embedding is invertible
     width: int = 64
     layers: int = 4
     heads: int = 4
-    mlp: int = 128
+    mlp: int = 128  # ViT's MLP width (Swin's is twice its stage's width)
     steps: int = 3000
     batch_size: int = 32
     lr: float = 1e-3
@@ -60,14 +61,20 @@ class ClassifierRecipe:
     threads: int = 1
 
 
-def build_classifier(recipe: ClassifierRecipe) -> ViTForImageClassification:
-    """A randomly initialised multi-label ViT with the Shapes classes."""
-    config = ViTConfig(image_size=recipe.input_size, patch_size=recipe.patch_size, hidden_size=recipe.width,
-                       num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, intermediate_size=recipe.mlp,
-                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=len(LABELS),
-                       id2label=LABELS, label2id={name: index for index, name in LABELS.items()},
-                       problem_type="multi_label_classification")
-    return ViTForImageClassification(config)
+def build_classifier(recipe: ClassifierRecipe) -> ViTForImageClassification | SwinForImageClassification:
+    """A randomly initialised multi-label classifier of the recipe's family with the Shapes classes."""
+    common = dict(image_size=recipe.input_size, patch_size=recipe.patch_size, hidden_dropout_prob=0.0,
+                  attention_probs_dropout_prob=0.0, num_labels=len(LABELS), id2label=LABELS,
+                  label2id={name: index for index, name in LABELS.items()}, problem_type="multi_label_classification")
+    if recipe.family == "swin":
+        half = recipe.layers // 2
+        return SwinForImageClassification(SwinConfig(embed_dim=recipe.width, depths=[half, recipe.layers - half],
+                                                     num_heads=[recipe.heads, recipe.heads], window_size=4, mlp_ratio=2.0,
+                                                     drop_path_rate=0.0, **common))
+    if recipe.family != "vit":
+        raise ValueError(f"family must be 'vit' or 'swin', not {recipe.family!r}.")
+    return ViTForImageClassification(ViTConfig(hidden_size=recipe.width, num_hidden_layers=recipe.layers,
+                                               num_attention_heads=recipe.heads, intermediate_size=recipe.mlp, **common))
 
 
 def present(objects) -> torch.Tensor:

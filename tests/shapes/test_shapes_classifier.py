@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from inversion.core.classifier import Classifier
@@ -44,18 +45,20 @@ def test_evaluation_counts_exact_matches_and_classes():
     assert evaluate(classifier, pixels, flipped)["exact_match"] == 0.75
 
 
-def test_a_short_run_saves_a_multi_label_vit_and_its_inverters_train_and_load(tmp_path):
-    recipe = ClassifierRecipe(out=str(tmp_path / "vit"), log=str(tmp_path / "vit.log"), width=48, layers=1, heads=2,
-                              mlp=48, steps=3, batch_size=4, warmup=1, eval_every=3, eval_images=8)
+@pytest.mark.parametrize("family, width, layers", [("vit", 48, 1), ("swin", 64, 2)])  # both patch embeddings invertible
+def test_a_short_run_saves_a_multi_label_classifier_and_its_inverters_train_and_load(tmp_path, family, width, layers):
+    recipe = ClassifierRecipe(out=str(tmp_path / "vit"), log=str(tmp_path / "vit.log"), family=family, width=width,
+                              layers=layers, heads=2, mlp=48, steps=3, batch_size=4, warmup=1, eval_every=3, eval_images=8)
     best = train(recipe)
     assert 0 <= best["exact_match"] <= 1 and best["step"] == 3
     classifier = Classifier.from_pretrained(str(tmp_path / "vit"))
-    assert classifier.multi_label and classifier.config.id2label == LABELS
+    assert classifier.multi_label and classifier.config.id2label == LABELS and classifier.config.model_type == family
     inverters = InverterRecipe(classifier=str(tmp_path / "vit"), out=str(tmp_path / "inverters"),
                                log=str(tmp_path / "inverters.log"), steps=2, batch_size=2, warmup=1, eval_every=2,
                                eval_images=2)
     result = train_inverters(inverters)
-    assert set(result) == {"embedding", "encoder", "pooled", "logits", "encoder 0", "embedding (analytic)"}
+    entries = {f"encoder {entry}" for entry in range(classifier.family.levels(classifier.config)[-1].end)}  # all but the last
+    assert set(result) == {"embedding", "encoder", "pooled", "logits", "embedding (analytic)", *entries}
     assert result["embedding (analytic)"]["psnr"] > 80  # exact: 48 channels for 48 pixel values a patch
     assert result["embedding (analytic)"]["agreement"] == 1.0  # the same image: the same classes
     assert all(0 <= scores["agreement"] <= 1 for scores in result.values())
