@@ -82,6 +82,23 @@ def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_la
     return AutoConfig.for_model(model_type, **{family_for(model_type).width_attribute: d_model}, **common)
 
 
+def tiny_classifier_config(model_type: str, num_labels: int = 3, multi_label: bool = False) -> PretrainedConfig:
+    """A tiny random config of a classification family (by config model type) on 32 x 32 images.
+
+    ViT and DeiT: 4 x 4 patches at width 64 (48 pixel values a patch, so the patch embedding is invertible),
+    2 blocks of 2 heads. Swin: 2 x 2 patches at width 16, three stages of 2 blocks (2 heads, 4 x 4 windows:
+    the last stage's 4 x 4 grid is one unshifted window), so two patch mergings.
+    """
+    labels = {index: name for index, name in enumerate(TINY_LABELS[:num_labels])}
+    common = dict(image_size=32, num_labels=num_labels, id2label=labels, label2id={name: index for index, name in labels.items()},
+                  problem_type="multi_label_classification" if multi_label else None)
+    if model_type == "swin":
+        sizes = dict(patch_size=2, embed_dim=16, depths=[2, 2, 2], num_heads=[2, 2, 2], window_size=4)
+    else:
+        sizes = dict(patch_size=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    return AutoConfig.for_model(model_type, **sizes, **common)
+
+
 def r50_config(model_type: str) -> PretrainedConfig:
     """A family's ResNet-50 architecture with its config defaults (transformers' own ResNet-50, 91 COCO labels):
     what its Hub checkpoint computes, with random weights. YOLOS has no ResNet: its size is hustvl/yolos-small's."""

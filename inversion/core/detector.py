@@ -241,13 +241,14 @@ def _read_config_type(path: Path, label: str) -> str:
     return model_type
 
 
-def _load_quietly(family: Family, folder: Path, label: str) -> PreTrainedModel:
-    """The family's model from a folder, transformers' load report kept from the user: a mismatch is one line."""
+def _load_quietly(family: Family, folder: Path, label: str, model_class: type[PreTrainedModel] | None = None) -> PreTrainedModel:
+    """The family's model (or `model_class`) from a folder, transformers' load report kept from the user: a mismatch
+    is one line."""
     verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     try:
-        model, loading = family.model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True)
+        model, loading = (model_class or family.model_class).from_pretrained(folder, use_safetensors=True, output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
         if "size" in str(error) and "mismatch" in str(error).lower():

@@ -3,6 +3,9 @@
     python -m inversion.shapes export --out DIR --n N --seed S
     python -m inversion.shapes train-detector --out checkpoints/shapes/detector [...]
     python -m inversion.shapes eval-detector --model checkpoints/shapes/detector [...]
+    python -m inversion.shapes train-classifier --out checkpoints/shapes/classifier-vit [...]
+    python -m inversion.shapes train-classifier-inverters --classifier checkpoints/shapes/classifier-vit [...]
+    python -m inversion.shapes eval-classifier --model checkpoints/shapes/classifier-vit [...]
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
@@ -29,6 +32,29 @@ def export_command(args: argparse.Namespace) -> None:
 def train_detector_command(args: argparse.Namespace) -> None:
     values = {field.name: getattr(args, field.name) for field in dataclasses.fields(DetectorRecipe)}
     train(DetectorRecipe(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}))
+
+
+def train_classifier_command(args: argparse.Namespace) -> None:
+    from .classifier import ClassifierRecipe
+    from .classifier import train as train_classifier
+
+    train_classifier(ClassifierRecipe(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ClassifierRecipe)}))
+
+
+def train_classifier_inverters_command(args: argparse.Namespace) -> None:
+    from .classifier import InverterRecipe, train_inverters
+
+    train_inverters(InverterRecipe(**{field.name: getattr(args, field.name) for field in dataclasses.fields(InverterRecipe)}))
+
+
+def eval_classifier_command(args: argparse.Namespace) -> None:
+    from ..core.classifier import Classifier
+    from .classifier import colour_effect, evaluate, samples
+
+    classifier = Classifier.from_pretrained(args.model)
+    heldout_result = evaluate(classifier, *samples(args.seed, 0, args.n, classifier))
+    print(json.dumps({"n": args.n, "seed": args.seed, **heldout_result, "colour": colour_effect(classifier, args.n, args.seed)},
+                     indent=1))
 
 
 def eval_detector_command(args: argparse.Namespace) -> None:
@@ -92,6 +118,24 @@ def parser() -> argparse.ArgumentParser:
         else:
             command.add_argument(flag, type=type(field.default), default=field.default)
     command.set_defaults(handler=train_detector_command)
+
+    from .classifier import ClassifierRecipe, InverterRecipe
+
+    command = commands.add_parser("train-classifier", help="train the Shapes ViT (which shapes an image holds) from scratch")
+    for field in dataclasses.fields(ClassifierRecipe):
+        command.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
+    command.set_defaults(handler=train_classifier_command)
+
+    command = commands.add_parser("train-classifier-inverters", help="train the inverse modules of a Shapes classifier")
+    for field in dataclasses.fields(InverterRecipe):
+        command.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
+    command.set_defaults(handler=train_classifier_inverters_command)
+
+    command = commands.add_parser("eval-classifier", help="held-out accuracy of a Shapes classifier, and under colour perturbations")
+    command.add_argument("--model", default="checkpoints/shapes/classifier-vit")
+    command.add_argument("--n", type=int, default=500)
+    command.add_argument("--seed", type=int, default=HELDOUT_SEED)
+    command.set_defaults(handler=eval_classifier_command)
 
     command = commands.add_parser("eval-detector", help="COCO AP of a saved detector on held-out images")
     command.add_argument("--model", default="checkpoints/shapes/detector")

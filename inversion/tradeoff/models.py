@@ -10,6 +10,8 @@ Architectures (the encoder and decoder vary; the head is the same MLP, latent ->
     cnn    two (8x8 inputs: one) stride-2 convolutions and a linear map to z; mirrored decoder
     vit    a small ViT (d 32, 2 layers, 4 heads, 2x2 or 4x4 patches) averaged over tokens into z;
            decoder: z linearly to one token per patch, 1 transformer layer, tokens to pixels
+    vit-cls  the same ViT with a CLS token put first: z is the CLS token (normed, mapped to the latent size), as
+           a ViT classifier's head reads it; classification and reconstruction from one token
 Any image shape works: digits (1x8x8), MNIST (1x28x28), CIFAR-10 (3x32x32).
 """
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ARCHITECTURES = ("fc-s", "fc-m", "fc-l", "cnn", "vit")
+ARCHITECTURES = ("fc-s", "fc-m", "fc-l", "cnn", "vit", "vit-cls")
 FC_HIDDEN = {"fc-s": (64,), "fc-m": (256, 64), "fc-l": (512, 256, 128)}
 HEAD_HIDDEN = 64
 
@@ -42,7 +44,7 @@ class TradeoffModel(nn.Module):
         if config.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {config.arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
         self.config = config
-        builder = {"cnn": conv_autoencoder, "vit": vit_autoencoder}.get(config.arch, fc_autoencoder)
+        builder = {"cnn": conv_autoencoder, "vit": vit_autoencoder, "vit-cls": vit_autoencoder}.get(config.arch, fc_autoencoder)
         self.encoder, self.decoder = builder(config)
         self.classifier = nn.Sequential(
             nn.Linear(config.latent, HEAD_HIDDEN), nn.ReLU(), nn.Linear(HEAD_HIDDEN, config.classes)
@@ -117,19 +119,24 @@ class Patches(nn.Module):
 
 
 class VitEncoder(nn.Module):
-    """Patch embedding + learned positions -> transformer -> mean over tokens -> z."""
+    """Patch embedding + learned positions -> transformer -> mean over tokens (or, with `cls_token`, the CLS
+    token put first) -> z."""
 
-    def __init__(self, patches: Patches, latent: int, dim: int, layers: int):
+    def __init__(self, patches: Patches, latent: int, dim: int, layers: int, cls_token: bool = False):
         super().__init__()
         self.patches = patches
         self.embed = nn.Linear(patches.size, dim)
-        self.position = nn.Parameter(torch.randn(1, patches.count, dim) * 0.02)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if cls_token else None
+        self.position = nn.Parameter(torch.randn(1, patches.count + int(cls_token), dim) * 0.02)
         self.blocks = transformer(dim, layers)
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, latent))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.embed(self.patches.split(images)) + self.position
-        return self.out(self.blocks(tokens).mean(1))
+        tokens = self.embed(self.patches.split(images))
+        if self.cls is None:
+            return self.out(self.blocks(tokens + self.position).mean(1))
+        tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1) + self.position
+        return self.out(self.blocks(tokens)[:, 0])
 
 
 class VitDecoder(nn.Module):
@@ -154,4 +161,5 @@ def vit_autoencoder(config: ModelConfig, dim: int = 32, layers: int = 2) -> tupl
     if height % patch or width % patch:
         raise ValueError(f"vit needs image sides divisible by {patch}, got {height}x{width}.")
     patches = Patches(config.image_shape, patch)
-    return VitEncoder(patches, config.latent, dim, layers), VitDecoder(patches, config.latent, dim, max(1, layers // 2))
+    encoder = VitEncoder(patches, config.latent, dim, layers, cls_token=config.arch == "vit-cls")
+    return encoder, VitDecoder(patches, config.latent, dim, max(1, layers // 2))

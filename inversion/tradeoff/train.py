@@ -55,7 +55,7 @@ def routed_losses(model: TradeoffModel, images: torch.Tensor, labels: torch.Tens
 
 # Optimizer steps per architecture at batch 64 (1,000 steps = 45 epochs of digits); fewer for the
 # costlier ones so that a live run of any of them stays well within 20 s on a busy 2-core CPU.
-DEFAULT_STEPS = {"fc-s": 1000, "fc-m": 1000, "fc-l": 1000, "cnn": 800, "vit": 500}
+DEFAULT_STEPS = {"fc-s": 1000, "fc-m": 1000, "fc-l": 1000, "cnn": 800, "vit": 500, "vit-cls": 500}
 
 
 @dataclass

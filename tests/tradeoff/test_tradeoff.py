@@ -170,3 +170,15 @@ def test_lambda_lists_and_the_frontier_area():
     assert dominated_area([(0.1, 0.9)], (0.2, 0.5)) == pytest.approx(0.04)
     assert dominated_area([(0.1, 0.9), (0.15, 0.8)], (0.2, 0.5)) == pytest.approx(0.04)  # dominated point adds nothing
     assert dominated_area([(0.05, 0.6), (0.1, 0.9)], (0.2, 0.5)) == pytest.approx(0.05 * 0.1 + 0.1 * 0.4)
+
+
+def test_the_vit_cls_latent_is_its_cls_token():
+    torch.manual_seed(0)
+    encoder = TradeoffModel(ModelConfig("vit-cls", 6, (1, 8, 8), 10)).encoder.eval()
+    images = torch.rand(3, 1, 8, 8)
+    tokens = encoder.embed(encoder.patches.split(images))
+    tokens = torch.cat([encoder.cls.expand(3, -1, -1), tokens], dim=1) + encoder.position
+    with torch.no_grad():
+        hidden = encoder.blocks(tokens)
+        torch.testing.assert_close(encoder(images), encoder.out(hidden[:, 0]), rtol=0, atol=0)
+        assert (encoder(images) - encoder.out(hidden.mean(1))).abs().max() > 1e-3
