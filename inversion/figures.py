@@ -250,6 +250,40 @@ def headroom_plot(points: dict[str, dict], stage: str, sizes: list[str], lengths
     return fig
 
 
+def architecture_depth_plot(results: dict, skipped: tuple[str, ...]) -> Figure:
+    """The architecture comparison: PSNR and objects found again against relative depth, a line per architecture
+    (rows whose source is in `skipped` left out)."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for name, architecture in results["architectures"].items():
+        rows = [row for row in architecture["rows"] if row["source"] not in skipped]
+        depth = np.linspace(0, 1, len(rows))
+        for axis, metric in zip(axes, ("psnr", "found_again")):
+            axis.plot(depth, [row[metric] for row in rows], marker="o", label=name)
+    for axis, title in zip(axes, ("PSNR (dB)", "objects found again, same label (by the Shapes DETR)")):
+        axis.set_xlabel("depth (0: the first stage; 1: logits or predictions)")
+        axis.set_title(title, fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"What each depth keeps: the Shapes world, {results['images']} held-out images", fontsize=11)
+    return fig
+
+
+def architecture_cka_plot(results: dict) -> Figure:
+    """The architecture comparison's inter-layer linear CKA, one matrix per architecture."""
+    architectures = results["architectures"]
+    fig = Figure(figsize=(5 * len(architectures) + 1, 4.8), layout="constrained")
+    axes = fig.subplots(1, len(architectures))
+    for axis, (name, architecture) in zip(axes, architectures.items()):
+        names = architecture["cka"]["layers"]
+        shown = axis.imshow(architecture["cka"]["cka"], vmin=0, vmax=1, cmap="viridis")
+        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(names)), names, fontsize=7)
+        axis.set_title(f"{name}: linear CKA between layers", fontsize=10)
+    fig.colorbar(shown, ax=list(axes), shrink=0.8)
+    return fig
+
+
 def colour_dial_plot(table: dict) -> Figure:
     """Class AP under colour perturbations, one panel per class (and their mean), one bar per column of `table`
     (a detector on a held-out set): {column: {class: {perturbation: AP}}}."""

@@ -18,8 +18,13 @@ def linear_cka(first: torch.Tensor, second: torch.Tensor) -> float:
         raise ValueError(f"CKA compares the same examples: got {first.shape[0]} and {second.shape[0]} rows.")
     x = first.double() - first.double().mean(0, keepdim=True)
     y = second.double() - second.double().mean(0, keepdim=True)
-    cross = torch.linalg.matrix_norm(y.T @ x) ** 2
-    norms = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    if x.shape[0] < x.shape[1] + y.shape[1]:  # fewer examples than features: the same sums through n x n Gram matrices
+        x_gram, y_gram = x @ x.T, y @ y.T
+        cross = (x_gram * y_gram).sum()
+        norms = torch.linalg.matrix_norm(x_gram) * torch.linalg.matrix_norm(y_gram)
+    else:
+        cross = torch.linalg.matrix_norm(y.T @ x) ** 2
+        norms = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
     return float(cross / norms) if norms > 0 else float("nan")
 
 

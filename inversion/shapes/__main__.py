@@ -9,6 +9,7 @@
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
+    python -m inversion.shapes architectures --out checkpoints/shapes/architectures [--n 200]
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def eval_classifier_command(args: argparse.Namespace) -> None:
     heldout_result = evaluate(classifier, *samples(args.seed, 0, args.n, classifier))
     print(json.dumps({"n": args.n, "seed": args.seed, **heldout_result, "colour": colour_effect(classifier, args.n, args.seed)},
                      indent=1))
+
+
+def architectures_command(args: argparse.Namespace) -> None:
+    from .architectures import run, table
+
+    print(table(run(args.out, args.n, args.batch_size)))
 
 
 def eval_detector_command(args: argparse.Namespace) -> None:
@@ -176,6 +183,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--out", default="checkpoints/shapes/headroom", help="points/*.json, results.json, table.md, plots")
     command.add_argument("--work", default="runs/headroom", help="the training runs and their evaluations")
     command.set_defaults(handler=headroom_command)
+
+    command = commands.add_parser("architectures", help="what the Shapes DETR, ViT and Swin keep, depth by depth")
+    command.add_argument("--out", default="checkpoints/shapes/architectures", help="results.json, table.md, depth.png, cka.png")
+    command.add_argument("--n", type=int, default=200, help="held-out images (stream seed 1)")
+    command.add_argument("--batch-size", type=int, default=50)
+    command.set_defaults(handler=architectures_command)
     return main
 
 
