@@ -44,19 +44,21 @@ def tiny_shapes_detr_config() -> DetrConfig:
 
 TINY_LABELS = ("circle", "square", "triangle")
 
-# Multi-scale families read three ResNet stages (strides 8, 16, 32), as their Hub checkpoints do; Deformable DETR
-# adds a fourth level.
-MULTI_SCALE_STAGES = ("stage2", "stage3", "stage4")
+# The tiny configs' multi-scale extras: fewer sampling points, and RT-DETR's one AIFI module on the coarsest level.
+TINY_MULTI_SCALE_EXTRAS = {"deformable_detr": dict(encoder_n_points=2, decoder_n_points=2),
+                           "rt_detr": dict(decoder_n_points=2, encoder_layers=1)}
 
 
 def multi_scale_sizes(model_type: str, d_model: int, stage_channels: list[int]) -> dict:
     """What a multi-scale family's tiny config sets beyond the common sizes (nothing for the others)."""
-    if model_type == "deformable_detr":
-        return dict(num_feature_levels=4, encoder_n_points=2, decoder_n_points=2)
-    if model_type == "rt_detr":  # one attention (AIFI) module on the coarsest level, its width the decoder's
-        return dict(encoder_in_channels=stage_channels, encoder_hidden_dim=d_model, decoder_in_channels=[d_model] * 3,
-                    num_feature_levels=3, decoder_n_points=2, encoder_layers=1)
-    return {}
+    return {**family_for(model_type).scale_config(d_model, stage_channels), **TINY_MULTI_SCALE_EXTRAS.get(model_type, {})}
+
+
+def resnet_out_features(model_type: str, stages: int = 4) -> tuple[str, ...]:
+    """The stages of a `stages`-stage ResNet that a family's encoder reads (its last `backbone_stages`)."""
+    return tuple(f"stage{stage}" for stage in range(stages - family_for(model_type).backbone_stages + 1, stages + 1))
+
+
 # Families without a CNN: their tiny configs' patch size and the image size their position embeddings are made for.
 VISION_TRANSFORMERS = {"yolos": dict(patch_size=16, image_size=[64, 96], use_mid_position_embeddings=True)}
 
@@ -70,7 +72,7 @@ def tiny_config(model_type: str, d_model: int = 32, num_queries: int = 6, num_la
                                     intermediate_size=64, num_detection_tokens=num_queries, num_labels=num_labels,
                                     id2label=labels, label2id={name: index for index, name in labels.items()},
                                     **VISION_TRANSFORMERS[model_type])
-    backbone = tiny_resnet_config(MULTI_SCALE_STAGES if multi_scale_sizes(model_type, d_model, []) else ("stage4",))
+    backbone = tiny_resnet_config(resnet_out_features(model_type))
     common = dict(
         use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
         encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
@@ -105,9 +107,8 @@ def r50_config(model_type: str) -> PretrainedConfig:
     if model_type == "yolos":
         return AutoConfig.for_model(model_type, hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
                                     intermediate_size=1536, num_labels=91)
-    multi_scale = model_type in ("deformable_detr", "rt_detr")
     return AutoConfig.for_model(model_type, use_timm_backbone=False, use_pretrained_backbone=False, num_labels=91,
-                                backbone_config=ResNetConfig(out_features=list(MULTI_SCALE_STAGES if multi_scale else ("stage4",))))
+                                backbone_config=ResNetConfig(out_features=list(resnet_out_features(model_type))))
 
 
 def detr_r50_config() -> DetrConfig:

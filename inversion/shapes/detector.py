@@ -51,7 +51,7 @@ class DetectorRecipe:
     log: str = "runs/shapes_detector/train.log"
     image_size: int = IMAGE_SIZE
     # model
-    family: str = "detr"  # the config model type: detr, conditional_detr, dab-detr, table-transformer
+    family: str = "detr"  # the config model type: detr, conditional_detr, dab-detr, table-transformer, deformable_detr
     backbone_widths: tuple[int, ...] = (32, 64, 128)  # ResNet stages; 3 stages = stride 16
     backbone_depths: tuple[int, ...] = (1, 1, 1)
     d_model: int = 128
@@ -83,14 +83,16 @@ class DetectorRecipe:
 
 def build_detector(cfg: DetectorRecipe) -> PreTrainedModel:
     """A randomly initialised small detector of the recipe's family, with the Shapes labels."""
+    family, stages = family_for(cfg.family), len(cfg.backbone_widths)
+    read = range(stages - min(family.backbone_stages, stages - 1) + 1, stages + 1)  # the last stages, never the first
     backbone = ResNetConfig(
         embedding_size=cfg.backbone_widths[0], hidden_sizes=list(cfg.backbone_widths),
-        depths=list(cfg.backbone_depths), layer_type="basic",
-        out_features=[f"stage{len(cfg.backbone_widths)}"],
+        depths=list(cfg.backbone_depths), layer_type="basic", out_features=[f"stage{stage}" for stage in read],
     )
     config = AutoConfig.for_model(
         cfg.family, use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone,
-        **{family_for(cfg.family).width_attribute: cfg.d_model}, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
+        **family.scale_config(cfg.d_model, [cfg.backbone_widths[stage - 1] for stage in read]),
+        **{family.width_attribute: cfg.d_model}, encoder_layers=cfg.layers, decoder_layers=cfg.layers,
         encoder_attention_heads=cfg.heads, decoder_attention_heads=cfg.heads,
         encoder_ffn_dim=cfg.ffn, decoder_ffn_dim=cfg.ffn, num_queries=cfg.queries,
         dropout=0.0, auxiliary_loss=True, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},

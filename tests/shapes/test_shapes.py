@@ -148,3 +148,18 @@ def test_the_prototype_share_is_a_dial_whose_default_is_the_bundled_world():
     assert 0.33 <= share <= 0.47, share
     always = [(o.name, o.hue) for i in range(20) for o in generate_sample(sample_rng(5, i), prototype_share=1.0)[1]]
     assert all(hue_distance(hue, PROTOTYPE_HUES[name]) <= HUE_JITTER for name, hue in always)
+
+
+def test_the_recipe_builds_a_multi_scale_deformable_detr_from_the_last_backbone_stages():
+    """Deformable DETR reads the basic ResNet's stages 2 and 3 (strides 8 and 16) and one strided level more:
+    a 16 x 16, an 8 x 8 and a 4 x 4 map of a 128 px image, captured as three levels."""
+    from inversion.core.detector import Detector
+    from inversion.shapes.detector import DetectorRecipe, build_detector
+    from inversion.testing import random_image
+
+    model = build_detector(DetectorRecipe(family="deformable_detr"))
+    assert model.config.backbone_config.out_features == ["stage2", "stage3"] and model.config.num_feature_levels == 3
+    reps = Detector(model.eval(), working_size=(128, 128)).capture([random_image(128, 128)])
+    assert [tuple(level.shape[-2:]) for level in reps.levels] == [(16, 16), (8, 8), (4, 4)]
+    single = build_detector(DetectorRecipe())
+    assert single.config.backbone_config.out_features == ["stage3"]

@@ -88,9 +88,16 @@ class Family:
     pixel_mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN  # the input normalisation it was trained with
     pixel_std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 
+    backbone_stages: ClassVar[int] = 1  # the CNN backbone's last stages its encoder reads (multi-scale: several)
+
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """[0, 1] canvas pixels as this family's input."""
         return normalise(pixels, self.pixel_mean, self.pixel_std)
+
+    def scale_config(self, d_model: int, stage_channels: list[int]) -> dict:
+        """The config fields a new model of this family needs to read backbone stages of these channels (the
+        last `backbone_stages` of its CNN) at width d_model; nothing for a single-scale family."""
+        return {}
 
     # ---------------------------------------------------------------- structure
 

@@ -34,6 +34,10 @@ class DeformableDetr(Family):
     model_types = ("deformable_detr",)
     model_class = DeformableDetrForObjectDetection
     sigmoid_classes = True
+    backbone_stages = 3
+
+    def scale_config(self, d_model, stage_channels):
+        return dict(num_feature_levels=len(stage_channels) + 1)  # one level more, by a strided conv on the last
 
     def sizes(self, config) -> Sizes:
         sizes = super().sizes(config)

@@ -30,6 +30,11 @@ class RtDetr(Family):
     model_types = ("rt_detr",)
     model_class = RTDetrForObjectDetection
     sigmoid_classes = True
+    backbone_stages = 3
+
+    def scale_config(self, d_model, stage_channels):  # the hybrid encoder's width is the decoder's
+        return dict(encoder_in_channels=stage_channels, encoder_hidden_dim=d_model,
+                    decoder_in_channels=[d_model] * len(stage_channels), num_feature_levels=len(stage_channels))
 
     def sizes(self, config) -> Sizes:
         return Sizes(d_model=config.d_model, num_queries=config.num_queries, num_logits=config.num_labels,
