@@ -13,10 +13,10 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedModel
 
 from .classifier_stages import ClassifierRepresentations, Prediction
-from .detector import CONFIG_FILE, PICKLED_WEIGHTS, WEIGHTS_FILE, _load_quietly, _read_config_type
+from .detector import CONFIG_FILE, _load_quietly, _read_config_type, _weights_folder
 from .families.classifier_base import ClassifierChanges, ClassifierFamily
 from .families.classifiers import classifier_family_for
-from .hub import WeightsNotFound, resolve_folder
+from .hub import resolve_folder
 
 DEFAULT_TOP_K = 5
 
@@ -44,13 +44,7 @@ class Classifier(nn.Module):
         label = str(name_or_path)
         folder = resolve_folder(name_or_path, revision, (CONFIG_FILE,))
         family = classifier_family_for(_read_config_type(folder / CONFIG_FILE, label))
-        if not (folder / WEIGHTS_FILE).is_file():
-            if any((folder / pickled).is_file() for pickled in PICKLED_WEIGHTS):
-                raise WeightsNotFound(
-                    f"{label!r} holds its weights only as a pickled pytorch_model.bin, which this project never loads "
-                    "(unpickling runs code): save the model with save_pretrained (safetensors) and try again."
-                )
-            folder = resolve_folder(name_or_path, revision, (CONFIG_FILE, WEIGHTS_FILE))
+        folder = _weights_folder(folder, name_or_path, revision, label)
         model_class = family.model_class(AutoConfig.from_pretrained(folder))
         model = _load_quietly(family, folder, label, model_class)
         return cls(model, name=name or label, revision=revision, top_k=top_k)

@@ -104,13 +104,7 @@ class Detector(nn.Module):
         label = str(name_or_path)
         folder = resolve_folder(name_or_path, revision, (CONFIG_FILE,))
         family = family_for(_read_config_type(folder / CONFIG_FILE, label))
-        if not (folder / WEIGHTS_FILE).is_file():
-            if any((folder / pickled).is_file() for pickled in PICKLED_WEIGHTS):
-                raise WeightsNotFound(
-                    f"{label!r} holds its weights only as a pickled pytorch_model.bin, which this project never loads "
-                    "(unpickling runs code): save the model with save_pretrained (safetensors) and try again."
-                )
-            folder = resolve_folder(name_or_path, revision, (CONFIG_FILE, WEIGHTS_FILE))
+        folder = _weights_folder(folder, name_or_path, revision, label)
         model = _load_quietly(family, folder, label)
         return cls(model, working_size, name=name or label, revision=revision, threshold=threshold)
 
@@ -228,6 +222,19 @@ class Detector(nn.Module):
         scores = self.class_probabilities(representations.logits[image]).max(-1).values.cpu()
         threshold = self.threshold if threshold is None else threshold
         return sorted((scores > threshold).nonzero().flatten().tolist(), key=lambda query: -float(scores[query]))
+
+
+def _weights_folder(folder: Path, name_or_path: str, revision: str | None, label: str) -> Path:
+    """The folder with config.json and model.safetensors, once the config alone (in `folder`) chose a family: a Hub
+    repo is fetched again with its weights; weights only pickled are refused."""
+    if (folder / WEIGHTS_FILE).is_file():
+        return folder
+    if any((folder / pickled).is_file() for pickled in PICKLED_WEIGHTS):
+        raise WeightsNotFound(
+            f"{label!r} holds its weights only as a pickled pytorch_model.bin, which this project never loads "
+            "(unpickling runs code): save the model with save_pretrained (safetensors) and try again."
+        )
+    return resolve_folder(name_or_path, revision, (CONFIG_FILE, WEIGHTS_FILE))
 
 
 def _read_config_type(path: Path, label: str) -> str:

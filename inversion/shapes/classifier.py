@@ -14,7 +14,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from ..experiments.colour import PERTURBATIONS, perturb
 from ..training.classifier_objectives import DEFAULT_CLASSIFIER_LEARNING_RATES, ClassifierModularObjective
 from ..training.trainer import TrainingConfig, build_optimizers
 from .detector import HELDOUT_SEED, TRAIN_SEED
+from .training_log import TrainingLog
 from .world import CLASS_NAMES, IMAGE_SIZE, generate_sample, sample_rng
 
 LABELS = dict(enumerate(CLASS_NAMES))  # label id -> class name (no "N/A": a class is present or not)
@@ -135,13 +135,7 @@ def train(recipe: ClassifierRecipe) -> dict:
     the held-out images) is saved to recipe.out as config.json + model.safetensors."""
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    Path(recipe.log).parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(recipe.log, "a")
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-        log_file.write(message + "\n")
-        log_file.flush()
+    log = TrainingLog(recipe.log)
 
     classifier = Classifier(build_classifier(recipe))
     model = classifier.model.train().requires_grad_(True)
@@ -174,7 +168,7 @@ def train(recipe: ClassifierRecipe) -> dict:
                 model.save_pretrained(recipe.out)
                 log(f"saved {recipe.out} (step {step})")
     log(f"done {recipe.steps} steps in {(time.time() - start) / 60:.1f} min; best {json.dumps(best)}")
-    log_file.close()
+    log.close()
     return best
 
 
@@ -222,13 +216,7 @@ def train_inverters(recipe: InverterRecipe) -> dict:
     evaluate the chains on held-out images and save the stack (with its notes) to recipe.out."""
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    Path(recipe.log).parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(recipe.log, "a")
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-        log_file.write(message + "\n")
-        log_file.flush()
+    log = TrainingLog(recipe.log)
 
     classifier = Classifier.from_pretrained(recipe.classifier)
     stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(classifier))
@@ -263,5 +251,5 @@ def train_inverters(recipe: InverterRecipe) -> dict:
                                                                     "minutes": round(minutes, 1), "heldout": result,
                                                                     "recipe": dataclasses.asdict(recipe)})
     log(f"done {recipe.steps} steps in {minutes:.1f} min; saved {recipe.out}")
-    log_file.close()
+    log.close()
     return result

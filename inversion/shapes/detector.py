@@ -37,6 +37,7 @@ from transformers import AutoConfig, AutoModelForObjectDetection, PreTrainedMode
 from ..core.families import family_for
 from ..core.images import normalise
 from ..experiments.coco_ap import coco_ap, coco_from_dict, detections_from_outputs
+from .training_log import TrainingLog
 from .world import ID2LABEL, IMAGE_SIZE, PROTOTYPE_PROB, ShapeObject, coco_dataset, generate_sample, sample_rng
 
 TRAIN_SEED = 0
@@ -187,13 +188,7 @@ def train(cfg: DetectorRecipe) -> dict:
     """Train, evaluating every eval_every steps; the best model by held-out AP is saved to cfg.out."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    Path(cfg.log).parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(cfg.log, "a")
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-        log_file.write(message + "\n")
-        log_file.flush()
+    log = TrainingLog(cfg.log)
 
     model = load_trained(cfg.init_from) if cfg.init_from else build_detector(cfg)
     trainable_backbone(model)
@@ -236,7 +231,7 @@ def train(cfg: DetectorRecipe) -> dict:
         if step == cfg.steps:
             break
     log(f"done {cfg.steps} steps in {(time.time() - start) / 60:.1f} min; best {json.dumps(best)}")
-    log_file.close()
+    log.close()
     return best
 
 
