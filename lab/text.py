@@ -249,6 +249,75 @@ def attend_card_title(action: str) -> str:
             "skip": "DETR with one layer skipped: what the detector still finds"}[action]
 
 
+# ---------------------------------------------------------------- image classifiers (ViT, DeiT, Swin)
+
+CLASSES_NOT_DETECTIONS = "A classifier has classes instead of detections: it names what the image holds, with no boxes."
+CLASSIFIER_OPTIMISED = ("Optimisation-based inversion is for detectors only: a classifier's reconstructions are its "
+                        "learned inverters', and the exact analytic inverse of its patch embedding.")
+CLASSIFIER_WHOLE_IMAGE = ("A classifier finds no objects, so there is no box or object to recolour: choose the mask "
+                          "“the whole image” (the perturbation then changes every coloured pixel; grey stays grey).")
+ROLLOUT_CAPTION = ("attention rollout through every block (Abnar and Zuidema 2020): the heads averaged, the identity "
+                   "added, each row renormalised, the blocks multiplied; the CLS token's row")
+CLASSIFIER_ATTENTION = ("For a classifier: the gallery holds the CLS token's attention over the patches in each block, "
+                        "the map beside the image its attention rollout through all blocks.")
+
+
+CLASS_CHANGE_HEADERS = ["class, original", "class, perturbed", "probability change", "what happened"]
+
+
+def class_change_rows(changes) -> list[list[str]]:
+    """A classifier's classes before and after a change, one row per class (the perturbation's changes table)."""
+    return [[f"{change.label} {change.before:.2f}", f"{change.label} {change.after:.2f}",
+             f"{change.after - change.before:+.2f}", change.status] for change in changes]
+
+
+def classes_found(classes: list, present: list[str], multi_label: bool) -> str:
+    """A classifier's summary: its top classes with their probabilities, and those it gives the image."""
+    listed = ", ".join(f"{p.label} {p.score:.2f}" for p in classes)
+    rule = "each class scored alone, present above 0.5" if multi_label else "its most probable class"
+    return (f"{CLASSES_NOT_DETECTIONS} Top classes: {listed}. Given to the image ({rule}): "
+            f"{', '.join(present) or 'none'}.")
+
+
+def classifier_notice(label: str, attention: bool) -> str:
+    """The notice under the model choice for a classifier: what each tab shows for it."""
+    attend = ("the attention tab its CLS token's attention per block and their rollout; " if attention else
+              "the attention tab nothing (a Swin records no CLS attention); ")
+    return (f"**{label}** is an image classifier, not a detector: it gives classes with their probabilities where a "
+            "detector gives detections. The stage reconstructions show them with the reconstructions from each stage, "
+            f"the colour perturbation the classes before and after recolouring the whole image, {attend}the layer swap "
+            "and the interventions are for detectors only.")
+
+
+def classifier_without_inverters(label: str) -> str:
+    return f"{label} has no trained inverters: its classes are shown, without reconstructions."
+
+
+def classifier_source_label(source) -> str:
+    """A classifier stage's name in a caption: 'embedding (learned)', 'encoder entry 2', 'encoder output'..."""
+    if source.entry is not None:
+        return f"encoder entry {source.entry}"
+    return {"embedding": "embedding (learned)", "encoder": "encoder output", "pooled": "pooled token",
+            "logits": "logits"}[source.stage]
+
+
+def classifier_no_attention(label: str) -> str:
+    return (f"{label} records no attention to show: a Swin attends within shifted windows and has no CLS token (its "
+            "head reads the average of its final tokens), so there is no CLS attention nor rollout. The ViT classifier "
+            "has both.")
+
+
+def classifier_not_served(label: str, what: str) -> str:
+    """A tab or tool that serves detectors only, asked for a classifier: why, and what to use instead."""
+    reasons = {
+        "swap": ("the layer swap feeds a DETR's encoder and decoder layers to inverses trained for other stages; a "
+                 f"classifier's blocks each enter its inverse encoder on the {STAGES_TAB} tab (tick “{ALL_LAYERS}”)"),
+        "intervention": "transplants and layer skips act on a detector's objects and decoder; choose the attention action",
+        "tool": "the tools serve detectors; open the classifier in the app's tabs",
+    }
+    return f"{label} is an image classifier, not a detector: {reasons[what]}."
+
+
 # ---------------------------------------------------------------- classification vs reconstruction
 
 TRADEOFF_TAB = "Classification vs reconstruction"

@@ -24,6 +24,7 @@ from lab.components import (
     pick_object,
     read_image,
     results_gallery,
+    unannotated,
 )
 from lab.links import EXAMPLES_DIR, LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
@@ -55,14 +56,17 @@ def skip_choices(model) -> list[str]:
 
 
 def setting_updates(model, decoder_layer=None, encoder_layer=None, head=None, skip=None):
-    """The layer, head and skip choices of a model, keeping the given values it has (else: last layers, mean, first)."""
+    """The layer, head and skip choices of a model, keeping the given values it has (else: last layers, mean, first;
+    none where the model has none, as a classifier has no decoder)."""
     encoders, decoders, heads = attention_service.layer_counts(model)
     head_choices = [(text.MEAN_OF_HEADS, MEAN_OF_HEADS), *((str(number), number) for number in range(heads))]
     skips = skip_choices(model)
-    return (gr.update(choices=list(range(1, decoders + 1)), value=decoder_layer if decoder_layer in range(1, decoders + 1) else decoders),
-            gr.update(choices=list(range(1, encoders + 1)), value=encoder_layer if encoder_layer in range(1, encoders + 1) else encoders),
+    return (gr.update(choices=list(range(1, decoders + 1)),
+                      value=decoder_layer if decoder_layer in range(1, decoders + 1) else decoders or None),
+            gr.update(choices=list(range(1, encoders + 1)),
+                      value=encoder_layer if encoder_layer in range(1, encoders + 1) else encoders or None),
             gr.update(choices=head_choices, value=head if head in range(heads) else MEAN_OF_HEADS),
-            gr.update(choices=skips, value=skip if skip in skips else skips[0]))
+            gr.update(choices=skips, value=skip if skip in skips else next(iter(skips), None)))
 
 
 def enlarged(image: Image.Image) -> Image.Image:
@@ -105,9 +109,12 @@ def build(page: Page) -> Tab:
         model_name = page.model_name(model_name)
         image = read_image(first, page.max_megapixels)
         link = LinkState(model=model_name, tab="attend", example=example_name(first), action=action)
+        if action == "attention" and page.is_classifier(model_name):
+            return *show_classifier_attention(model_name, image, head, link, progress), to_query(link)
         if action == "attention":
             return (*show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress),
                     to_query(link))
+        model_name = page.detector_name(model_name, "intervention")
         progress(0.2, desc=text.INTERVENING)
         if action == "transplant":
             if second is None:
@@ -147,6 +154,21 @@ def build(page: Page) -> Tab:
         maps = [(as_file(shown.image), shown.caption) for shown in result.query_maps]
         return (annotated(result.input), maps, as_file(enlarged(result.point_map.image)), (placeholder(), []), [],
                 f"{summary}\n\n{result.point_map.caption}.", [])
+
+    def show_classifier_attention(model_name, image, head, link, progress):
+        """The attention action's outputs for a classifier: the CLS token's attention in each block in the gallery,
+        their rollout in the map (all but the link, whose head it fills in)."""
+        model = models[model_name]
+        _, _, heads = attention_service.layer_counts(model)
+        head = chosen(whole_number(head, text.HEAD), range(MEAN_OF_HEADS, heads), text.HEAD)
+        link.head = None if head == MEAN_OF_HEADS else head
+        progress(0.2, desc=text.ATTENDING)
+        result = page.gpu.classifier_attention(model_name, image, link.head)
+        classes = text.classes_found(result.input.classes, result.input.present, model.classifier.multi_label)
+        maps = [(as_file(shown), caption) for shown, caption in result.layer_maps]
+        rollout, caption = result.rollout
+        return (unannotated(result.input.view), maps, as_file(enlarged(rollout)), (placeholder(), []), [],
+                f"{classes}\n\n{text.CLASSIFIER_ATTENTION} The map: {caption}.", [])
 
     def run_attention_example(first, model_name):
         """An attention example row: the example's model's last layers, the mean of the heads, the centre."""

@@ -25,6 +25,7 @@ from lab.components import (
     read_image,
     results_gallery,
     shown_picture,
+    unannotated,
 )
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
@@ -64,6 +65,13 @@ def build(page: Page) -> Tab:
         except (TypeError, ValueError):
             raise gr.Error(text.BAD_OBJECT.format(value=object_value)) from None
         progress(0.2, desc=text.PERTURBING)
+        if page.is_classifier(model_name):
+            result = page.gpu.classifier_perturb(model_name, image, mask_kind, perturbation, hue)
+            link = LinkState(model=model_name, tab="perturb", example=example_name(upload), mask=mask_kind,
+                             perturbation=perturbation, hue=hue, optimised=optimised)
+            changes = {"headers": text.CLASS_CHANGE_HEADERS, "data": text.class_change_rows(result.changes)}
+            return (unannotated(result.original.view), gr.update(choices=[], value=None), unannotated(result.perturbed.view),
+                    changes, gallery(result.original_panels), gallery(result.perturbed_panels), to_query(link))
         result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress)
         if result.note:
             gr.Warning(result.note)
@@ -82,7 +90,10 @@ def build(page: Page) -> Tab:
         """The detections of a new image, to choose the object from."""
         if upload is None:
             return None, gr.update(choices=[], value=None)
-        detected = page.gpu.detect(page.model_name(model_name), read_image(upload, page.max_megapixels))
+        model_name, image = page.model_name(model_name), read_image(upload, page.max_megapixels)
+        if page.is_classifier(model_name):
+            return unannotated(page.gpu.classify(model_name, image).view), gr.update(choices=[], value=None)
+        detected = page.gpu.detect(model_name, image)
         return annotated(detected), object_choices(detected)
 
     def detect_again(model_name, upload):
