@@ -49,7 +49,7 @@ class Catalogue:
 def load_catalogue(path: str | os.PathLike | None = None, device: str = "cpu") -> Catalogue:
     """Load every model of the space config (see `inversion.core.registry`); raise only if none loads."""
     config = read_space_config(path)
-    models, missing, causes, incomplete = {}, {}, {}, []
+    models, missing, causes, incomplete = {}, {}, {}, {}
     for name, spec in model_specs(path).items():
         try:
             build = build_classifier_model if spec.kind == CLASSIFIER else build_model
@@ -61,13 +61,13 @@ def load_catalogue(path: str | os.PathLike | None = None, device: str = "cpu") -
             continue
         models[name] = model
         if model.inverters_problem:
-            incomplete.append(spec.label)
+            incomplete[spec.label] = isinstance(model, ClassifierModel)
             log.warning("model %s served without inverters: %s", name, model.inverters_problem)
     if not models:
         raise RuntimeError("No model of the space config could be loaded: " + "; ".join(f"{k}: {v}" for k, v in causes.items()))
     serving = [model.spec.label for model in models.values()]
     problems = {label: text.hub_unreachable(label, serving) if from_hub else text.not_loaded(label, serving)
                 for label, from_hub in missing.items()}
-    problems |= {label: text.inverters_not_loaded(label) for label in incomplete}
+    problems |= {label: text.inverters_not_loaded(label, classifier) for label, classifier in incomplete.items()}
     default = config.get("default_model")
     return Catalogue(models, problems, default if default in models else next(iter(models)), Limits(**config["limits"]))

@@ -53,11 +53,13 @@ def not_loaded(label: str, serving: list[str]) -> str:
             f"{_others(serving)}: choose it above. Running the app yourself? Its log says what went wrong.")
 
 
-def inverters_not_loaded(label: str) -> str:
-    """A model served without the inverters it names (their cause is in the log)."""
-    return (f"**{label}** works without its trained inverters, which failed to load: detections, attention maps and "
-            "interventions as usual, reconstructions by optimisation (slower). Running the app yourself? Its log says "
-            "what went wrong.")
+def inverters_not_loaded(label: str, classifier: bool = False) -> str:
+    """A model served without the inverters it names (their cause is in the log); a classifier gets no
+    reconstructions then (optimisation-based inversion is for detectors)."""
+    works = ("its classes and attention maps as usual, no reconstructions" if classifier else
+             "detections, attention maps and interventions as usual, reconstructions by optimisation (slower)")
+    return (f"**{label}** works without its trained inverters, which failed to load: {works}. Running the app "
+            "yourself? Its log says what went wrong.")
 
 
 def no_inverters(label: str) -> str:
@@ -176,10 +178,11 @@ ORIGINAL_GALLERY = "Reconstructions of the original (click one to compare the st
 PERTURBED_GALLERY = "Reconstructions of the perturbed image"
 
 
-def perturbation_card_title(perturbation: str, hue: int) -> str:
-    """The perturbation card's title, naming the perturbation as the tab's choices do."""
+def perturbation_card_title(perturbation: str, hue: int, classifier: bool = False) -> str:
+    """The perturbation card's title, naming the perturbation as the tab's choices do (and the kind of model)."""
     named = f"free hue {hue}" if perturbation == "hue" else dict((value, label) for label, value in PERTURBATION_CHOICES)[perturbation]
-    return f"Does DETR keep a new colour? {named[0].upper()}{named[1:]}"
+    question = "Does the classifier keep its classes under a new colour?" if classifier else "Does DETR keep a new colour?"
+    return f"{question} {named[0].upper()}{named[1:]}"
 
 
 def changes_line(rows) -> str:
@@ -262,6 +265,11 @@ CLASSIFIER_ATTENTION = ("For a classifier: the gallery holds the CLS token's att
                         "the map beside the image its attention rollout through all blocks.")
 
 
+CLASSIFIER_STAGE_CARD_TITLE = "What the classifier keeps of this image, stage by stage"
+CLASSIFIER_ATTENTION_CARD_TITLE = "Where the classifier looks: its CLS token's attention per block, and their rollout"
+CARD_CLASSIFIER_INPUT = "input (a classifier: classes, no boxes)"
+CARD_ORIGINAL, CARD_PERTURBED = "original", "perturbed (the whole image)"  # a classifier's perturbation card
+ROLLOUT = "attention rollout"
 CLASS_CHANGE_HEADERS = ["class, original", "class, perturbed", "probability change", "what happened"]
 
 

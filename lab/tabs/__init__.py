@@ -43,6 +43,10 @@ class Page:
         """Whether the model called `name` (checked by `model_name`) is an image classifier, not a detector."""
         return isinstance(self.catalogue.models[name], ClassifierModel)
 
+    def shows_classifier(self, state) -> bool:
+        """Whether a result's link state names a classifier (no model named: the default), for its card."""
+        return self.is_classifier(state.model or self.catalogue.default)
+
     def detector_name(self, value, what: str) -> str:
         """A model name as `model_name` checks it, refused in one message when it names a classifier (`what`: the
         tab or tool that serves detectors only, as `text.classifier_not_served` names it)."""

@@ -87,8 +87,13 @@ def pick_point(view, event: gr.SelectData):
     return round(event.index[0] * scale), round(event.index[1] * scale), "attention"
 
 
-def card(state: LinkState, view, query_maps, point_map, after, changes, panels) -> Card:
-    """The tab's card: the maps, or the images before and after an intervention with its reconstructions."""
+def card(state: LinkState, view, query_maps, point_map, after, changes, panels, classifier: bool = False) -> Card:
+    """The tab's card: the maps (a classifier's: each block's CLS attention and the rollout), or the images before
+    and after an intervention with its reconstructions."""
+    if state.action == "attention" and classifier:
+        rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT), *gallery_panels(query_maps)],
+                [CardPanel(picture(point_map), text.ROLLOUT)]]
+        return Card(text.CLASSIFIER_ATTENTION_CARD_TITLE, rows)
     if state.action == "attention":
         rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(query_maps)],
                 [CardPanel(picture(point_map), text.POINT_MAP)]]
@@ -223,7 +228,8 @@ def build(page: Page) -> Tab:
         examples(run_intervention_example, [first, second, page.model, action, object_index, at, skip], outputs,
                  interventions, label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples",
                  example_labels=[text.intervention_example_label(*row) for row in interventions])
-        card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels], card)
+        card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="attend", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", **MODEL_EVENT)

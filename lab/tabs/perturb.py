@@ -45,12 +45,14 @@ def object_choices(detected, selected: int | None = 0):
     return gr.update(choices=choices, value=selected if choices else None)
 
 
-def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels) -> Card:
-    """The perturbation card: the original and the perturbed image, each with its detections and reconstructions."""
-    rows = [[annotated_panel(original, text.ORIGINAL), *gallery_panels(original_panels)],
-            [annotated_panel(perturbed, text.PERTURBED), *gallery_panels(perturbed_panels)]]
+def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels, classifier: bool = False) -> Card:
+    """The perturbation card: the original and the perturbed image, each with its detections (a classifier's
+    classes: in the line below) and reconstructions."""
+    captions = (text.CARD_ORIGINAL, text.CARD_PERTURBED) if classifier else (text.ORIGINAL, text.PERTURBED)
+    rows = [[annotated_panel(original, captions[0]), *gallery_panels(original_panels)],
+            [annotated_panel(perturbed, captions[1]), *gallery_panels(perturbed_panels)]]
     table = changes.values.tolist() if changes is not None else []
-    return Card(text.perturbation_card_title(state.perturbation, state.hue), rows, text.changes_line(table))
+    return Card(text.perturbation_card_title(state.perturbation, state.hue, classifier), rows, text.changes_line(table))
 
 
 def build(page: Page) -> Tab:
@@ -127,7 +129,8 @@ def build(page: Page) -> Tab:
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
                  [[str(path), example_model(path), 0, example_mask(path), EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)],
                    90, False] for i, path in enumerate(page.examples)])
-        card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
+        card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="perturb", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", api_visibility=PAGE_ONLY,
                   **MODEL_EVENT)

@@ -29,12 +29,13 @@ from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
 
-def card(state: LinkState, view, learned, optimised) -> Card:
-    """The stage card: the input with its detections and its reconstructions, the optimised row below if any."""
-    rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(learned)]]
+def card(state: LinkState, view, learned, optimised, classifier: bool = False) -> Card:
+    """The stage card: the input with its detections (a classifier's without) and its reconstructions, the
+    optimised row below if any."""
+    rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT if classifier else text.CARD_INPUT), *gallery_panels(learned)]]
     if optimised:
         rows.append(gallery_panels(optimised, text.CARD_OPTIMISED))
-    return Card(STAGE_CARD_TITLE, rows)
+    return Card(text.CLASSIFIER_STAGE_CARD_TITLE if classifier else STAGE_CARD_TITLE, rows)
 
 
 def build(page: Page) -> Tab:
@@ -82,7 +83,8 @@ def build(page: Page) -> Tab:
         inputs = [picture, page.model, all_layers, optimised]
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])
-        card_maker(page, "stages", [view, learned_gallery, optimised_gallery], card)
+        card_maker(page, "stages", [view, learned_gallery, optimised_gallery],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="stages", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
 

@@ -3,6 +3,8 @@ shows the chosen classifier's own classes where a detector shows detections, its
 stage, the classes before and after a recolouring, the ViT's CLS attention and rollout; what serves detectors
 only says so in one message, and the app keeps serving."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,20 @@ def own_classes(name: str, picture) -> str:
     return ", ".join(f"{classifier.config.id2label[int(i)]} {float(probabilities[i]):.2f}" for i in order)
 
 
+def sent(shown):
+    """A picture or gallery as the app returned it, to send back (its files as uploads)."""
+    if isinstance(shown, dict):
+        return {**shown, "image": handle_file(shown["image"])}
+    return [{"image": handle_file(item["image"]), "caption": item["caption"]} for item in shown]
+
+
+def card_files(client, query: str, endpoint: str, *values) -> list:
+    files = client.predict(f"http://127.0.0.1:7860/{query}", query, *values, api_name=endpoint)["value"]
+    files = [file["path"] if isinstance(file, dict) else file for file in files]
+    assert [Path(file).suffix for file in files] == [".png", ".pdf"] and Image.open(files[0]).size == (1920, 1080)
+    return files
+
+
 def captions(gallery) -> list[str]:
     return [item["caption"].split(" ·")[0] for item in gallery]
 
@@ -85,6 +101,7 @@ def test_stages_show_the_classifier_s_own_classes_and_its_reconstructions(client
     assert psnr(gallery, "embedding (analytic)") > 100  # exact
     assert psnr(gallery, "embedding (learned)") > 25 > psnr(gallery, "logits") > 12
     assert query.startswith(f"?model={name}")
+    card_files(client, query, "/stages_card", sent(view), sent(gallery), [])  # the result card, from what is shown
 
     _, gallery, _, summary, _ = client.predict(handle_file(str(image)), name, True, True, api_name="/stages")
     entries = [f"encoder entry {entry}" for entry in range(1, ENTRIES[name] + 1)]
@@ -112,7 +129,9 @@ def test_perturbation_shows_the_classes_before_and_after_beside_both_reconstruct
     assert len(changes["data"]) == 4  # every Shapes class (top 5 of 4)
     assert captions(original_gallery) == captions(perturbed_gallery) == STAGES[name]
     assert psnr(original_gallery, "embedding (analytic)") > 100 and psnr(perturbed_gallery, "embedding (analytic)") > 100
-    assert "mask" not in query or "mask=image" in query
+    assert "mask=image" in query
+    card_files(client, query, "/perturb_card", sent(original), sent(perturbed), changes, sent(original_gallery),
+               sent(perturbed_gallery))
 
     with pytest.raises(AppError, match="no box or object to recolour"):
         client.predict(handle_file(str(image)), name, 0, "grabcut", "red", 90, False, api_name="/perturb")
@@ -121,7 +140,7 @@ def test_perturbation_shows_the_classes_before_and_after_beside_both_reconstruct
 
 
 def test_the_vit_attention_tab_shows_each_block_s_cls_attention_and_the_rollout(client, image):
-    view, block_maps, rollout_map, _, changes, summary, _, _ = client.predict(
+    view, block_maps, rollout_map, after, changes, summary, panels, query = client.predict(
         handle_file(str(image)), None, "shapes-vit", "attention", None, None, -1, None, None, 0, "encoder", 0, 0,
         None, api_name="/attend")
     assert view["annotations"] == [] and changes["data"] in ([], [["", "", "", ""]])
@@ -136,6 +155,8 @@ def test_the_vit_attention_tab_shows_each_block_s_cls_attention_and_the_rollout(
     shown = np.asarray(Image.open(block_maps[3]["image"]).convert("RGB"), dtype=int)
     assert np.abs(shown - np.asarray(last, dtype=int)).max() <= 1
     assert text.CLASSES_NOT_DETECTIONS in summary and "attention rollout" in summary
+    card_files(client, query, "/attend_card", sent(view), sent(block_maps), handle_file(rollout_map), sent(after), changes,
+               panels)
 
     _, block_maps, *_ = client.predict(handle_file(str(image)), None, "shapes-vit", "attention", None, None, 2, None, None,
                                        0, "encoder", 0, 0, None, api_name="/attend")
