@@ -17,6 +17,7 @@ from PIL import Image
 
 from inversion.core.classifier_inverters import AnalyticPatchInverse
 from inversion.core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierRepresentations, ClassifierSource, Prediction
+from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.images import to_pil
 from inversion.core.metrics import image_quality
 from inversion.core.registry import ClassifierModel
@@ -66,6 +67,17 @@ class ClassifierPerturbationResult:
 
 
 @dataclass
+class ClassifierSkipResult:
+    """The image's classes with one block skipped (the identity in its place) against the unmodified run's."""
+
+    before: Classified
+    after: Classified
+    changes: list[ClassChange]
+    panels: list[Panel]  # reconstructions of the changed representation (none without inverters)
+    note: str = ""
+
+
+@dataclass
 class ClassifierAttentionResult:
     input: Classified
     layer_maps: list[tuple[Image.Image, str]]  # the CLS token's attention in each block, captioned
@@ -78,6 +90,11 @@ def attention_layers(model: ClassifierModel) -> tuple[int, int]:
         return 0, 0
     level = model.classifier.family.levels(model.classifier.config)[0]
     return len(level.blocks), level.heads
+
+
+def block_count(model: ClassifierModel) -> int:
+    """The classifier's transformer blocks (Swin: every stage's, in order), as a block skip numbers them from 1."""
+    return len(model.classifier.family.blocks(model.classifier.model))
 
 
 def classify(model: ClassifierModel, image: Image.Image) -> Classified:
@@ -110,7 +127,26 @@ def colour_perturbation(model: ClassifierModel, image: Image.Image, mask_kind: s
         panels, note = [[], []], text.classifier_without_inverters(model.spec.label)
     else:
         panels, note = reconstructions(model, both, False), ""
-    return ClassifierPerturbationResult(original, perturbed, class_changes(model, both), panels[0], panels[1], note)
+    return ClassifierPerturbationResult(original, perturbed, class_changes(model, both.logits, both.predictions),
+                                        panels[0], panels[1], note)
+
+
+def skip_block(model: ClassifierModel, image: Image.Image, block: int) -> ClassifierSkipResult:
+    """The classifier run with block `block` (1..block_count) replaced by the identity: its classes against the
+    unmodified run's, and the changed representation's reconstructions (against the image)."""
+    if not 1 <= block <= block_count(model):
+        raise RequestError(f"There is no block {block}: {model.spec.label} has blocks 1 to {block_count(model)}.")
+    before = model.classifier.capture([image])
+    with torch.no_grad():
+        after = model.classifier.forward_stages(before.pixels, ClassifierChanges(skip_blocks=[block]))
+    after.predictions = model.classifier.predictions(after.logits)
+    logits, predictions = torch.cat([before.logits, after.logits]), [*before.predictions, *after.predictions]
+    if model.inverters is None:
+        panels, note = [], text.classifier_without_inverters(model.spec.label)
+    else:
+        panels, note = reconstructions(model, after, False)[0], ""
+    return ClassifierSkipResult(classified(model, before, 0), classified(model, after, 0),
+                                class_changes(model, logits, predictions), panels, note)
 
 
 def attention_maps(model: ClassifierModel, image: Image.Image, head: int | None = None) -> ClassifierAttentionResult:
@@ -160,11 +196,12 @@ def classified(model: ClassifierModel, reps: ClassifierRepresentations, index: i
     return Classified(to_pil(reps.pixels[index]), reps.predictions[index], [labels.get(i, str(i)) for i in given])
 
 
-def class_changes(model: ClassifierModel, both: ClassifierRepresentations) -> list[ClassChange]:
-    """The top classes of either image, before (image 0) and after (image 1), in the original's order."""
-    probabilities = model.classifier.class_probabilities(both.logits).cpu()
-    present = model.classifier.present(both.logits).cpu()
-    shown = list(dict.fromkeys(p.label_id for image in both.predictions for p in image))
+def class_changes(model: ClassifierModel, logits: torch.Tensor, predictions: list[list[Prediction]]) -> list[ClassChange]:
+    """The top classes of either run (2 x C logits and their top predictions), before (the first) and after (the
+    second), in the first's order."""
+    probabilities = model.classifier.class_probabilities(logits).cpu()
+    present = model.classifier.present(logits).cpu()
+    shown = list(dict.fromkeys(p.label_id for image in predictions for p in image))
     labels = model.classifier.config.id2label
     statuses = {(True, True): "kept", (True, False): "lost", (False, True): "gained", (False, False): "absent"}
     return [ClassChange(labels.get(label, str(label)), float(probabilities[0, label]), float(probabilities[1, label]),

@@ -119,6 +119,7 @@ class GpuCalls:
     classifier_stages: Callable
     classifier_perturb: Callable
     classifier_attention: Callable
+    classifier_skip: Callable
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
@@ -241,5 +242,11 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         with user_errors():
             return classifier_service.attention_maps(models[model_name], image, head)
 
+    @spaces.GPU(duration=lambda model_name, image, block:
+                request_seconds(models[model_name], 2, classifier_reconstructions(models[model_name])))
+    def classifier_skip(model_name, image, block):
+        with user_errors():
+            return classifier_service.skip_block(models[model_name], image, block)
+
     return GpuCalls(detect, stages, layer_swap, perturb, attention, transplant, skip_layer, classify, classifier_stages,
-                    classifier_perturb, classifier_attention)
+                    classifier_perturb, classifier_attention, classifier_skip)

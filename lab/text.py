@@ -268,6 +268,8 @@ CLASSIFIER_ATTENTION = ("For a classifier: the gallery holds the CLS token's att
 CLASSIFIER_STAGE_CARD_TITLE = "What the classifier keeps of this image, stage by stage"
 CLASSIFIER_ATTENTION_CARD_TITLE = "Where the classifier looks: its CLS token's attention per block, and their rollout"
 CARD_CLASSIFIER_INPUT = "input (a classifier: classes, no boxes)"
+CLASSIFIER_SKIP_CARD_TITLE = "The classifier with one block skipped: the classes it still gives"
+CARD_BLOCK_SKIPPED = "the same input, one block skipped"
 CARD_ORIGINAL, CARD_PERTURBED = "original", "perturbed (the whole image)"  # a classifier's perturbation card
 ROLLOUT = "attention rollout"
 CLASS_CHANGE_HEADERS = ["class, original", "class, perturbed", "probability change", "what happened"]
@@ -279,22 +281,33 @@ def class_change_rows(changes) -> list[list[str]]:
              f"{change.after - change.before:+.2f}", change.status] for change in changes]
 
 
-def classes_found(classes: list, present: list[str], multi_label: bool) -> str:
-    """A classifier's summary: its top classes with their probabilities, and those it gives the image."""
+CLASS_SKIP_HEADERS = ["class, unmodified", "class, block skipped", "probability change", "what happened"]
+
+
+def _classes(classes: list, present: list[str], multi_label: bool) -> str:
     listed = ", ".join(f"{p.label} {p.score:.2f}" for p in classes)
     rule = "each class scored alone, present above 0.5" if multi_label else "its most probable class"
-    return (f"{CLASSES_NOT_DETECTIONS} Top classes: {listed}. Given to the image ({rule}): "
-            f"{', '.join(present) or 'none'}.")
+    return f"Top classes: {listed}. Given to the image ({rule}): {', '.join(present) or 'none'}."
+
+
+def classes_found(classes: list, present: list[str], multi_label: bool) -> str:
+    """A classifier's summary: its top classes with their probabilities, and those it gives the image."""
+    return f"{CLASSES_NOT_DETECTIONS} {_classes(classes, present, multi_label)}"
+
+
+def classifier_skip_summary(block: str, classes: list, present: list[str], multi_label: bool) -> str:
+    """A classifier's block skip in one line: the block and its classes without it."""
+    return f"Without {block} (the identity in its place): {_classes(classes, present, multi_label)}"
 
 
 def classifier_notice(label: str, attention: bool) -> str:
     """The notice under the model choice for a classifier: what each tab shows for it."""
-    attend = ("the attention tab its CLS token's attention per block and their rollout; " if attention else
-              "the attention tab nothing (a Swin records no CLS attention); ")
+    attend = ("its CLS token's attention per block and their rollout, " if attention else
+              "no attention (a Swin records no CLS attention), ")
     return (f"**{label}** is an image classifier, not a detector: it gives classes with their probabilities where a "
             "detector gives detections. The stage reconstructions show them with the reconstructions from each stage, "
-            f"the colour perturbation the classes before and after recolouring the whole image, {attend}the layer swap "
-            "and the interventions are for detectors only.")
+            "the colour perturbation the classes before and after recolouring the whole image, the attention tab "
+            f"{attend}and its classes with one block skipped; the layer swap and the transplant are for detectors only.")
 
 
 def classifier_without_inverters(label: str) -> str:
@@ -320,7 +333,8 @@ def classifier_not_served(label: str, what: str) -> str:
     reasons = {
         "swap": ("the layer swap feeds a DETR's encoder and decoder layers to inverses trained for other stages; a "
                  f"classifier's blocks each enter its inverse encoder on the {STAGES_TAB} tab (tick “{ALL_LAYERS}”)"),
-        "intervention": "transplants and layer skips act on a detector's objects and decoder; choose the attention action",
+        "intervention": ("a transplant moves a detector's object tokens into another image; choose the attention "
+                         "action, or skip a block"),
         "tool": "the tools serve detectors; open the classifier in the app's tabs",
     }
     return f"{label} is an image classifier, not a detector: {reasons[what]}."

@@ -7,8 +7,9 @@ import math
 import gradio as gr
 from PIL import Image
 
+from inversion.core.registry import ClassifierModel
 from inversion.figures import CardPanel
-from lab import attention_service, service, text
+from lab import attention_service, classifier_service, service, text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels, picture
 from lab.components import (
@@ -51,7 +52,10 @@ def chosen(value, choices, name: str):
 
 
 def skip_choices(model) -> list[str]:
-    """The layers a layer skip can leave out: the layer swap's layers but the 0s (the input of the first layer)."""
+    """The layers a layer skip can leave out: the layer swap's layers but the 0s (the input of the first layer); a
+    classifier's blocks ('block 1'..)."""
+    if isinstance(model, ClassifierModel):
+        return [f"block {block}" for block in range(1, classifier_service.block_count(model) + 1)]
     return [name for name in service.layer_choices(model) if not name.endswith(" 0")]
 
 
@@ -89,7 +93,7 @@ def pick_point(view, event: gr.SelectData):
 
 def card(state: LinkState, view, query_maps, point_map, after, changes, panels, classifier: bool = False) -> Card:
     """The tab's card: the maps (a classifier's: each block's CLS attention and the rollout), or the images before
-    and after an intervention with its reconstructions."""
+    and after an intervention (a classifier's: a block skipped) with its reconstructions."""
     if state.action == "attention" and classifier:
         rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT), *gallery_panels(query_maps)],
                 [CardPanel(picture(point_map), text.ROLLOUT)]]
@@ -98,11 +102,13 @@ def card(state: LinkState, view, query_maps, point_map, after, changes, panels, 
         rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(query_maps)],
                 [CardPanel(picture(point_map), text.POINT_MAP)]]
         return Card(text.attend_card_title("attention"), rows)
-    rows = [[annotated_panel(view, text.ATTEND_VIEW), annotated_panel(after, text.AFTER)]]
+    captions = (text.CARD_CLASSIFIER_INPUT, text.CARD_BLOCK_SKIPPED) if classifier else (text.ATTEND_VIEW, text.AFTER)
+    rows = [[annotated_panel(view, captions[0]), annotated_panel(after, captions[1])]]
     if panels:
         rows.append(gallery_panels(panels))
     table = changes.values.tolist() if changes is not None else []
-    return Card(text.attend_card_title(state.action), rows, text.changes_line(table))
+    title = text.CLASSIFIER_SKIP_CARD_TITLE if classifier else text.attend_card_title(state.action)
+    return Card(title, rows, text.changes_line(table))
 
 
 def build(page: Page) -> Tab:
@@ -119,8 +125,10 @@ def build(page: Page) -> Tab:
         if action == "attention":
             return (*show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress),
                     to_query(link))
-        model_name = page.detector_name(model_name, "intervention")
         progress(0.2, desc=text.INTERVENING)
+        if action == "skip" and page.is_classifier(model_name):
+            return *skip_classifier_block(model_name, image, skip, link), to_query(link)
+        model_name = page.detector_name(model_name, "intervention")
         if action == "transplant":
             if second is None:
                 raise gr.Error(text.NO_SECOND_IMAGE, print_exception=False)
@@ -174,6 +182,18 @@ def build(page: Page) -> Tab:
         rollout, caption = result.rollout
         return (unannotated(result.input.view), maps, as_file(enlarged(rollout)), (placeholder(), []), [],
                 f"{classes}\n\n{text.CLASSIFIER_ATTENTION} The map: {caption}.", [])
+
+    def skip_classifier_block(model_name, image, skip, link):
+        """The skip action's outputs for a classifier: its classes with the block skipped against the unmodified
+        run's, and the changed representation's reconstructions (all but the link, whose skip it fills in)."""
+        _, block = chosen(skip, skip_choices(models[model_name]), text.SKIP_LAYER).split()
+        result = page.gpu.classifier_skip(model_name, image, int(block))
+        link.skip = skip
+        changes = {"headers": text.CLASS_SKIP_HEADERS, "data": text.class_change_rows(result.changes)}
+        summary = text.classifier_skip_summary(skip, result.after.classes, result.after.present,
+                                               models[model_name].classifier.multi_label)
+        return (unannotated(result.before.view), [], placeholder(), unannotated(result.after.view), changes,
+                "\n\n".join(line for line in (summary, result.note) if line), gallery(result.panels))
 
     def run_attention_example(first, model_name):
         """An attention example row: the example's model's last layers, the mean of the heads, the centre."""

@@ -4,8 +4,10 @@ stage, the classes before and after a recolouring, the ViT's CLS attention and r
 only says so in one message, and the app keeps serving."""
 
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from gradio_client import Client, handle_file
@@ -13,21 +15,26 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from inversion.core.classifier import Classifier
+from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.images import load_image
 from inversion.core.registry import read_space_config
 from inversion.experiments.classifier_attention import attention_rollout, cls_map
 from inversion.experiments.colour import perturb
-from inversion.figures import heat_overlay
+from inversion.figures import heat_overlay, model_line, result_card, save_card
 from inversion.shapes.world import generate_sample
 from inversion.testing import write_space_config
 from lab import text
+from lab.cards import card_link
+from lab.links import from_query
 from lab.page import model_notice
+from lab.tabs import attend, stages
 from lab.tabs.attend import enlarged
 from support.app_server import serving
 from support.paths import REPO
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 
+PAGE = "http://127.0.0.1:7860/"  # the page address a card's link is made from
 CLASSIFIERS = {"shapes-vit": "checkpoints/shapes/classifier-vit", "shapes-swin": "checkpoints/shapes/classifier-swin"}
 STAGES = {"shapes-vit": ["embedding (analytic)", "embedding (learned)", "encoder output", "pooled token", "logits"],
           "shapes-swin": ["embedding (analytic)", "embedding (learned)", "encoder output", "pooled token", "logits"]}
@@ -75,10 +82,26 @@ def sent(shown):
 
 
 def card_files(client, query: str, endpoint: str, *values) -> list:
-    files = client.predict(f"http://127.0.0.1:7860/{query}", query, *values, api_name=endpoint)["value"]
+    files = client.predict(PAGE + query, query, *values, api_name=endpoint)["value"]
     files = [file["path"] if isinstance(file, dict) else file for file in files]
     assert [Path(file).suffix for file in files] == [".png", ".pdf"] and Image.open(files[0]).size == (1920, 1080)
     return files
+
+
+def same_card(served, tmp_path, name: str, query: str, png: str, card) -> bool:
+    """Whether the app's card PNG is `card` (the tab's card function with classifier=True) drawn here."""
+    spec = served[0].models[name].spec
+    figure = result_card(card.title, card.rows, model_line(spec.label, spec.detector, spec.revision),
+                         card_link(PAGE, query), card.subtitle)
+    save_card(figure, tmp_path / "expected.png")
+    return np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(Image.open(tmp_path / "expected.png").convert("RGB")))
+
+
+def shown(value):
+    """A picture or gallery as the app returned it, as a card function reads it on the page."""
+    if isinstance(value, dict):
+        return value["image"], []
+    return [(item["image"], item["caption"]) for item in value]
 
 
 def captions(gallery) -> list[str]:
@@ -91,7 +114,7 @@ def psnr(gallery, label: str) -> float:
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_stages_show_the_classifier_s_own_classes_and_its_reconstructions(client, image, name):
+def test_stages_show_the_classifier_s_own_classes_and_its_reconstructions(served, client, image, name, tmp_path):
     view, gallery, optimised, summary, query = client.predict(handle_file(str(image)), name, False, False,
                                                               api_name="/stages")
     assert view["annotations"] == [] and Image.open(view["image"]).size == (64, 64)  # its input, no boxes
@@ -101,7 +124,9 @@ def test_stages_show_the_classifier_s_own_classes_and_its_reconstructions(client
     assert psnr(gallery, "embedding (analytic)") > 100  # exact
     assert psnr(gallery, "embedding (learned)") > 25 > psnr(gallery, "logits") > 12
     assert query.startswith(f"?model={name}")
-    card_files(client, query, "/stages_card", sent(view), sent(gallery), [])  # the result card, from what is shown
+    png, _ = card_files(client, query, "/stages_card", sent(view), sent(gallery), [])  # the card, from what is shown
+    state = from_query(dict(parse_qsl(query[1:])), [name], ["shapes_15.png"])
+    assert same_card(served, tmp_path, name, query, png, stages.card(state, shown(view), shown(gallery), [], classifier=True))
 
     _, gallery, _, summary, _ = client.predict(handle_file(str(image)), name, True, True, api_name="/stages")
     entries = [f"encoder entry {entry}" for entry in range(1, ENTRIES[name] + 1)]
@@ -166,13 +191,41 @@ def test_the_vit_attention_tab_shows_each_block_s_cls_attention_and_the_rollout(
                        0, 0, None, api_name="/attend")
 
 
+@pytest.mark.parametrize("name, block", [("shapes-vit", 2), ("shapes-swin", 3)])
+def test_a_skipped_block_shows_the_classes_without_it_and_its_reconstructions(served, client, image, name, block,
+                                                                               tmp_path):
+    view, _, _, after, changes, summary, panels, query = client.predict(
+        handle_file(str(image)), None, name, "skip", None, None, -1, None, None, 0, "encoder", 0, 0, f"block {block}",
+        api_name="/attend")
+    assert view["annotations"] == after["annotations"] == []
+    classifier = Classifier.from_pretrained(str(REPO / CLASSIFIERS[name]))
+    pixels = classifier.preprocess([load_image(image)])
+    before = classifier.class_probabilities(classifier.forward_stages(pixels).logits)[0]
+    without = classifier.class_probabilities(classifier.forward_stages(pixels, ClassifierChanges(skip_blocks=[block])).logits)[0]
+    assert not torch.allclose(before, without, atol=1e-3)  # the block matters
+    listed = ", ".join(f"{classifier.config.id2label[int(i)]} {float(without[i]):.2f}" for i in without.argsort(descending=True))
+    assert summary.startswith(f"Without block {block} (the identity in its place): Top classes: {listed}.")
+    assert changes["headers"] == text.CLASS_SKIP_HEADERS and len(changes["data"]) == 4
+    for row in changes["data"]:
+        index = classifier.config.label2id[row[0].split()[0]]
+        assert row[:3] == [f"{row[0].split()[0]} {before[index]:.2f}", f"{row[0].split()[0]} {without[index]:.2f}",
+                           f"{without[index] - before[index]:+.2f}"]
+    assert captions(panels) == STAGES[name] and f"skip=b{block}" in query
+    png, _ = card_files(client, query, "/attend_card", sent(view), [], handle_file(view["image"]), sent(after), changes,
+                        sent(panels))
+    state = from_query(dict(parse_qsl(query[1:])), [name], ["shapes_15.png"])
+    table = pd.DataFrame(changes["data"], columns=changes["headers"])
+    expected = attend.card(state, shown(view), [], view["image"], shown(after), table, shown(panels), classifier=True)
+    assert same_card(served, tmp_path, name, query, png, expected)
+
+
 @pytest.mark.parametrize("call, message", [
     (("/attend", None, "shapes-swin", "attention", None, None, -1, None, None, 0, "encoder", 0, 0, None),
      "a Swin attends within shifted windows and has no CLS token"),
     (("/attend", None, "shapes-vit", "skip", None, None, -1, None, None, 0, "encoder", 0, 0, "encoder 1"),
-     "shapes-vit|transplants and layer skips act on a detector's objects"),
+     "choose one of block 1, block 2, block 3, block 4"),
     (("/attend", "second", "shapes-vit", "transplant", None, None, -1, None, None, 0, "encoder", 0, 0, None),
-     "transplants and layer skips act on a detector's objects"),
+     "a transplant moves a detector's object tokens into another image"),
     (("/layer_swap", "shapes-swin", [], "backbone"), "the layer swap feeds a DETR's encoder and decoder layers"),
     (("/reconstruct_stages", "shapes-vit", False), "the tools serve detectors"),
 ])

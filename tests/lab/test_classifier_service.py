@@ -45,10 +45,12 @@ def test_a_classifier_whose_inverters_do_not_fit_is_served_with_its_classes_only
 def test_choosing_a_classifier_updates_the_settings_to_its_own(catalogue):
     vit, swin = catalogue.models["shapes-vit"], catalogue.models["shapes-swin"]
     decoder, encoder, head, skip = setting_updates(vit)
-    assert (decoder["choices"], decoder["value"]) == ([], None) and (skip["choices"], skip["value"]) == ([], None)
+    assert (decoder["choices"], decoder["value"]) == ([], None)
+    assert (skip["choices"], skip["value"]) == ([f"block {block}" for block in range(1, 5)], "block 1")
     assert encoder["choices"] == [1, 2, 3, 4] and [value for _, value in head["choices"]] == [MEAN_OF_HEADS, 0, 1, 2, 3]
     decoder, encoder, head, skip = setting_updates(swin)
     assert encoder["choices"] == [] and [value for _, value in head["choices"]] == [MEAN_OF_HEADS]
+    assert skip["choices"] == ["block 1", "block 2", "block 3", "block 4"]  # two stages of two
     assert service.layer_choices(vit) == service.layer_choices(swin) == []  # the layer swap serves detectors
 
 
@@ -65,3 +67,6 @@ def test_a_classifier_s_cards_name_what_it_shows(tmp_path):
     assert perturbed.subtitle == "star 0.98 → star 0.25 (lost)" and perturbed.rows[1][0].caption == text.CARD_PERTURBED
     attended = attend.card(LinkState(action="attention"), view, shown, path, None, None, [], classifier=True)
     assert attended.title == text.CLASSIFIER_ATTENTION_CARD_TITLE and attended.rows[1][0].caption == text.ROLLOUT
+    skipped = attend.card(LinkState(action="skip", skip="block 2"), view, [], path, view, changes, shown, classifier=True)
+    assert skipped.title == text.CLASSIFIER_SKIP_CARD_TITLE and skipped.rows[0][1].caption == text.CARD_BLOCK_SKIPPED
+    assert skipped.subtitle == "star 0.98 → star 0.25 (lost)" and len(skipped.rows) == 2

@@ -97,6 +97,9 @@ def calls(models):
         ("classifier attention", "/attend", (image, None, "shapes-vit", "attention", None, None, 1, None, None, 0,
                                              "encoder", 0, 0, None), gpu.request_seconds(vit, 1),
          lambda result: [item["caption"].split(",")[0] for item in result[1]] == ["block 1", "block 2", "block 3", "block 4"]),
+        ("classifier skip", "/attend", (image, None, "shapes-vit", "skip", None, None, -1, None, None, 0, "encoder", 0, 0,
+                                        "block 2"), gpu.request_seconds(vit, 2, gpu.classifier_reconstructions(vit)),
+         lambda result: result[5].startswith("Without block 2") and len(result[6]) == 5),
     ]
 
 
