@@ -434,6 +434,14 @@ def attention_overlay(representations: Representations, index: int, attention_ma
     height, width = view.shape[-2:]
     canvas = torch.nn.functional.interpolate(attention_map[None, None].float().cpu(), size=representations.pixels.shape[-2:],
                                              mode="bilinear", align_corners=False)[0, 0, :height, :width]
+    return heat_overlay(view, canvas, opacity, colour_map)
+
+
+def heat_overlay(view: torch.Tensor, heat_map: torch.Tensor, opacity: float = 0.6,
+                 colour_map: str = "inferno") -> Image.Image:
+    """An h x w map upsampled (bilinear) to a 3 x H x W image in [0, 1], scaled to its maximum and blended over it."""
+    canvas = torch.nn.functional.interpolate(heat_map[None, None].float().cpu(), size=view.shape[-2:], mode="bilinear",
+                                             align_corners=False)[0, 0]
     heat = colormaps[colour_map]((canvas / canvas.max().clamp(min=1e-12)).numpy())[..., :3]
     blended = (1 - opacity) * view.permute(1, 2, 0).float().cpu().numpy() + opacity * heat
     return Image.fromarray((blended.clip(0, 1) * 255).round().astype(np.uint8))

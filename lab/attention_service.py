@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from inversion.core.reconstruct import reconstruct
-from inversion.core.registry import Model
+from inversion.core.registry import ClassifierModel, Model
 from inversion.core.stages import STAGE_SOURCES, Representations
 from inversion.experiments.attention import capture_attention, detection_queries, share_in_box
 from inversion.experiments.grid import point_cell
@@ -20,6 +20,7 @@ from inversion.experiments.interventions import TRANSPLANT_STAGES, one_image, sk
 from inversion.experiments.matching import DetectionChange
 from inversion.figures import attention_overlay
 from lab import text
+from lab.classifier_service import attention_layers
 from lab.service import Detected, Panel, RequestError, detected, needs_inverters, scored_panels
 
 SKIP_STAGES = ("encoder", "decoder")
@@ -57,8 +58,12 @@ class InterventionResult:
     source: Detected | None = None  # a transplant's image A, its detections numbered as the object choice
 
 
-def layer_counts(model: Model) -> tuple[int, int, int]:
-    """The model's encoder layers with attention, decoder layers and attention heads."""
+def layer_counts(model: Model | ClassifierModel) -> tuple[int, int, int]:
+    """The model's encoder layers with attention, decoder layers and attention heads (a classifier: its blocks whose
+    attention it records, no decoder)."""
+    if isinstance(model, ClassifierModel):
+        blocks, heads = attention_layers(model)
+        return blocks, 0, heads
     sizes = model.detector.sizes
     return sizes.encoder_attention_layers, sizes.decoder_layers, sizes.attention_heads
 

@@ -148,6 +148,11 @@ def annotated(detected, numbered: bool = True):
     return as_file(detected.view), boxes
 
 
+def unannotated(view: Image.Image):
+    """(image, no boxes) for gr.AnnotatedImage: a classifier's view, which has classes, not detections."""
+    return as_file(view), []
+
+
 def pick_object(event: gr.SelectData):
     """Clicking a box in an annotated image selects that object."""
     return event.index

@@ -24,10 +24,11 @@ from weakref import WeakKeyDictionary
 import spaces
 from spaces.config import Config as SpacesSettings
 
-from inversion.core.registry import Model
+from inversion.core.classifier_stages import CLASSIFIER_STAGE_SOURCES
+from inversion.core.registry import ClassifierModel, Model
 from inversion.core.stages import STAGE_SOURCES
-from inversion.optimisation.cost import ModelCost, measure_cost, zero_gpu_duration
-from lab import attention_service, service, text
+from inversion.optimisation.cost import ModelCost, measure_classifier_cost, measure_cost, zero_gpu_duration
+from lab import attention_service, classifier_service, service, text
 from lab.admission import current_visitor, slow_lane, stop_if_abandoned
 from lab.batching import Batcher
 from lab.catalogue import Catalogue
@@ -37,29 +38,35 @@ EVERY_LAYER_COUNT = 20  # reconstructions of a stage request with every layer (D
 MAX_BATCH = 16  # distinct images in one batched stage call (a crowd of MODEL_CONCURRENCY requests fits one)
 CPU_BATCH_PIXELS = 2 * 480 * 640  # on a CPU, images x canvas pixels in one batch stay within this (DETR-R50: 2)
 ON_ZERO_GPU = SpacesSettings.zero_gpu  # spaces' own reading of SPACES_ZERO_GPU, made when it is imported
-_COSTS: WeakKeyDictionary = WeakKeyDictionary()  # detector -> its ModelCost, counted at start
+_COSTS: WeakKeyDictionary = WeakKeyDictionary()  # detector or classifier -> its ModelCost, counted at start
 log = logging.getLogger(__name__)
 
 
-def count_costs(models: Iterable[Model]) -> None:
+def network(model: Model | ClassifierModel):
+    """The model's own network: its detector, or its classifier."""
+    return model.classifier if isinstance(model, ClassifierModel) else model.detector
+
+
+def count_costs(models: Iterable[Model | ClassifierModel]) -> None:
     """Count each model's FLOPs per capture, optimisation step and reconstruction once, on the CPU (at start:
     `gpu_calls` does; DETR-R50 takes seconds, which no request should wait for)."""
     for model in models:
-        if model.detector not in _COSTS:
+        if network(model) not in _COSTS:
             started = time.perf_counter()
-            _COSTS[model.detector] = measure_cost(model.detector, model.inverters)
+            measure = measure_classifier_cost if isinstance(model, ClassifierModel) else measure_cost
+            _COSTS[network(model)] = measure(network(model), model.inverters)
             log.info("costs of %s counted in %.1f s", model.spec.name, time.perf_counter() - started)
 
 
-def model_cost(model: Model) -> ModelCost:
+def model_cost(model: Model | ClassifierModel) -> ModelCost:
     """The model's FLOPs as counted at start by `count_costs` (a request never counts them)."""
     try:
-        return _COSTS[model.detector]
+        return _COSTS[network(model)]
     except KeyError:
         raise RuntimeError(f"The costs of {model.spec.name} were not counted at start (lab.gpu.count_costs).") from None
 
 
-def request_seconds(model: Model, images: int, reconstructions: int = 0, steps: int = 0) -> int:
+def request_seconds(model: Model | ClassifierModel, images: int, reconstructions: int = 0, steps: int = 0) -> int:
     """The ZeroGPU duration of a request under the cost model (inversion.optimisation.cost, an estimate):
     capture `images`, `reconstructions` learned ones per image, `steps` optimisation steps of every stage of each."""
     sources = STAGE_SOURCES if steps else ()
@@ -78,6 +85,14 @@ def perturb_seconds(model: Model, optimised: bool, optimise_steps: int | None = 
     """The duration of a colour-perturbation request: two images, learned or optimised reconstructions of both."""
     learned = 0 if model.inverters is None else len(STAGE_SOURCES)
     return request_seconds(model, 2, learned, service.perturbation_steps(model, optimised, optimise_steps))
+
+
+def classifier_reconstructions(model: ClassifierModel, all_layers: bool = False) -> int:
+    """Reconstructions per image of a classifier's stage request: its stages and the analytic embedding (every
+    layer: EVERY_LAYER_COUNT at most); none without inverters."""
+    if model.inverters is None:
+        return 0
+    return EVERY_LAYER_COUNT if all_layers else len(CLASSIFIER_STAGE_SOURCES) + 1
 
 
 def batch_limit(model: Model) -> int:
@@ -100,6 +115,11 @@ class GpuCalls:
     attention: Callable
     transplant: Callable
     skip_layer: Callable
+    classify: Callable  # an image classifier's (lab.classifier_service): its classes
+    classifier_stages: Callable
+    classifier_perturb: Callable
+    classifier_attention: Callable
+    classifier_skip: Callable
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
@@ -200,4 +220,33 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         with user_errors():
             return attention_service.skip_one_layer(models[model_name], image, stage, layer)
 
-    return GpuCalls(detect, stages, layer_swap, perturb, attention, transplant, skip_layer)
+    @spaces.GPU(duration=lambda model_name, image: request_seconds(models[model_name], 1))
+    def classify(model_name, image):
+        with user_errors():
+            return classifier_service.classify(models[model_name], image)
+
+    @spaces.GPU(duration=lambda model_name, image, all_layers:
+                request_seconds(models[model_name], 1, classifier_reconstructions(models[model_name], all_layers)))
+    def classifier_stages(model_name, image, all_layers):
+        with user_errors():
+            return classifier_service.stage_reconstructions(models[model_name], image, all_layers)
+
+    @spaces.GPU(duration=lambda model_name, image, mask_kind, perturbation, hue:
+                request_seconds(models[model_name], 2, classifier_reconstructions(models[model_name])))
+    def classifier_perturb(model_name, image, mask_kind, perturbation, hue):
+        with user_errors():
+            return classifier_service.colour_perturbation(models[model_name], image, mask_kind, perturbation, hue)
+
+    @spaces.GPU(duration=lambda model_name, image, head: request_seconds(models[model_name], 1))
+    def classifier_attention(model_name, image, head):
+        with user_errors():
+            return classifier_service.attention_maps(models[model_name], image, head)
+
+    @spaces.GPU(duration=lambda model_name, image, block:
+                request_seconds(models[model_name], 2, classifier_reconstructions(models[model_name])))
+    def classifier_skip(model_name, image, block):
+        with user_errors():
+            return classifier_service.skip_block(models[model_name], image, block)
+
+    return GpuCalls(detect, stages, layer_swap, perturb, attention, transplant, skip_layer, classify, classifier_stages,
+                    classifier_perturb, classifier_attention, classifier_skip)

@@ -25,6 +25,8 @@ EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TABS = ("stages", "swap", "perturb", "tradeoff", "attend", "about")
 ACTIONS = ("attention", "transplant", "skip")  # the attention tab's actions
 VIEWS = ("present",)  # "present": the presenter view (controls hidden, one result large)
+_LAYER_STAGES = {"e": "encoder", "d": "decoder"}  # a layer's short name in links: 'e3' is 'encoder 3'
+_SKIP_STAGES = {**_LAYER_STAGES, "b": "block"}  # a skip also names a classifier's block: 'b2' is 'block 2'
 _NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short
 _NAME = re.compile(r"[a-z0-9-]{1,20}")  # an architecture's name
 _SIGNED = re.compile(r"-?[0-9]{1,3}")  # a transplant's offset in cells
@@ -123,7 +125,7 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
         state.at = params["at"]
     state.rows = _signed(params.get("rows"), state.rows)
     state.columns = _signed(params.get("columns"), state.columns)
-    skipped = _layer_name(params.get("skip", ""))
+    skipped = _layer_name(params.get("skip", ""), _SKIP_STAGES)
     if skipped and not skipped.endswith(" 0"):  # layers count from 1 (0 is the input of the first)
         state.skip = skipped
     return state
@@ -151,9 +153,9 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _layer_name(short: str) -> str | None:
-    """'e3' -> 'encoder 3', 'd2' -> 'decoder 2'; anything else -> None."""
-    stage = {"e": "encoder", "d": "decoder"}.get(short[:1])
+def _layer_name(short: str, stages: dict[str, str] = _LAYER_STAGES) -> str | None:
+    """'e3' -> 'encoder 3', 'd2' -> 'decoder 2' (with _SKIP_STAGES also 'b2' -> 'block 2'); anything else -> None."""
+    stage = stages.get(short[:1])
     return f"{stage} {int(short[1:])}" if stage and _NUMBER.fullmatch(short[1:]) else None
 
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from inversion.core.registry import ClassifierModel
 from inversion.figures import qr_code
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.catalogue import Catalogue
+from lab.classifier_service import attention_layers
 from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
@@ -40,7 +42,9 @@ def model_notice(catalogue: Catalogue, model_name: str) -> str:
     """Which models are missing or incomplete (what still works, what to do), and what the chosen one cannot do."""
     lines = list(catalogue.problems.values())
     model = catalogue.models.get(model_name)
-    if model is not None and model.inverters is None:
+    if isinstance(model, ClassifierModel):
+        lines.append(text.classifier_notice(model.spec.label, attention_layers(model)[0] > 0))
+    elif model is not None and model.inverters is None:
         lines.append(text.no_inverters(model.spec.label))
     return text.notice(lines)
 

@@ -23,7 +23,7 @@ from inversion.core.errors import UserFacingError
 from inversion.core.images import to_pil
 from inversion.core.metrics import image_quality
 from inversion.core.reconstruct import input_image, reconstruct
-from inversion.core.registry import Model
+from inversion.core.registry import ClassifierModel, Model
 from inversion.core.stages import STAGE_SOURCES, Detection, Representations, Source, layer_sources
 from inversion.experiments.colour import PERTURBATIONS, box_mask, grabcut_mask, perturb
 from inversion.experiments.matching import DetectionChange, match_detections
@@ -175,8 +175,11 @@ def perturbation_steps(model: Model, optimised: bool, optimise_steps: int | None
     return optimise_steps or optimise_budget(model) if optimised and model.inverters is None else 0
 
 
-def layer_choices(model: Model) -> list[str]:
-    """Every layer a layer swap can start from: 'encoder 0'.., 'decoder 0'.."""
+def layer_choices(model: Model | ClassifierModel) -> list[str]:
+    """Every layer a layer swap can start from: 'encoder 0'.., 'decoder 0'..; none for a classifier (the layer
+    swap serves detectors)."""
+    if isinstance(model, ClassifierModel):
+        return []
     sizes = model.detector.sizes
     return [f"encoder {layer}" for layer in range(sizes.encoder_layers + 1)] + [
         f"decoder {layer}" for layer in range(sizes.decoder_layers + 1)
@@ -220,12 +223,7 @@ def colour_perturbation(
     A model without learned inverters reconstructs both images by optimisation when `optimised`
     (all stages of both in one batch; optimise_steps as in `stage_reconstructions`).
     """
-    if mask_kind not in MASK_KINDS:
-        raise RequestError(f"Unknown mask {mask_kind!r}: choose one of {', '.join(MASK_KINDS)}.")
-    if perturbation not in (*PERTURBATIONS, "hue"):
-        raise RequestError(f"Unknown perturbation {perturbation!r}: choose one of {', '.join(PERTURBATIONS)} or hue.")
-    if perturbation == "hue" and (hue is None or not 0 <= hue <= 179):
-        raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
+    check_perturbation(mask_kind, perturbation, hue)
     clean = model.detector.capture([image])
     original = detected(clean, 0)
     mask, object_index = _mask(original, object_index, mask_kind)
@@ -253,6 +251,16 @@ def colour_perturbation(
     original_panels, perturbed_panels = _optimised_panels(model, both, steps, progress)
     return replace(result, original_panels=original_panels, perturbed_panels=perturbed_panels,
                    note=optimised_note(model, steps, "the reconstructions of both images"))
+
+
+def check_perturbation(mask_kind: str, perturbation: str, hue: int | None) -> None:
+    """Refuse an unknown mask or perturbation, or a free hue outside 0..179, with what to choose instead."""
+    if mask_kind not in MASK_KINDS:
+        raise RequestError(f"Unknown mask {mask_kind!r}: choose one of {', '.join(MASK_KINDS)}.")
+    if perturbation not in (*PERTURBATIONS, "hue"):
+        raise RequestError(f"Unknown perturbation {perturbation!r}: choose one of {', '.join(PERTURBATIONS)} or hue.")
+    if perturbation == "hue" and (hue is None or not 0 <= hue <= 179):
+        raise RequestError(f"A free hue must be between 0 and 179 (OpenCV units, degrees / 2); got {hue}.")
 
 
 def needs_inverters(model: Model, what_works: str) -> str:

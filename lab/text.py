@@ -53,11 +53,13 @@ def not_loaded(label: str, serving: list[str]) -> str:
             f"{_others(serving)}: choose it above. Running the app yourself? Its log says what went wrong.")
 
 
-def inverters_not_loaded(label: str) -> str:
-    """A model served without the inverters it names (their cause is in the log)."""
-    return (f"**{label}** works without its trained inverters, which failed to load: detections, attention maps and "
-            "interventions as usual, reconstructions by optimisation (slower). Running the app yourself? Its log says "
-            "what went wrong.")
+def inverters_not_loaded(label: str, classifier: bool = False) -> str:
+    """A model served without the inverters it names (their cause is in the log); a classifier gets no
+    reconstructions then (optimisation-based inversion is for detectors)."""
+    works = ("its classes and attention maps as usual, no reconstructions" if classifier else
+             "detections, attention maps and interventions as usual, reconstructions by optimisation (slower)")
+    return (f"**{label}** works without its trained inverters, which failed to load: {works}. Running the app "
+            "yourself? Its log says what went wrong.")
 
 
 def no_inverters(label: str) -> str:
@@ -176,10 +178,11 @@ ORIGINAL_GALLERY = "Reconstructions of the original (click one to compare the st
 PERTURBED_GALLERY = "Reconstructions of the perturbed image"
 
 
-def perturbation_card_title(perturbation: str, hue: int) -> str:
-    """The perturbation card's title, naming the perturbation as the tab's choices do."""
+def perturbation_card_title(perturbation: str, hue: int, classifier: bool = False) -> str:
+    """The perturbation card's title, naming the perturbation as the tab's choices do (and the kind of model)."""
     named = f"free hue {hue}" if perturbation == "hue" else dict((value, label) for label, value in PERTURBATION_CHOICES)[perturbation]
-    return f"Does DETR keep a new colour? {named[0].upper()}{named[1:]}"
+    question = "Does the classifier keep its classes under a new colour?" if classifier else "Does DETR keep a new colour?"
+    return f"{question} {named[0].upper()}{named[1:]}"
 
 
 def changes_line(rows) -> str:
@@ -247,6 +250,94 @@ def attend_card_title(action: str) -> str:
     return {"attention": "Where DETR looks: each detection's cross-attention, and the encoder's from a point",
             "transplant": "An object's tokens transplanted into another image: does DETR find it there?",
             "skip": "DETR with one layer skipped: what the detector still finds"}[action]
+
+
+# ---------------------------------------------------------------- image classifiers (ViT, DeiT, Swin)
+
+CLASSES_NOT_DETECTIONS = "A classifier has classes instead of detections: it names what the image holds, with no boxes."
+CLASSIFIER_OPTIMISED = ("Optimisation-based inversion is for detectors only: a classifier's reconstructions are its "
+                        "learned inverters', and the exact analytic inverse of its patch embedding.")
+CLASSIFIER_WHOLE_IMAGE = ("A classifier finds no objects, so there is no box or object to recolour: choose the mask "
+                          "“the whole image” (the perturbation then changes every coloured pixel; grey stays grey).")
+ROLLOUT_CAPTION = ("attention rollout through every block (Abnar and Zuidema 2020): the heads averaged, the identity "
+                   "added, each row renormalised, the blocks multiplied; the CLS token's row")
+CLASSIFIER_ATTENTION = ("For a classifier: the gallery holds the CLS token's attention over the patches in each block, "
+                        "the map beside the image its attention rollout through all blocks.")
+
+
+CLASSIFIER_STAGE_CARD_TITLE = "What the classifier keeps of this image, stage by stage"
+CLASSIFIER_ATTENTION_CARD_TITLE = "Where the classifier looks: its CLS token's attention per block, and their rollout"
+CARD_CLASSIFIER_INPUT = "input (a classifier: classes, no boxes)"
+CLASSIFIER_SKIP_CARD_TITLE = "The classifier with one block skipped: the classes it still gives"
+CARD_BLOCK_SKIPPED = "the same input, one block skipped"
+CARD_ORIGINAL, CARD_PERTURBED = "original", "perturbed (the whole image)"  # a classifier's perturbation card
+ROLLOUT = "attention rollout"
+CLASS_CHANGE_HEADERS = ["class, original", "class, perturbed", "probability change", "what happened"]
+
+
+def class_change_rows(changes) -> list[list[str]]:
+    """A classifier's classes before and after a change, one row per class (the perturbation's changes table)."""
+    return [[f"{change.label} {change.before:.2f}", f"{change.label} {change.after:.2f}",
+             f"{change.after - change.before:+.2f}", change.status] for change in changes]
+
+
+CLASS_SKIP_HEADERS = ["class, unmodified", "class, block skipped", "probability change", "what happened"]
+
+
+def _classes(classes: list, present: list[str], multi_label: bool) -> str:
+    listed = ", ".join(f"{p.label} {p.score:.2f}" for p in classes)
+    rule = "each class scored alone, present above 0.5" if multi_label else "its most probable class"
+    return f"Top classes: {listed}. Given to the image ({rule}): {', '.join(present) or 'none'}."
+
+
+def classes_found(classes: list, present: list[str], multi_label: bool) -> str:
+    """A classifier's summary: its top classes with their probabilities, and those it gives the image."""
+    return f"{CLASSES_NOT_DETECTIONS} {_classes(classes, present, multi_label)}"
+
+
+def classifier_skip_summary(block: str, classes: list, present: list[str], multi_label: bool) -> str:
+    """A classifier's block skip in one line: the block and its classes without it."""
+    return f"Without {block} (the identity in its place): {_classes(classes, present, multi_label)}"
+
+
+def classifier_notice(label: str, attention: bool) -> str:
+    """The notice under the model choice for a classifier: what each tab shows for it."""
+    attend = ("its CLS token's attention per block and their rollout, " if attention else
+              "no attention (a Swin records no CLS attention), ")
+    return (f"**{label}** is an image classifier, not a detector: it gives classes with their probabilities where a "
+            "detector gives detections. The stage reconstructions show them with the reconstructions from each stage, "
+            "the colour perturbation the classes before and after recolouring the whole image, the attention tab "
+            f"{attend}and its classes with one block skipped; the layer swap and the transplant are for detectors only.")
+
+
+def classifier_without_inverters(label: str) -> str:
+    return f"{label} has no trained inverters: its classes are shown, without reconstructions."
+
+
+def classifier_source_label(source) -> str:
+    """A classifier stage's name in a caption: 'embedding (learned)', 'encoder entry 2', 'encoder output'..."""
+    if source.entry is not None:
+        return f"encoder entry {source.entry}"
+    return {"embedding": "embedding (learned)", "encoder": "encoder output", "pooled": "pooled token",
+            "logits": "logits"}[source.stage]
+
+
+def classifier_no_attention(label: str) -> str:
+    return (f"{label} records no attention to show: a Swin attends within shifted windows and has no CLS token (its "
+            "head reads the average of its final tokens), so there is no CLS attention nor rollout. The ViT classifier "
+            "has both.")
+
+
+def classifier_not_served(label: str, what: str) -> str:
+    """A tab or tool that serves detectors only, asked for a classifier: why, and what to use instead."""
+    reasons = {
+        "swap": ("the layer swap feeds a DETR's encoder and decoder layers to inverses trained for other stages; a "
+                 f"classifier's blocks each enter its inverse encoder on the {STAGES_TAB} tab (tick “{ALL_LAYERS}”)"),
+        "intervention": ("a transplant moves a detector's object tokens into another image; choose the attention "
+                         "action, or skip a block"),
+        "tool": "the tools serve detectors; open the classifier in the app's tabs",
+    }
+    return f"{label} is an image classifier, not a detector: {reasons[what]}."
 
 
 # ---------------------------------------------------------------- classification vs reconstruction

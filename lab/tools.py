@@ -70,7 +70,7 @@ def register(page: Page) -> None:
             image: the photo or drawing to look at (a URL of an image file).
             model: the detector, by name (shapes: a tiny DETR that knows only coloured shapes; detr-resnet-50: COCO's 91 classes).
         """
-        model = page.model_name(model)
+        model = page.detector_name(model, "tool")
         found = page.gpu.detect(model, image_of(image))
         return card_file(text.DETECT_TOOL_TITLE, [[detected_panel(found, text.CARD_INPUT)]], model, summary_of(found, model))
 
@@ -88,7 +88,7 @@ def register(page: Page) -> None:
             model: which detector to invert: a model name as listed here.
             every_layer: also reconstruct from every encoder and decoder layer (needs trained inverters; more, smaller pictures).
         """
-        model, every_layer = page.model_name(model), flag(every_layer, "every_layer")
+        model, every_layer = page.detector_name(model, "tool"), flag(every_layer, "every_layer")
         result = page.gpu.stages(model, image_of(image), every_layer, False, no_progress)
         rows = [[detected_panel(result.input, text.CARD_INPUT), *reconstruction_panels(result.panels)]]
         subtitle = " ".join(line for line in (summary_of(result.input, model), result.note) if line)
@@ -113,7 +113,7 @@ def register(page: Page) -> None:
             point_x: the point's x in the detector's view (pixels from the left of the returned input); None for the centre.
             point_y: the point's y in the detector's view (pixels from the top); None for the centre.
         """
-        model = page.model_name(model)
+        model = page.detector_name(model, "tool")
         numbers = {name: None if value is None else whole_number(value, name)
                    for name, value in (("decoder_layer", decoder_layer), ("encoder_layer", encoder_layer), ("head", head),
                                        ("point_x", point_x), ("point_y", point_y))}
@@ -142,7 +142,7 @@ def register(page: Page) -> None:
             perturbation: red, green or blue (the hue set to it), rotate120 or rotate240 (rotated), grey, or hue (set to `hue`).
             hue: the hue for perturbation "hue", in OpenCV units 0 to 179 (degrees halved: 0 red, 60 green, 120 blue).
         """
-        model, hue = page.model_name(model), hue_value(hue)
+        model, hue = page.detector_name(model, "tool"), hue_value(hue)
         object_index = None if object_index is None else whole_number(object_index, "object_index")
         result = page.gpu.perturb(model, image_of(image), object_index, mask, perturbation, hue, False, no_progress)
         rows = [[detected_panel(result.original, text.ORIGINAL), *reconstruction_panels(result.original_panels)],
@@ -164,7 +164,7 @@ def register(page: Page) -> None:
             stage: "encoder" or "decoder": where the layer is.
             layer: which layer of that stage to skip, counted from 1 (DETR-R50 has 6 of each).
         """
-        model = page.model_name(model)
+        model = page.detector_name(model, "tool")
         result = page.gpu.skip_layer(model, image_of(image), stage, whole_number(layer, "layer"))
         rows = [[detected_panel(result.before, text.ATTEND_VIEW), detected_panel(result.after, text.AFTER)]]
         if result.panels:

@@ -19,6 +19,7 @@ from .families.classifiers import classifier_family_for
 from .hub import resolve_folder
 
 DEFAULT_TOP_K = 5
+PRESENT_THRESHOLD = 0.5  # a multi-label classifier gives an image a class whose probability is above this
 
 
 class Classifier(nn.Module):
@@ -100,6 +101,14 @@ class Classifier(nn.Module):
     def class_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """B x C: a sigmoid per class for a multi-label model, else a softmax over the classes."""
         return logits.float().sigmoid() if self.multi_label else logits.float().softmax(-1)
+
+    def present(self, logits: torch.Tensor) -> torch.Tensor:
+        """B x C booleans, the classes each image is given: above PRESENT_THRESHOLD for a multi-label model, else
+        its most probable class."""
+        probabilities = self.class_probabilities(logits)
+        if self.multi_label:
+            return probabilities > PRESENT_THRESHOLD
+        return nn.functional.one_hot(probabilities.argmax(-1), probabilities.shape[-1]).bool()
 
     def predictions(self, logits: torch.Tensor, top_k: int | None = None) -> list[list[Prediction]]:
         """Each image's `top_k` classes, highest score first."""

@@ -1,12 +1,14 @@
-"""The model registry: `space_config.yaml` names each model, a detector with its inverters.
+"""The model registry: `space_config.yaml` names each model, a detector (or a classifier) with its inverters.
 
     load_model("shapes")              # a name in the space config
     load_model("runs/my-inverters")   # any inverter checkpoint folder (it names its own detector)
+    build_classifier_model(model_specs()["shapes-vit"])   # a classifier entry (`classifier:` in the config)
 
 The config is the file named by $INVERSION_SPACE_CONFIG, else `space_config.yaml` in the current
 folder, else the project's own (beside the package), so the bundled models load from any folder.
 Local paths in it are relative to the file's own folder; a checkpoint's detector, to the
-checkpoint's folder. `build_model` is the one place a `Model` is assembled.
+checkpoint's folder. `build_model` is the one place a `Model` is assembled, `build_classifier_model` a
+`ClassifierModel`. The command-line tools take detectors only: `find_spec` refuses a classifier's name.
 """
 
 from __future__ import annotations
@@ -18,21 +20,27 @@ from pathlib import Path
 import yaml
 
 from .checkpoints import CheckpointError, checkpoint_folder, load_inverters, read_config, recorded_detector_folder
+from .classifier import Classifier
+from .classifier_checkpoints import load_classifier_inverters
+from .classifier_inverters import ClassifierInverterStack
 from .detector import DEFAULT_THRESHOLD, Detector
 from .inverters import InverterStack
 
 CONFIG_VARIABLE = "INVERSION_SPACE_CONFIG"
 CONFIG_NAME = "space_config.yaml"
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / CONFIG_NAME  # the project's, beside the package
+DETECTOR, CLASSIFIER = "detector", "classifier"  # the kinds of model, named by an entry's key for its network
 
 
 @dataclass
 class ModelSpec:
-    """One model: where its detector and inverters live, its working size and score threshold.
+    """One model: where its network and inverters live, its working size and score threshold.
 
-    `detector` and `inverters` are Hub repo ids or local paths; `root` is the folder local paths
-    are relative to. `detector` as written is the identity inverter checkpoints record;
-    `detector_folder`, when set, is where that detector lies (resolved from a checkpoint).
+    `kind` is DETECTOR or CLASSIFIER; `detector` is the network's Hub repo id or local path (a classifier's
+    for kind CLASSIFIER, whose working size is empty: it resizes images to its own input size), `inverters`
+    likewise; `root` is the folder local paths are relative to. `detector` as written is the identity
+    inverter checkpoints record; `detector_folder`, when set, is where that detector lies (resolved from a
+    checkpoint).
     """
 
     name: str
@@ -45,6 +53,7 @@ class ModelSpec:
     threshold: float
     root: Path
     detector_folder: Path | None = None
+    kind: str = DETECTOR
 
     def locate(self, name_or_path: str) -> str:
         """A local path resolved against `root` when it exists there; a Hub id as is."""
@@ -56,21 +65,27 @@ class ModelSpec:
         return str(self.detector_folder) if self.detector_folder else self.locate(self.detector)
 
 
+class Placed:
+    """What a loaded model knows of where it runs: its `device`, decided once at load (its parameters may say
+    otherwise: on ZeroGPU they report "cuda" only on the thread that loaded them, "cpu" in every request's)."""
+
+    device: str
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (as decided when it was loaded, not as a parameter reports now)."""
+        return self.device != "cpu"
+
+
 @dataclass
-class Model:
+class Model(Placed):
     """A loaded detector with its inverters (None when it has none, or they did not load)."""
 
     spec: ModelSpec
     detector: Detector
     inverters: InverterStack | None
     inverters_problem: str | None = None  # why the inverters the spec names could not be loaded
-    device: str = "cpu"  # where it was placed at load, decided once: its parameters may say otherwise (on
-    # ZeroGPU they report "cuda" only on the thread that loaded them, and "cpu" in every request's thread)
-
-    @property
-    def on_gpu(self) -> bool:
-        """Whether the model runs on a GPU (as decided when it was loaded, not as a parameter reports now)."""
-        return self.device != "cpu"
+    device: str = "cpu"  # where it was placed at load (`Placed`)
 
     def require_inverters(self) -> InverterStack:
         """The inverters, or a CheckpointError saying that this model has none (and why)."""
@@ -78,6 +93,17 @@ class Model:
             reason = f": {self.inverters_problem}" if self.inverters_problem else " yet"
             raise CheckpointError(f"The model {self.spec.label!r} has no trained inverters{reason}.")
         return self.inverters
+
+
+@dataclass
+class ClassifierModel(Placed):
+    """A loaded image classifier with its inverters (None when it has none, or they did not load)."""
+
+    spec: ModelSpec
+    classifier: Classifier
+    inverters: ClassifierInverterStack | None
+    inverters_problem: str | None = None  # why the inverters the spec names could not be loaded
+    device: str = "cpu"  # where it was placed at load (`Placed`)
 
 
 def space_config_path(path: str | os.PathLike | None = None) -> Path:
@@ -106,20 +132,26 @@ def model_specs(path: str | os.PathLike | None = None) -> dict[str, ModelSpec]:
     """Every model the space config offers, by name, in the file's order."""
     config_path = space_config_path(path)
     root = config_path.resolve().parent
-    return {
-        name: ModelSpec(
-            name=name,
-            label=entry.get("label", name),
-            detector=entry["detector"],
-            revision=entry.get("revision"),
-            inverters=entry.get("inverters"),
-            inverters_revision=entry.get("inverters_revision"),
-            working_size=tuple(entry["working_size"]),
-            threshold=float(entry.get("threshold", DEFAULT_THRESHOLD)),
-            root=root,
-        )
-        for name, entry in yaml.safe_load(config_path.read_text())["models"].items()
-    }
+    return {name: _entry_spec(name, entry, root) for name, entry in yaml.safe_load(config_path.read_text())["models"].items()}
+
+
+def _entry_spec(name: str, entry: dict, root: Path) -> ModelSpec:
+    """One space-config entry as a spec: `detector:` names a detector, `classifier:` a classifier."""
+    kind = CLASSIFIER if CLASSIFIER in entry else DETECTOR
+    if kind == CLASSIFIER and DETECTOR in entry:
+        raise CheckpointError(f"The space config's model {name!r} names both a detector and a classifier: keep one.")
+    return ModelSpec(
+        name=name,
+        label=entry.get("label", name),
+        detector=entry[kind],
+        revision=entry.get("revision"),
+        inverters=entry.get("inverters"),
+        inverters_revision=entry.get("inverters_revision"),
+        working_size=tuple(entry["working_size"]) if kind == DETECTOR else (),
+        threshold=float(entry.get("threshold", DEFAULT_THRESHOLD)),
+        root=root,
+        kind=kind,
+    )
 
 
 def spec_from_checkpoint(folder: str | os.PathLike) -> ModelSpec:
@@ -153,9 +185,14 @@ def detector_spec(detector: str, revision: str | None, working_size: tuple[int, 
 
 
 def find_spec(name_or_folder: str, config: str | os.PathLike | None = None) -> ModelSpec:
-    """The space config's entry called `name_or_folder`, or a spec read from a checkpoint folder."""
+    """The space config's detector called `name_or_folder`, or a spec read from a checkpoint folder; a
+    classifier's name is refused, naming the detectors (the command-line tools invert detectors only)."""
     if not Path(name_or_folder).is_dir():
         specs = model_specs(config)
+        if name_or_folder in specs and specs[name_or_folder].kind == CLASSIFIER:
+            detectors = ", ".join(name for name, spec in specs.items() if spec.kind == DETECTOR)
+            raise CheckpointError(f"{name_or_folder!r} is an image classifier, not a detector: the command-line tools "
+                                  f"take a detector ({detectors}); classifiers are served in the app (python app.py).")
         if name_or_folder in specs:
             return specs[name_or_folder]
         offered = f" ({', '.join(specs)})"
@@ -183,6 +220,8 @@ def build_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> Mo
     A detector that cannot be loaded always raises. Inverters that cannot be loaded raise when
     `strict`; otherwise the model comes without them and `inverters_problem` says why.
     """
+    if spec.kind != DETECTOR:
+        raise CheckpointError(f"{spec.name!r} is an image classifier, not a detector: load it with build_classifier_model.")
     detector = load_detector(spec, device)
     if spec.inverters is None:
         return Model(spec, detector, None, device=device)
@@ -193,6 +232,23 @@ def build_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> Mo
             raise
         return Model(spec, detector, None, f"its inverters could not be loaded: {error}", device=device)
     return Model(spec, detector, inverters.to(device), device=device)
+
+
+def build_classifier_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> ClassifierModel:
+    """Load a classifier spec's classifier and inverters (checked against each other) onto `device`, as
+    `build_model` does for a detector (`strict` alike)."""
+    if spec.kind != CLASSIFIER:
+        raise CheckpointError(f"{spec.name!r} is a detector, not an image classifier: load it with build_model.")
+    classifier = Classifier.from_pretrained(spec.locate(spec.detector), spec.revision, name=spec.detector).to(device)
+    if spec.inverters is None:
+        return ClassifierModel(spec, classifier, None, device=device)
+    try:
+        inverters, _ = load_classifier_inverters(spec.locate(spec.inverters), classifier, spec.inverters_revision)
+    except CheckpointError as error:
+        if strict:
+            raise
+        return ClassifierModel(spec, classifier, None, f"its inverters could not be loaded: {error}", device=device)
+    return ClassifierModel(spec, classifier, inverters.to(device), device=device)
 
 
 def load_model(name_or_folder: str, device: str = "cpu", config: str | os.PathLike | None = None) -> Model:

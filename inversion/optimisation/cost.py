@@ -9,6 +9,9 @@ FLOPs depend only on the architecture and the working size, so they are counted 
     backbone step  one forward+backward through the backbone and input projection only
     reconstruction  one learned reconstruction (the inverter cascade of all stages, over four)
 
+A classifier (`measure_classifier_cost`) has no optimisation steps: its capture and its learned
+reconstruction (the inverse chain from each of its four stages, over four).
+
 A request's FLOPs are captures x capture + steps x (its images' step FLOPs) + reconstructions x
 reconstruction. The GPU seconds are an ESTIMATE, not a measurement (this machine has no GPU):
 
@@ -30,6 +33,9 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core.classifier import Classifier
+from ..core.classifier_inverters import ClassifierInverterStack
+from ..core.classifier_stages import CLASSIFIER_STAGE_SOURCES
 from ..core.detector import Detector
 from ..core.inverters import InverterStack
 from ..core.reconstruct import reconstruct
@@ -109,3 +115,17 @@ def measure_cost(detector: Detector, inverters: InverterStack | None = None) -> 
     return ModelCost(count_flops(capture), count_flops(lambda: step(Source("encoder"))),
                      count_flops(lambda: step(Source("backbone"))), reconstruction)
 
+
+
+def measure_classifier_cost(classifier: Classifier, inverters: ClassifierInverterStack | None = None) -> ModelCost:
+    """Count a classifier's FLOPs per capture and per learned reconstruction on a CPU copy with random weights
+    (same architecture); it is never optimised, so its step FLOPs are 0."""
+    standin = Classifier(classifier.family.model_class(classifier.config)(copy.deepcopy(classifier.config)))
+    pixels = torch.full((1, 3, *classifier.image_size), 0.5)
+    with torch.no_grad():
+        capture = count_flops(lambda: standin.forward_stages(pixels))
+        reconstruction = 0.0
+        if inverters is not None:
+            stack, representations = ClassifierInverterStack(inverters.config), standin.forward_stages(pixels)
+            reconstruction = count_flops(lambda: [stack.invert(representations, source) for source in CLASSIFIER_STAGE_SOURCES])
+    return ModelCost(capture, 0.0, 0.0, reconstruction / len(CLASSIFIER_STAGE_SOURCES))

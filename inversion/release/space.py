@@ -31,6 +31,8 @@ SPACE_FILES = (
     "README.md", "app.py", "space_config.yaml", "requirements.txt", ".gitattributes",
     "lab/**/*.py", "lab/**/*.css", "inversion/**/*.py",
     "checkpoints/shapes*/detector/*", "checkpoints/shapes*/inverters/inverters.*", "checkpoints/tradeoff/results.json",
+    "checkpoints/shapes/classifier-*/config.json", "checkpoints/shapes/classifier-*/model.safetensors",
+    "checkpoints/shapes/classifier-*-inverters/inverters.*",  # the bundled classifiers and their inverters
     "checkpoints/shapes/optimisation/results.json",  # the About tab's learned-vs-optimised table
     "examples/*",
 )

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from transformers import SwinConfig, SwinForImageClassification, ViTConfig, ViTForImageClassification
 
-from ..core.classifier import Classifier
+from ..core.classifier import PRESENT_THRESHOLD, Classifier
 from ..core.classifier_checkpoints import save_classifier_inverters
 from ..core.classifier_inverters import AnalyticPatchInverse, ClassifierInverterConfig, ClassifierInverterStack
 from ..core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierSource
@@ -33,7 +33,6 @@ from .training_log import TrainingLog
 from .world import CLASS_NAMES, IMAGE_SIZE, generate_sample, sample_rng
 
 LABELS = dict(enumerate(CLASS_NAMES))  # label id -> class name (no "N/A": a class is present or not)
-THRESHOLD = 0.5  # a class counts as present above this probability
 
 
 @dataclass
@@ -96,7 +95,7 @@ def evaluate(classifier: Classifier, pixels: torch.Tensor, targets: torch.Tensor
     """Exact-match accuracy (all four classes right), per-class accuracy and their mean."""
     logits = torch.cat([classifier.model(pixel_values=classifier.family.normalise(pixels[start:start + batch_size])).logits
                         for start in range(0, len(pixels), batch_size)])
-    predicted = (logits.sigmoid() > THRESHOLD).float()
+    predicted = (logits.sigmoid() > PRESENT_THRESHOLD).float()
     per_class = (predicted == targets).float().mean(0)
     return {"exact_match": float((predicted == targets).all(-1).float().mean()), "mean_class_accuracy": float(per_class.mean()),
             "per_class": {LABELS[index]: round(float(value), 4) for index, value in enumerate(per_class)}}
@@ -112,7 +111,7 @@ def colour_effect(classifier: Classifier, count: int, seed: int = HELDOUT_SEED) 
     masks = [np.any([found.mask for found in objects], axis=0) for _, objects in drawn]
 
     def classes(images) -> torch.Tensor:
-        return classifier.class_probabilities(classifier.capture(images).logits) > THRESHOLD
+        return classifier.class_probabilities(classifier.capture(images).logits) > PRESENT_THRESHOLD
 
     original = classes([image for image, _ in drawn])
     result = {"none": {"exact_match": round(float((original == targets.bool()).all(-1).float().mean()), 4), "unchanged": 1.0}}
@@ -201,11 +200,11 @@ def reconstruction_quality(classifier: Classifier, stack: ClassifierInverterStac
     sources = [*CLASSIFIER_STAGE_SOURCES, *(ClassifierSource("encoder", entry) for entry in range(len(reps.encoder) - 1))]
     reconstructions = {source.label: stack.invert(reps, source) for source in sources}
     reconstructions["embedding (analytic)"] = stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier))
-    classes = classifier.class_probabilities(reps.logits) > THRESHOLD
+    classes = classifier.class_probabilities(reps.logits) > PRESENT_THRESHOLD
     quality = {}
     for label, images in reconstructions.items():
         scores = image_quality(images, pixels)
-        again = classifier.class_probabilities(classifier.capture(images.clamp(0, 1)).logits) > THRESHOLD
+        again = classifier.class_probabilities(classifier.capture(images.clamp(0, 1)).logits) > PRESENT_THRESHOLD
         quality[label] = {"psnr": round(scores["psnr"], 2), "ssim": round(scores["ssim"], 4),
                           "agreement": round(float((again == classes).all(-1).float().mean()), 4)}
     return quality

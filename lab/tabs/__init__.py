@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from inversion.core.registry import ClassifierModel
 from lab import text
 from lab.catalogue import Catalogue
 from lab.gpu import GpuCalls
@@ -37,6 +38,22 @@ class Page:
             raise gr.Error(text.UNKNOWN_MODEL.format(choices=", ".join(self.catalogue.models), value=value),
                            print_exception=False)
         return value
+
+    def is_classifier(self, name: str) -> bool:
+        """Whether the model called `name` (checked by `model_name`) is an image classifier, not a detector."""
+        return isinstance(self.catalogue.models[name], ClassifierModel)
+
+    def shows_classifier(self, state) -> bool:
+        """Whether a result's link state names a classifier (no model named: the default), for its card."""
+        return self.is_classifier(state.model or self.catalogue.default)
+
+    def detector_name(self, value, what: str) -> str:
+        """A model name as `model_name` checks it, refused in one message when it names a classifier (`what`: the
+        tab or tool that serves detectors only, as `text.classifier_not_served` names it)."""
+        name = self.model_name(value)
+        if self.is_classifier(name):
+            raise gr.Error(text.classifier_not_served(self.catalogue.models[name].spec.label, what), print_exception=False)
+        return name
 
 
 @dataclass

@@ -7,8 +7,9 @@ import math
 import gradio as gr
 from PIL import Image
 
+from inversion.core.registry import ClassifierModel
 from inversion.figures import CardPanel
-from lab import attention_service, service, text
+from lab import attention_service, classifier_service, service, text
 from lab.admission import MODEL_EVENT
 from lab.cards import Card, annotated_panel, card_maker, gallery_panels, picture
 from lab.components import (
@@ -24,6 +25,7 @@ from lab.components import (
     pick_object,
     read_image,
     results_gallery,
+    unannotated,
 )
 from lab.links import EXAMPLES_DIR, LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
@@ -50,19 +52,25 @@ def chosen(value, choices, name: str):
 
 
 def skip_choices(model) -> list[str]:
-    """The layers a layer skip can leave out: the layer swap's layers but the 0s (the input of the first layer)."""
+    """The layers a layer skip can leave out: the layer swap's layers but the 0s (the input of the first layer); a
+    classifier's blocks ('block 1'..)."""
+    if isinstance(model, ClassifierModel):
+        return [f"block {block}" for block in range(1, classifier_service.block_count(model) + 1)]
     return [name for name in service.layer_choices(model) if not name.endswith(" 0")]
 
 
 def setting_updates(model, decoder_layer=None, encoder_layer=None, head=None, skip=None):
-    """The layer, head and skip choices of a model, keeping the given values it has (else: last layers, mean, first)."""
+    """The layer, head and skip choices of a model, keeping the given values it has (else: last layers, mean, first;
+    none where the model has none, as a classifier has no decoder)."""
     encoders, decoders, heads = attention_service.layer_counts(model)
     head_choices = [(text.MEAN_OF_HEADS, MEAN_OF_HEADS), *((str(number), number) for number in range(heads))]
     skips = skip_choices(model)
-    return (gr.update(choices=list(range(1, decoders + 1)), value=decoder_layer if decoder_layer in range(1, decoders + 1) else decoders),
-            gr.update(choices=list(range(1, encoders + 1)), value=encoder_layer if encoder_layer in range(1, encoders + 1) else encoders),
+    return (gr.update(choices=list(range(1, decoders + 1)),
+                      value=decoder_layer if decoder_layer in range(1, decoders + 1) else decoders or None),
+            gr.update(choices=list(range(1, encoders + 1)),
+                      value=encoder_layer if encoder_layer in range(1, encoders + 1) else encoders or None),
             gr.update(choices=head_choices, value=head if head in range(heads) else MEAN_OF_HEADS),
-            gr.update(choices=skips, value=skip if skip in skips else skips[0]))
+            gr.update(choices=skips, value=skip if skip in skips else next(iter(skips), None)))
 
 
 def enlarged(image: Image.Image) -> Image.Image:
@@ -83,17 +91,24 @@ def pick_point(view, event: gr.SelectData):
     return round(event.index[0] * scale), round(event.index[1] * scale), "attention"
 
 
-def card(state: LinkState, view, query_maps, point_map, after, changes, panels) -> Card:
-    """The tab's card: the maps, or the images before and after an intervention with its reconstructions."""
+def card(state: LinkState, view, query_maps, point_map, after, changes, panels, classifier: bool = False) -> Card:
+    """The tab's card: the maps (a classifier's: each block's CLS attention and the rollout), or the images before
+    and after an intervention (a classifier's: a block skipped) with its reconstructions."""
+    if state.action == "attention" and classifier:
+        rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT), *gallery_panels(query_maps)],
+                [CardPanel(picture(point_map), text.ROLLOUT)]]
+        return Card(text.CLASSIFIER_ATTENTION_CARD_TITLE, rows)
     if state.action == "attention":
         rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(query_maps)],
                 [CardPanel(picture(point_map), text.POINT_MAP)]]
         return Card(text.attend_card_title("attention"), rows)
-    rows = [[annotated_panel(view, text.ATTEND_VIEW), annotated_panel(after, text.AFTER)]]
+    captions = (text.CARD_CLASSIFIER_INPUT, text.CARD_BLOCK_SKIPPED) if classifier else (text.ATTEND_VIEW, text.AFTER)
+    rows = [[annotated_panel(view, captions[0]), annotated_panel(after, captions[1])]]
     if panels:
         rows.append(gallery_panels(panels))
     table = changes.values.tolist() if changes is not None else []
-    return Card(text.attend_card_title(state.action), rows, text.changes_line(table))
+    title = text.CLASSIFIER_SKIP_CARD_TITLE if classifier else text.attend_card_title(state.action)
+    return Card(title, rows, text.changes_line(table))
 
 
 def build(page: Page) -> Tab:
@@ -105,10 +120,15 @@ def build(page: Page) -> Tab:
         model_name = page.model_name(model_name)
         image = read_image(first, page.max_megapixels)
         link = LinkState(model=model_name, tab="attend", example=example_name(first), action=action)
+        if action == "attention" and page.is_classifier(model_name):
+            return *show_classifier_attention(model_name, image, head, link, progress), to_query(link)
         if action == "attention":
             return (*show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress),
                     to_query(link))
         progress(0.2, desc=text.INTERVENING)
+        if action == "skip" and page.is_classifier(model_name):
+            return *skip_classifier_block(model_name, image, skip, link), to_query(link)
+        model_name = page.detector_name(model_name, "intervention")
         if action == "transplant":
             if second is None:
                 raise gr.Error(text.NO_SECOND_IMAGE, print_exception=False)
@@ -147,6 +167,33 @@ def build(page: Page) -> Tab:
         maps = [(as_file(shown.image), shown.caption) for shown in result.query_maps]
         return (annotated(result.input), maps, as_file(enlarged(result.point_map.image)), (placeholder(), []), [],
                 f"{summary}\n\n{result.point_map.caption}.", [])
+
+    def show_classifier_attention(model_name, image, head, link, progress):
+        """The attention action's outputs for a classifier: the CLS token's attention in each block in the gallery,
+        their rollout in the map (all but the link, whose head it fills in)."""
+        model = models[model_name]
+        _, _, heads = attention_service.layer_counts(model)
+        head = chosen(whole_number(head, text.HEAD), range(MEAN_OF_HEADS, heads), text.HEAD)
+        link.head = None if head == MEAN_OF_HEADS else head
+        progress(0.2, desc=text.ATTENDING)
+        result = page.gpu.classifier_attention(model_name, image, link.head)
+        classes = text.classes_found(result.input.classes, result.input.present, model.classifier.multi_label)
+        maps = [(as_file(shown), caption) for shown, caption in result.layer_maps]
+        rollout, caption = result.rollout
+        return (unannotated(result.input.view), maps, as_file(enlarged(rollout)), (placeholder(), []), [],
+                f"{classes}\n\n{text.CLASSIFIER_ATTENTION} The map: {caption}.", [])
+
+    def skip_classifier_block(model_name, image, skip, link):
+        """The skip action's outputs for a classifier: its classes with the block skipped against the unmodified
+        run's, and the changed representation's reconstructions (all but the link, whose skip it fills in)."""
+        _, block = chosen(skip, skip_choices(models[model_name]), text.SKIP_LAYER).split()
+        result = page.gpu.classifier_skip(model_name, image, int(block))
+        link.skip = skip
+        changes = {"headers": text.CLASS_SKIP_HEADERS, "data": text.class_change_rows(result.changes)}
+        summary = text.classifier_skip_summary(skip, result.after.classes, result.after.present,
+                                               models[model_name].classifier.multi_label)
+        return (unannotated(result.before.view), [], placeholder(), unannotated(result.after.view), changes,
+                "\n\n".join(line for line in (summary, result.note) if line), gallery(result.panels))
 
     def run_attention_example(first, model_name):
         """An attention example row: the example's model's last layers, the mean of the heads, the centre."""
@@ -201,7 +248,8 @@ def build(page: Page) -> Tab:
         examples(run_intervention_example, [first, second, page.model, action, object_index, at, skip], outputs,
                  interventions, label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples",
                  example_labels=[text.intervention_example_label(*row) for row in interventions])
-        card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels], card)
+        card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="attend", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", **MODEL_EVENT)

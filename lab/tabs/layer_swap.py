@@ -28,7 +28,7 @@ def build(page: Page) -> Tab:
         return gr.update(choices=choices, value=[name for name in selected or choices if name in choices])
 
     def run(upload, model_name, layers, entry, progress=gr.Progress()):
-        model_name = page.model_name(model_name)
+        model_name = page.detector_name(model_name, "swap")
         image = read_image(upload, page.max_megapixels)
         progress(0.2, desc=text.RUNNING)
         chosen = list(layers or [])

@@ -25,6 +25,7 @@ from lab.components import (
     read_image,
     results_gallery,
     shown_picture,
+    unannotated,
 )
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
@@ -44,12 +45,14 @@ def object_choices(detected, selected: int | None = 0):
     return gr.update(choices=choices, value=selected if choices else None)
 
 
-def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels) -> Card:
-    """The perturbation card: the original and the perturbed image, each with its detections and reconstructions."""
-    rows = [[annotated_panel(original, text.ORIGINAL), *gallery_panels(original_panels)],
-            [annotated_panel(perturbed, text.PERTURBED), *gallery_panels(perturbed_panels)]]
+def card(state: LinkState, original, perturbed, changes, original_panels, perturbed_panels, classifier: bool = False) -> Card:
+    """The perturbation card: the original and the perturbed image, each with its detections (a classifier's
+    classes: in the line below) and reconstructions."""
+    captions = (text.CARD_ORIGINAL, text.CARD_PERTURBED) if classifier else (text.ORIGINAL, text.PERTURBED)
+    rows = [[annotated_panel(original, captions[0]), *gallery_panels(original_panels)],
+            [annotated_panel(perturbed, captions[1]), *gallery_panels(perturbed_panels)]]
     table = changes.values.tolist() if changes is not None else []
-    return Card(text.perturbation_card_title(state.perturbation, state.hue), rows, text.changes_line(table))
+    return Card(text.perturbation_card_title(state.perturbation, state.hue, classifier), rows, text.changes_line(table))
 
 
 def build(page: Page) -> Tab:
@@ -64,6 +67,13 @@ def build(page: Page) -> Tab:
         except (TypeError, ValueError):
             raise gr.Error(text.BAD_OBJECT.format(value=object_value)) from None
         progress(0.2, desc=text.PERTURBING)
+        if page.is_classifier(model_name):
+            result = page.gpu.classifier_perturb(model_name, image, mask_kind, perturbation, hue)
+            link = LinkState(model=model_name, tab="perturb", example=example_name(upload), mask=mask_kind,
+                             perturbation=perturbation, hue=hue, optimised=optimised)
+            changes = {"headers": text.CLASS_CHANGE_HEADERS, "data": text.class_change_rows(result.changes)}
+            return (unannotated(result.original.view), gr.update(choices=[], value=None), unannotated(result.perturbed.view),
+                    changes, gallery(result.original_panels), gallery(result.perturbed_panels), to_query(link))
         result = page.gpu.perturb(model_name, image, object_index, mask_kind, perturbation, hue, optimised, progress)
         if result.note:
             gr.Warning(result.note)
@@ -82,7 +92,10 @@ def build(page: Page) -> Tab:
         """The detections of a new image, to choose the object from."""
         if upload is None:
             return None, gr.update(choices=[], value=None)
-        detected = page.gpu.detect(page.model_name(model_name), read_image(upload, page.max_megapixels))
+        model_name, image = page.model_name(model_name), read_image(upload, page.max_megapixels)
+        if page.is_classifier(model_name):
+            return unannotated(page.gpu.classify(model_name, image).view), gr.update(choices=[], value=None)
+        detected = page.gpu.detect(model_name, image)
         return annotated(detected), object_choices(detected)
 
     def detect_again(model_name, upload):
@@ -116,7 +129,8 @@ def build(page: Page) -> Tab:
         examples(run_example, inputs, [output for output in outputs if output is not chosen],
                  [[str(path), example_model(path), 0, example_mask(path), EXAMPLE_PERTURBATIONS[i % len(EXAMPLE_PERTURBATIONS)],
                    90, False] for i, path in enumerate(page.examples)])
-        card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery], card)
+        card_maker(page, "perturb", [original, perturbed, changes, original_gallery, perturbed_gallery],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="perturb", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     picture.input(detect, [page.model, picture], [original, chosen], api_name="detect", api_visibility=PAGE_ONLY,
                   **MODEL_EVENT)

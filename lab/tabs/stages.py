@@ -23,17 +23,19 @@ from lab.components import (
     read_image,
     results_gallery,
     shown_picture,
+    unannotated,
 )
 from lab.links import LinkState, example_model, example_name, to_query
 from lab.tabs import Page, Tab
 
 
-def card(state: LinkState, view, learned, optimised) -> Card:
-    """The stage card: the input with its detections and its reconstructions, the optimised row below if any."""
-    rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(learned)]]
+def card(state: LinkState, view, learned, optimised, classifier: bool = False) -> Card:
+    """The stage card: the input with its detections (a classifier's without) and its reconstructions, the
+    optimised row below if any."""
+    rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT if classifier else text.CARD_INPUT), *gallery_panels(learned)]]
     if optimised:
         rows.append(gallery_panels(optimised, text.CARD_OPTIMISED))
-    return Card(STAGE_CARD_TITLE, rows)
+    return Card(text.CLASSIFIER_STAGE_CARD_TITLE if classifier else STAGE_CARD_TITLE, rows)
 
 
 def build(page: Page) -> Tab:
@@ -44,14 +46,24 @@ def build(page: Page) -> Tab:
         all_layers, optimised = flag(all_layers, text.ALL_LAYERS), flag(optimised, text.OPTIMISED)
         image = read_image(upload, page.max_megapixels)
         progress(0.2, desc=text.RUNNING)
+        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=all_layers,
+                         optimised=optimised)
+        if page.is_classifier(model_name):
+            return *classified(model_name, image, all_layers, optimised), to_query(link)
         result = page.gpu.stages(model_name, image, all_layers, optimised, progress)
         found = result.input.detections
         threshold = page.catalogue.models[model_name].detector.threshold
         detections = text.detections_found(found) if found else text.no_detection(threshold)
         summary = "\n\n".join(line for line in (detections, result.note) if line)
-        link = LinkState(model=model_name, tab="stages", example=example_name(upload), layers=all_layers,
-                         optimised=optimised)
         return annotated(result.input), gallery(result.panels), gallery(result.optimised_panels), summary, to_query(link)
+
+    def classified(model_name, image, all_layers, optimised):
+        """A classifier's outputs: its view without boxes, its reconstructions, and its classes in the summary."""
+        result = page.gpu.classifier_stages(model_name, image, all_layers)
+        classes = text.classes_found(result.input.classes, result.input.present,
+                                     page.catalogue.models[model_name].classifier.multi_label)
+        summary = "\n\n".join(line for line in (classes, result.note, text.CLASSIFIER_OPTIMISED if optimised else "") if line)
+        return unannotated(result.input.view), gallery(result.panels), [], summary
 
     with gr.Tab(text.STAGES_TAB, id="stages"):
         with gr.Row():
@@ -71,7 +83,8 @@ def build(page: Page) -> Tab:
         inputs = [picture, page.model, all_layers, optimised]
         outputs = [view, learned_gallery, optimised_gallery, summary, page.link]
         examples(run, inputs, outputs, [[str(path), example_model(path), False, False] for path in page.examples])
-        card_maker(page, "stages", [view, learned_gallery, optimised_gallery], card)
+        card_maker(page, "stages", [view, learned_gallery, optimised_gallery],
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
     button.click(run, inputs, outputs, api_name="stages", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     optimised.change(lambda visible: gr.update(visible=visible), optimised, optimised_gallery, api_visibility="private")
 

@@ -33,7 +33,7 @@ states = st.builds(
     head=st.one_of(st.none(), st.integers(0, 99)), point_x=st.one_of(st.none(), st.integers(0, 99999)),
     point_y=st.one_of(st.none(), st.integers(0, 99999)), at=st.sampled_from(TRANSPLANT_STAGES),
     rows=st.integers(-999, 999), columns=st.integers(-999, 999),
-    skip=st.builds(lambda stage, layer: f"{stage} {layer}", st.sampled_from(SKIP_STAGES), st.integers(1, 99)),
+    skip=st.builds(lambda stage, layer: f"{stage} {layer}", st.sampled_from([*SKIP_STAGES, "block"]), st.integers(1, 99)),
 )
 
 
@@ -54,7 +54,7 @@ def test_any_query_opens_the_page(params):
     assert all(value is None or 0 <= value <= 99999
                for value in (state.decoder_layer, state.encoder_layer, state.head, state.point_x, state.point_y))
     assert -999 <= state.rows <= 999 and -999 <= state.columns <= 999
-    assert re.fullmatch(r"(encoder|decoder) [1-9][0-9]{0,5}", state.skip)
+    assert re.fullmatch(r"(encoder|decoder|block) [1-9][0-9]{0,5}", state.skip)
 
 
 @settings(max_examples=300, deadline=None)

@@ -35,8 +35,10 @@ ATTEND = {"attention": ("attention", 3, 3, -1, 10, 100, 0, "encoder", 0, 0, "enc
 def config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("zerogpu-models")
     entry = save_standin(folder / "shapes", shapes_config(), (128, 128))
+    (folder / "checkpoints").symlink_to(REPO / "checkpoints")  # the bundled ViT's recorded name is a relative path
     models = {"shapes": {"label": "Shapes stand-in", **entry, "threshold": 0.0},
-              "bare": {"label": "Stand-in without inverters", **entry, "inverters": None, "threshold": 0.0}}
+              "bare": {"label": "Stand-in without inverters", **entry, "inverters": None, "threshold": 0.0},
+              "shapes-vit": read_space_config(REPO / "space_config.yaml")["models"]["shapes-vit"]}
     return write_space_config(folder / "space_config.yaml", models, default_model="shapes",
                               limits=read_space_config(REPO / "space_config.yaml")["limits"])
 
@@ -63,7 +65,7 @@ def client(url: str, name: str) -> Client:
 
 def calls(models):
     """Each GPU call of each tab: (visitor, endpoint, arguments, the seconds it must book, check of its result)."""
-    shapes, bare = models["shapes"], models["bare"]
+    shapes, bare, vit = models["shapes"], models["bare"], models["shapes-vit"]
     image, second = handle_file(str(IMAGE)), handle_file(str(SECOND))
     return [
         ("detect", "/detect", ("shapes", image), gpu.request_seconds(shapes, 1),
@@ -84,6 +86,20 @@ def calls(models):
          lambda result: "transplanted" in result[5] and len(result[6]) == 4),
         ("skip", "/attend", (image, image, "bare", *ATTEND["skip"]), gpu.request_seconds(bare, 2),
          lambda result: result[5].startswith("Without decoder layer 2")),
+        ("classify", "/detect", ("shapes-vit", image), gpu.request_seconds(vit, 1),
+         lambda result: result[0]["annotations"] == [] and result[1]["choices"] == []),
+        ("classifier stages", "/stages", (image, "shapes-vit", True, False),
+         gpu.request_seconds(vit, 1, gpu.classifier_reconstructions(vit, True)),
+         lambda result: len(result[1]) == 8 and "Top classes: star 0.98" in result[3]),
+        ("classifier perturb", "/perturb", (image, "shapes-vit", None, "image", "grey", 90, False),
+         gpu.request_seconds(vit, 2, gpu.classifier_reconstructions(vit)),
+         lambda result: len(result[4]) == len(result[5]) == 5 and len(result[3]["data"]) == 4),
+        ("classifier attention", "/attend", (image, None, "shapes-vit", "attention", None, None, 1, None, None, 0,
+                                             "encoder", 0, 0, None), gpu.request_seconds(vit, 1),
+         lambda result: [item["caption"].split(",")[0] for item in result[1]] == ["block 1", "block 2", "block 3", "block 4"]),
+        ("classifier skip", "/attend", (image, None, "shapes-vit", "skip", None, None, -1, None, None, 0, "encoder", 0, 0,
+                                        "block 2"), gpu.request_seconds(vit, 2, gpu.classifier_reconstructions(vit)),
+         lambda result: result[5].startswith("Without block 2") and len(result[6]) == 5),
     ]
 
 

@@ -71,6 +71,7 @@ class ClassifierFamily:
     model_types: ClassVar[tuple[str, ...]]
     pixel_mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     pixel_std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
+    records_attention: ClassVar[bool] = True  # whether `forward(..., attention=True)` records every block's
 
     def model_class(self, config: PretrainedConfig) -> type[PreTrainedModel]:
         """The transformers class a config's weights load into."""

@@ -22,6 +22,7 @@ from .classifier_base import ClassifierFamily, ClassifierForward, Level, _record
 class Swin(ClassifierFamily):
     name = "Swin"
     model_types = ("swin",)
+    records_attention = False  # windowed, each stage's last block only in transformers' outputs
 
     def model_class(self, config):
         return SwinForImageClassification
