@@ -7,6 +7,10 @@ processor does); the stages are those of `classifier_stages`.
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
+
 import torch
 from PIL import Image
 from torch import nn
@@ -16,9 +20,11 @@ from .classifier_stages import ClassifierRepresentations, Prediction
 from .detector import CONFIG_FILE, _load_quietly, _read_config_type, _weights_folder
 from .families.classifier_base import ClassifierChanges, ClassifierFamily
 from .families.classifiers import classifier_family_for
-from .hub import resolve_folder
+from .hub import WeightsNotFound, resolve_folder
 
 DEFAULT_TOP_K = 5
+PREPROCESSOR_FILE = "preprocessor_config.json"  # the image processor's settings: its normalisation is read
+Normalisation = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per RGB channel
 PRESENT_THRESHOLD = 0.5  # a multi-label classifier gives an image a class whose probability is above this
 
 
@@ -26,9 +32,13 @@ class Classifier(nn.Module):
     """A frozen image classifier in eval mode that captures every stage of its forward pass."""
 
     def __init__(self, model: PreTrainedModel, name: str = "classifier", revision: str | None = None,
-                 top_k: int = DEFAULT_TOP_K):
+                 top_k: int = DEFAULT_TOP_K, normalisation: Normalisation | None = None):
         super().__init__()
-        self.family: ClassifierFamily = classifier_family_for(model.config)
+        family = classifier_family_for(model.config)
+        if normalisation is not None and normalisation != (family.pixel_mean, family.pixel_std):
+            family = copy.copy(family)  # this checkpoint's own normalisation; the family's default stays as it is
+            family.pixel_mean, family.pixel_std = normalisation
+        self.family: ClassifierFamily = family
         self.model = model.eval().requires_grad_(False)
         self.name = name
         self.revision = revision
@@ -43,12 +53,13 @@ class Classifier(nn.Module):
         weights come from model.safetensors only (nothing is unpickled).
         """
         label = str(name_or_path)
-        folder = resolve_folder(name_or_path, revision, (CONFIG_FILE,))
+        folder = resolve_folder(name_or_path, revision, (CONFIG_FILE, PREPROCESSOR_FILE))
         family = classifier_family_for(_read_config_type(folder / CONFIG_FILE, label))
+        normalisation = _read_normalisation(folder / PREPROCESSOR_FILE, label)
         folder = _weights_folder(folder, name_or_path, revision, label)
         model_class = family.model_class(AutoConfig.from_pretrained(folder))
         model = _load_quietly(family, folder, label, model_class)
-        return cls(model, name=name or label, revision=revision, top_k=top_k)
+        return cls(model, name=name or label, revision=revision, top_k=top_k, normalisation=normalisation)
 
     @property
     def config(self):
@@ -118,3 +129,21 @@ class Classifier(nn.Module):
         return [[Prediction(id2label.get(int(label), str(int(label))), int(label), float(score))
                  for score, label in zip(image_scores, image_labels)] for image_scores, image_labels in zip(scores, labels)]
 
+
+def _read_normalisation(path: Path, label: str) -> Normalisation | None:
+    """The (mean, std) a checkpoint's image processor normalises with (none without the file: the family's
+    default); WeightsNotFound naming the field when it is unusable."""
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text())
+        if not settings.get("do_normalize", True):
+            return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        mean, std = (tuple(float(value) for value in settings[key]) for key in ("image_mean", "image_std"))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise WeightsNotFound(f"{label!r}: its {PREPROCESSOR_FILE} gives no usable image_mean and image_std "
+                              f"({error.__class__.__name__}): fix or remove the file.") from error
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise WeightsNotFound(f"{label!r}: its {PREPROCESSOR_FILE} needs three image_mean values and three positive "
+                              "image_std values: fix or remove the file.")
+    return mean, std

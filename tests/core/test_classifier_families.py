@@ -183,3 +183,35 @@ def test_each_family_loads_from_a_hub_layout_cache_offline(model_type, tmp_path,
     classifier = Classifier.from_pretrained(HUB_IDS[model_type], "main")
     assert classifier.family is classifier_family_for(model_type) and classifier.name == HUB_IDS[model_type]
     assert classifier.capture([random_image(32, 32)]).logits.shape == (1, 3)
+
+
+def test_a_checkpoints_image_processor_normalisation_is_the_one_used(tmp_path):
+    """A ViT whose preprocessor_config.json says ImageNet's mean and std (as facebook/deit-* ViTs do) is fed
+    pixels normalised so, not with ViT's default 0.5 / 0.5; a ViT without the file keeps the default, and the
+    analytic patch inverse undoes the checkpoint's normalisation."""
+    import json
+
+    from inversion.core.classifier_inverters import AnalyticPatchInverse
+    from inversion.core.images import IMAGENET_MEAN, IMAGENET_STD, normalise
+
+    folder = save(tiny_classifier_config("vit"), tmp_path / "vit")
+    plain = Classifier.from_pretrained(str(folder))
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"do_normalize": True, "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}))
+    imagenet = Classifier.from_pretrained(str(folder))
+    assert imagenet.family.pixel_mean == IMAGENET_MEAN and plain.family.pixel_mean == (0.5, 0.5, 0.5)
+    assert classifier_family_for("vit").pixel_mean == (0.5, 0.5, 0.5)  # the shared family is left as it is
+    pixels = pixels_of(imagenet)
+    with torch.no_grad():
+        expected = imagenet.model(pixel_values=normalise(pixels, IMAGENET_MEAN, IMAGENET_STD)).logits
+    reps = imagenet.capture(pixels)
+    assert (reps.logits - expected).abs().max() == 0
+    assert (plain.capture(pixels).logits - expected).abs().max() > 1e-3
+    assert (AnalyticPatchInverse(imagenet)(reps.embedding) - pixels).abs().max() < 1e-4
+
+
+def test_an_unusable_image_processor_config_is_one_line(tmp_path):
+    folder = save(tiny_classifier_config("vit"), tmp_path / "vit")
+    (folder / "preprocessor_config.json").write_text('{"image_mean": [0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}')
+    with pytest.raises(WeightsNotFound, match="preprocessor_config.json needs three image_mean values"):
+        Classifier.from_pretrained(str(folder))
