@@ -229,13 +229,15 @@ def validation_line(result: dict) -> str:
                      for stage, metrics in result["stages"].items())
 
 
-def save_run(config: TrainingConfig, objective, detector: Detector, optimizers, schedulers, step: int) -> None:
-    """Write the inverters (one folder per stack) and the training state into config.out."""
+def save_run(config: TrainingConfig, objective, detector: Detector, folder: Path | None, optimizers, schedulers,
+             step: int) -> None:
+    """Write the inverters (one folder per stack, recording the detector and its local `folder`) and the training
+    state into config.out."""
     out = Path(config.out)
     notes = {"objective": config.objective, "backbone_loss": {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight},
              "step": step, "train_config": asdict(config), "trained_stages": list(trained_stages(config))}
     for name, stack in objective.stacks().items():
-        save_inverters(stack, out / name, detector, notes, detector_folder(config))
+        save_inverters(stack, out / name, detector, notes, folder)
     save_training_state(out, step, optimizers, schedulers)
 
 
@@ -291,6 +293,7 @@ def train(config: TrainingConfig) -> dict:
         train_set, val_set = split_dataset(open_dataset(config.data, config.split), config.val_fraction, config.seed)
     streamed = isinstance(train_set, IterableDataset)  # a Hub dataset: read in its order, one pass an epoch
     detector = detector_for(config).to(accelerator.device)
+    detector_dir = detector_folder(config)  # resolved once: a space config edited while the run goes on cannot change it
     check_working_size(detector)
     sampler = None
     if config.feature_cache:
@@ -357,7 +360,7 @@ def train(config: TrainingConfig) -> dict:
         if done % config.save_every == 0 or done == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_run(config, plain_objective, detector, optimizers, schedulers, done)
+                save_run(config, plain_objective, detector, detector_dir, optimizers, schedulers, done)
     if log:
         if unreadable.found:
             log.write(json.dumps({"step": config.steps, "split": "unreadable", "images": unreadable.found}) + "\n")

@@ -217,3 +217,23 @@ def test_a_run_given_relative_paths_loads_from_any_folder(tmp_path, monkeypatch,
     assert main(["train", "--data", str(work / "images"), "--detector", str(work / "dets" / "x"), "--working-size", "64",
                  "96", "--out", str(work / "runs" / "a"), "--steps", "2", "--batch-size", "2", "--workers", "0",
                  "--val-images", "1", "--resume"]) == 0
+
+
+def test_a_run_saves_the_detector_it_loaded_when_the_space_config_changes_under_it(dataset, tmp_path, monkeypatch):
+    """The space config is read once, when the run starts: a deployer editing it while a long run goes on (here: the
+    model removed, right after the detector is loaded) changes nothing the run saves."""
+    from inversion.training import trainer
+
+    config_file = tmp_path / "space_config.yaml"
+    config_file.write_text(f"models:\n  tiny:\n    detector: {dataset.parent / 'detector'}\n    working_size: [64, 96]\n")
+    monkeypatch.setenv("INVERSION_SPACE_CONFIG", str(config_file))
+    check = trainer.check_working_size
+
+    def edited_then_checked(detector):
+        config_file.write_text("models: {}\n")
+        check(detector)
+
+    monkeypatch.setattr(trainer, "check_working_size", edited_then_checked)
+    train(run_config(dataset, tmp_path / "run", model="tiny", detector=None, working_size=None))
+    _, config = load_inverters(tmp_path / "run")
+    assert config["notes"]["step"] == 4 and config["detector"]["id"] == str(dataset.parent / "detector")
