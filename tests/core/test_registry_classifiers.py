@@ -26,7 +26,7 @@ def test_the_bundled_classifiers_load_with_their_inverters(name, family):
 def test_the_detectors_are_unchanged():
     specs = model_specs(CONFIG)
     detectors = [name for name, spec in specs.items() if spec.kind == DETECTOR]
-    assert detectors == ["shapes", "shapes40", "shapes-conditional", "detr-resnet-50"]
+    assert detectors == ["shapes", "shapes40", "shapes-conditional", "shapes-deformable", "detr-resnet-50"]
     assert find_spec("shapes", CONFIG).working_size == (128, 128)
     with pytest.raises(CheckpointError, match="is a detector, not an image classifier"):
         build_classifier_model(specs["shapes"])
@@ -38,7 +38,7 @@ def test_a_command_line_tool_refuses_a_classifier_in_one_line(tmp_path, capsys, 
     assert main(["reconstruct", str(tmp_path / "ok.png"), "--model", "shapes-vit", "--out", str(tmp_path / "x.png")]) == 2
     error = capsys.readouterr().err
     assert error == ("error: 'shapes-vit' is an image classifier, not a detector: the command-line tools take a detector "
-                     "(shapes, shapes40, shapes-conditional, detr-resnet-50); classifiers are served in the app "
+                     "(shapes, shapes40, shapes-conditional, shapes-deformable, detr-resnet-50); classifiers are served in the app "
                      "(python app.py).\n")
     assert not (tmp_path / "x.png").exists()
 

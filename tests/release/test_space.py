@@ -40,8 +40,8 @@ def test_the_app_starts_from_exactly_the_files_sent(tmp_path):
     done = subprocess.run([sys.executable, "-c", build], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-6:] == [str(tmp_path), "['shapes',", "'shapes-conditional',", "'shapes-swin',",
-                                        "'shapes-vit',", "'shapes40']"]
+    assert done.stdout.split()[-7:] == [str(tmp_path), "['shapes',", "'shapes-conditional',", "'shapes-deformable',",
+                                        "'shapes-swin',", "'shapes-vit',", "'shapes40']"]
 
 
 def test_large_binaries_outside_lfs_are_named(tmp_path):
