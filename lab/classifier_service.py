@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inversion.core.classifier_inverters import AnalyticPatchInverse
+from inversion.core.classifier_inverters import ANALYTIC_LABEL, AnalyticPatchInverse
 from inversion.core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierRepresentations, ClassifierSource, Prediction
 from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.images import to_pil
@@ -26,8 +26,6 @@ from inversion.experiments.colour import perturb
 from inversion.figures import heat_overlay
 from lab import text
 from lab.service import Panel, RequestError, check_perturbation
-
-ANALYTIC = "embedding (analytic)"  # the label of the embedding inverted by the pseudo-inverse
 
 
 @dataclass
@@ -176,7 +174,7 @@ def reconstructions(model: ClassifierModel, reps: ClassifierRepresentations, all
     entries = [ClassifierSource("encoder", entry) for entry in range(1, len(reps.encoder) - 1)] if all_layers else []
     sources = [CLASSIFIER_STAGE_SOURCES[0], *entries, *CLASSIFIER_STAGE_SOURCES[1:]]
     with torch.no_grad():
-        images = {ANALYTIC: model.inverters.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(model.classifier)),
+        images = {ANALYTIC_LABEL: model.inverters.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(model.classifier)),
                   **{text.classifier_source_label(source): model.inverters.invert(reps, source) for source in sources}}
     return [[scored(label, batch[index], reps.pixels[index]) for label, batch in images.items()]
             for index in range(reps.batch_size)]

@@ -97,6 +97,9 @@ class LearnedPatchInverse(nn.Module):
         return torch.sigmoid(image + self.refine(image))
 
 
+ANALYTIC_LABEL = "embedding (analytic)"  # how results name the embedding inverted by AnalyticPatchInverse
+
+
 class AnalyticPatchInverse(nn.Module):
     """The exact inverse of a classifier's patch embedding, from its own weights (nothing learned).
 

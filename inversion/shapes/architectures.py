@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..core.classifier import Classifier
 from ..core.classifier_checkpoints import load_classifier_inverters
-from ..core.classifier_inverters import AnalyticPatchInverse
+from ..core.classifier_inverters import ANALYTIC_LABEL, AnalyticPatchInverse
 from ..core.classifier_stages import ClassifierSource
 from ..core.images import to_pil
 from ..core.metrics import image_quality
@@ -112,7 +112,7 @@ def classifier_rows(classifier: Classifier, stack, images: list[Image.Image], fo
         reps = classifier.capture(images[start:start + batch_size])
         inputs.append(reps.pixels)
         batch = {ROUND_TRIP: reps.pixels,
-                 "embedding (analytic)": stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier)),
+                 ANALYTIC_LABEL: stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier)),
                  "embedding": stack.invert(reps, ClassifierSource("embedding")),
                  **{f"encoder {entry}": stack.invert(reps, ClassifierSource("encoder", entry)) for entry in range(1, len(reps.encoder))},
                  "pooled": stack.invert(reps, ClassifierSource("pooled")), "logits": stack.invert(reps, ClassifierSource("logits"))}
@@ -164,6 +164,6 @@ def run(out: str | Path, count: int = 200, batch_size: int = 50) -> dict:
     results = compare(count, batch_size)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "table.md").write_text(table(results) + "\n")
-    architecture_depth_plot(results, (ROUND_TRIP, "embedding (analytic)")).savefig(out / "depth.png", dpi=110)
+    architecture_depth_plot(results, (ROUND_TRIP, ANALYTIC_LABEL)).savefig(out / "depth.png", dpi=110)
     architecture_cka_plot(results).savefig(out / "cka.png", dpi=110)
     return results

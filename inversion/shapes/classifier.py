@@ -22,7 +22,7 @@ from transformers import SwinConfig, SwinForImageClassification, ViTConfig, ViTF
 
 from ..core.classifier import PRESENT_THRESHOLD, Classifier
 from ..core.classifier_checkpoints import save_classifier_inverters
-from ..core.classifier_inverters import AnalyticPatchInverse, ClassifierInverterConfig, ClassifierInverterStack
+from ..core.classifier_inverters import ANALYTIC_LABEL, AnalyticPatchInverse, ClassifierInverterConfig, ClassifierInverterStack
 from ..core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierSource
 from ..core.metrics import image_quality
 from ..experiments.colour import PERTURBATIONS, perturb
@@ -199,7 +199,7 @@ def reconstruction_quality(classifier: Classifier, stack: ClassifierInverterStac
     reps = classifier.capture(pixels)
     sources = [*CLASSIFIER_STAGE_SOURCES, *(ClassifierSource("encoder", entry) for entry in range(len(reps.encoder) - 1))]
     reconstructions = {source.label: stack.invert(reps, source) for source in sources}
-    reconstructions["embedding (analytic)"] = stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier))
+    reconstructions[ANALYTIC_LABEL] = stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier))
     classes = classifier.class_probabilities(reps.logits) > PRESENT_THRESHOLD
     quality = {}
     for label, images in reconstructions.items():
