@@ -107,7 +107,8 @@ class Classifier(nn.Module):
         """The differentiable forward behind `capture`: [0, 1] pixels in, every stage out (no predictions)."""
         forward = self.family.forward(self.model, pixels, changes, attention)
         return ClassifierRepresentations(forward.embedding, forward.encoder, self.family.levels(self.config),
-                                         forward.pooled, forward.logits, pixels, attention=forward.attention)
+                                         forward.pooled, forward.logits, pixels, attention=forward.attention,
+                                         final=forward.final)
 
     def class_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """B x C: a sigmoid per class for a multi-label model, else a softmax over the classes."""

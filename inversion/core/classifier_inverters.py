@@ -313,5 +313,10 @@ class ClassifierInverterStack(nn.Module):
             if source.stage in ("logits", "pooled"):
                 tensor = self.pooled(tensor)
             entry = last_entry if source.entry is None else source.entry
-            embedding = self.embedding_map(self.to_embedding(tensor, entry))
+            start = entry if source.enters is None else source.enters
+            expected = representations.tensor(ClassifierSource("encoder", start)).shape[1:]
+            if tensor.shape[1:] != expected:
+                raise ValueError(f"Encoder entry {entry} ({tuple(tensor.shape[1:])}) cannot enter the inverse of entry "
+                                 f"{start}, which takes {tuple(expected)}.")
+            embedding = self.embedding_map(self.to_embedding(tensor, start))
         return (patch_inverse or self.embedding)(embedding)

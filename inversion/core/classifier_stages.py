@@ -26,21 +26,27 @@ class ClassifierSource:
     """A tensor to reconstruct from: a stage, and for the encoder one of its entries (default: the last).
 
     An encoder entry inside a level (a block that is not the level's last) is inverted by that level's
-    inverse as if it were the level's output (after the patch splitting, when the level merges).
+    inverse as if it were the level's output (after the patch splitting, when the level merges). `enters`
+    (the layer swap) feeds the entry to the inverse chain of another entry, as if it were that one (0: the
+    patch inverse alone); both entries' tensors must have one shape.
     """
 
     stage: str
     entry: int | None = None
+    enters: int | None = None
 
     def __post_init__(self):
         if self.stage not in CLASSIFIER_STAGES:
             raise ValueError(f"Unknown classifier stage {self.stage!r}: choose one of {', '.join(CLASSIFIER_STAGES)}.")
         if self.entry is not None and self.stage != "encoder":
             raise ValueError(f"Only the encoder has entries; got an entry for {self.stage!r}.")
+        if self.enters is not None and self.stage != "encoder":
+            raise ValueError(f"Only encoder entries enter another entry's inverse; got {self.stage!r}.")
 
     @property
     def label(self) -> str:
-        return self.stage if self.entry is None else f"{self.stage} {self.entry}"
+        named = self.stage if self.entry is None else f"{self.stage} {self.entry}"
+        return named if self.enters is None else f"{named} as {self.enters}"
 
 
 CLASSIFIER_STAGE_SOURCES: tuple[ClassifierSource, ...] = tuple(ClassifierSource(stage) for stage in CLASSIFIER_STAGES)
@@ -66,8 +72,10 @@ class ClassifierRepresentations:
     levels: which entries each inverse level maps between (the family's `levels`).
     pooled: B x K x d, the tokens the head(s) read after the final norm (Swin: the average of the final tokens).
     logits: B x C. pixels: the input in [0, 1], B x 3 x H x W.
-    predictions: each image's top classes. attention: by block number, B x heads x S x S (ViT and DeiT,
-        when recorded).
+    predictions: each image's top classes. attention: by block number, B x heads x S x S over the block's
+        tokens, when recorded (Swin: zero outside each query's window, the window shift undone).
+    final: B x S x d, every token of the last entry after the final layer norm (the pooled stage takes its
+        first K, or their average).
     """
 
     embedding: torch.Tensor
@@ -78,6 +86,7 @@ class ClassifierRepresentations:
     pixels: torch.Tensor
     predictions: list[list[Prediction]] = field(default_factory=list)
     attention: dict[int, torch.Tensor] = field(default_factory=dict)
+    final: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

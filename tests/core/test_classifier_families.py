@@ -129,10 +129,10 @@ def test_a_replaced_embedding_and_a_skipped_block_change_what_follows(saved):
     assert (skipped.logits - reps.logits).abs().max() > 1e-4
 
 
-def test_attention_of_every_block_is_recorded_for_vit_and_deit(saved):
+def test_attention_of_every_block_is_recorded(saved):
     reps = saved.capture(pixels_of(saved), attention=True)
-    if saved.config.model_type == "swin":  # windowed attention over shifted windows: not recorded (docs/classifiers.md)
-        assert reps.attention == {}
+    if saved.config.model_type == "swin":
+        windowed_attention_is_transformers_own_on_the_grid(saved, reps)
         return
     tokens = reps.encoder[0].shape[1]
     assert sorted(reps.attention) == [1, 2]
@@ -140,6 +140,38 @@ def test_attention_of_every_block_is_recorded_for_vit_and_deit(saved):
         assert weights.shape == (2, 2, tokens, tokens)
         torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, tokens), rtol=0, atol=1e-5)
     torch.testing.assert_close(saved.capture(pixels_of(saved)).logits, reps.logits, rtol=0, atol=1e-5)
+
+
+def windowed_attention_is_transformers_own_on_the_grid(saved, reps):
+    """Every block's windowed attention on its grid: each stage's last block's equals transformers' own
+    `output_attentions` put back in place here by an explicit loop (window w's position (i, j) holds the token
+    at (i + shift, j + shift) of the grid, modulo its size), zero outside the windows; rows sum to 1."""
+    config = saved.config
+    own = own_forward(saved, pixels_of(saved), output_attentions=True).attentions
+    assert sorted(reps.attention) == list(range(1, sum(config.depths) + 1))
+    for stage, level in enumerate(reps.levels):
+        (height, width), window = level.grid, min(config.window_size, *level.grid)
+        shift = window // 2 if len(level.blocks) % 2 == 0 and min(level.grid) > config.window_size else 0
+        last = reps.attention[level.blocks[-1] - stage]  # block numbers count blocks, entries mergings too
+        assert last.shape == (2, config.num_heads[stage], height * width, height * width)
+        torch.testing.assert_close(last.sum(-1), torch.ones(last.shape[:3]), rtol=0, atol=1e-5)
+        expected = torch.zeros_like(last)
+        per_image = own[stage].view(2, -1, *own[stage].shape[1:])
+        across = width // window
+        for index in range(per_image.shape[1]):
+            cells = [((index // across * window + i + shift) % height) * width + (index % across * window + j + shift) % width
+                     for i in range(window) for j in range(window)]
+            for query, at in enumerate(cells):
+                expected[:, :, at, cells] = per_image[:, index, :, query]
+        torch.testing.assert_close(last, expected, rtol=0, atol=1e-6)
+    assert any(min(level.grid) > config.window_size for level in reps.levels)  # a shifted block was checked
+
+
+def test_the_final_norm_s_tokens_are_transformers_last_hidden_state(saved):
+    pixels = pixels_of(saved)
+    with torch.no_grad():
+        base = saved.model.base_model(pixel_values=saved.family.normalise(pixels))
+    torch.testing.assert_close(saved.capture(pixels).final, base.last_hidden_state, rtol=0, atol=1e-5)
 
 
 def test_predictions_are_the_top_classes_softmax_or_sigmoid(tmp_path):

@@ -93,6 +93,31 @@ def test_an_unknown_stage_or_an_entry_outside_the_encoder_is_refused():
         reps.tensor(ClassifierSource("encoder", 5))
 
 
+@pytest.mark.parametrize("model_type", ["vit", "swin"])
+def test_an_entry_enters_the_inverse_chain_of_another_of_its_shape_and_no_other(model_type):
+    """The layer swap: entry i fed to entry j's inverse chain is that chain run on entry i's tokens (j = 0: the
+    patch inverse alone), not on entry j's own; a shape that does not fit is refused in one line."""
+    classifier = tiny_classifier(model_type)
+    reps = capture(classifier)
+    stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(classifier)).eval()
+    last = len(reps.encoder) - 1
+    first_block, other = (1, 1) if model_type == "vit" else (reps.levels[-1].blocks[0], reps.levels[-1].blocks[0] - 1)
+    with torch.no_grad():
+        as_embedding = stack.invert(reps, ClassifierSource("encoder", 1, enters=0))
+        assert torch.equal(as_embedding, stack.embedding(stack.embedding_map(reps.encoder[1])))
+        swapped = stack.invert(reps, ClassifierSource("encoder", other, enters=last))
+        assert torch.equal(swapped, stack.embedding(stack.embedding_map(stack.to_embedding(reps.encoder[other], last))))
+        assert not torch.equal(swapped, stack.invert(reps, ClassifierSource("encoder", last)))  # its own tokens, not the last's
+        assert torch.equal(stack.invert(reps, ClassifierSource("encoder", first_block, enters=first_block)),
+                           stack.invert(reps, ClassifierSource("encoder", first_block)))
+    if model_type == "swin":
+        with pytest.raises(ValueError, match=f"Encoder entry 0 .* cannot enter the inverse of entry {last}"):
+            stack.invert(reps, ClassifierSource("encoder", 0, enters=last))
+    with pytest.raises(ValueError, match="Only encoder entries enter"):
+        ClassifierSource("pooled", enters=0)
+    assert ClassifierSource("encoder", 2, enters=0).label == "encoder 2 as 0"
+
+
 def test_a_saved_stack_loads_back_for_its_classifier_and_is_refused_by_another(tmp_path):
     from inversion.core.checkpoints import load_inverters
     from inversion.core.classifier_checkpoints import load_classifier_inverters, save_classifier_inverters

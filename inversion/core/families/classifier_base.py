@@ -54,6 +54,7 @@ class ClassifierForward:
     pooled: torch.Tensor  # B x K x d: the tokens the head(s) read, after the final norm (and pooling)
     logits: torch.Tensor  # B x C
     attention: dict[int, torch.Tensor] = field(default_factory=dict)  # block number -> B x heads x S x S
+    final: torch.Tensor | None = None  # B x S x d: the last entry's tokens after the final norm
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ class ClassifierFamily:
     model_types: ClassVar[tuple[str, ...]]
     pixel_mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     pixel_std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
-    records_attention: ClassVar[bool] = True  # whether `forward(..., attention=True)` records every block's
 
     def model_class(self, config: PretrainedConfig) -> type[PreTrainedModel]:
         """The transformers class a config's weights load into."""

@@ -63,7 +63,8 @@ class Vit(ClassifierFamily):
         encoder = list(output.hidden_states)
         attentions = dict(enumerate(output.attentions, start=1)) if attention else {}
         return ClassifierForward(self.embedding_map(config, encoder[0]), encoder,
-                                 recorded["normed"][:, : self.pooled_tokens(config)], output.logits, attentions)
+                                 recorded["normed"][:, : self.pooled_tokens(config)], output.logits, attentions,
+                                 recorded["normed"])
 
 
 class Deit(Vit):
