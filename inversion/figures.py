@@ -59,18 +59,35 @@ def similarity_heat_map(encoder: np.ndarray, decoder: np.ndarray) -> Image.Image
     """The encoder and decoder CKA matrices side by side, annotated, as an image."""
     figure = Figure(figsize=(8.4, 3.6), dpi=100, layout="constrained")
     for axis, matrix, stage in zip(figure.subplots(1, 2), (encoder, decoder), ("encoder", "decoder")):
-        shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
-        for (row, column), value in np.ndenumerate(matrix):
-            if np.isfinite(value):
-                axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                          color="black" if value > 0.6 else "white")
-        axis.set_xticks(range(len(matrix)))
-        axis.set_yticks(range(len(matrix)))
-        axis.set_xlabel(f"{stage} layer")
-        axis.set_ylabel(f"{stage} layer")
+        shown = _similarity_axis(axis, matrix, [str(layer) for layer in range(len(matrix))], f"{stage} layer")
         axis.set_title(f"{stage}: linear CKA between layers", fontsize=10)
     figure.colorbar(shown, ax=figure.axes, shrink=0.8)
     return to_image(figure)
+
+
+def layer_similarity_map(matrix: np.ndarray, names: list[str], title: str) -> Image.Image:
+    """One CKA matrix between named layers, annotated, as an image (a classifier's layers)."""
+    figure = Figure(figsize=(5.6, 4.4), dpi=100, layout="constrained")
+    axis = figure.subplots()
+    shown = _similarity_axis(axis, matrix, names, "layer")
+    axis.set_title(title, fontsize=10)
+    figure.colorbar(shown, ax=axis, shrink=0.8)
+    return to_image(figure)
+
+
+def _similarity_axis(axis, matrix: np.ndarray, names: list[str], label: str):
+    """A CKA matrix on `axis`, each finite value written in its cell, the layers named on both axes."""
+    shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
+    for (row, column), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="black" if value > 0.6 else "white")
+    rotation = 0 if max(map(len, names)) <= 2 else 45
+    axis.set_xticks(range(len(matrix)), names, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+    axis.set_yticks(range(len(matrix)), names, fontsize=8)
+    axis.set_xlabel(label)
+    axis.set_ylabel(label)
+    return shown
 
 
 def evaluation_plots(results: dict, out: Path) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from inversion.core.classifier_inverters import ANALYTIC_LABEL, AnalyticPatchInverse
 from inversion.core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierRepresentations, ClassifierSource, Prediction
@@ -21,11 +21,12 @@ from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.images import to_pil
 from inversion.core.metrics import image_quality
 from inversion.core.registry import ClassifierModel
-from inversion.experiments.classifier_attention import attention_rollout, cls_map
+from inversion.experiments.classifier_attention import attention_rollout, cls_map, point_map, received_map
 from inversion.experiments.colour import perturb
-from inversion.figures import heat_overlay
+from inversion.experiments.similarity import layer_similarity
+from inversion.figures import heat_overlay, layer_similarity_map
 from lab import text
-from lab.service import Panel, RequestError, check_perturbation
+from lab.service import ENTRIES, Panel, RequestError, check_perturbation
 
 
 @dataclass
@@ -78,16 +79,49 @@ class ClassifierSkipResult:
 @dataclass
 class ClassifierAttentionResult:
     input: Classified
-    layer_maps: list[tuple[Image.Image, str]]  # the CLS token's attention in each block, captioned
-    rollout: tuple[Image.Image, str]  # the attention rollout through every block
+    layer_maps: list[tuple[Image.Image, str]]  # per block: the CLS token's attention, or what each patch receives
+    map: tuple[Image.Image, str]  # the attention rollout (a CLS token), or the attention from a point in one block
+    block: int | None = None  # the point map's block and point ((x, y), view pixels): without a CLS token only
+    point: tuple[int, int] | None = None
+
+
+@dataclass
+class ClassifierLayerSwapResult:
+    input: Classified
+    panels: list[Panel]  # the chosen entries through the chosen inverse (none without inverters)
+    similarity: np.ndarray  # linear CKA between every entry and the final norm's tokens
+    heat_map: Image.Image
+    note: str = ""  # entries that do not fit the chosen inverse; no inverters
+
+
+def has_cls_token(model: ClassifierModel) -> bool:
+    """Whether the classifier's tokens begin with a CLS token (ViT, DeiT), which its head reads."""
+    return model.classifier.family.special_tokens(model.classifier.config) > 0
 
 
 def attention_layers(model: ClassifierModel) -> tuple[int, int]:
-    """The blocks whose attention the classifier records and their heads; (0, 0) when it records none (Swin)."""
-    if not model.classifier.family.records_attention:
-        return 0, 0
-    level = model.classifier.family.levels(model.classifier.config)[0]
-    return len(level.blocks), level.heads
+    """The blocks whose attention the classifier records (all) and the heads every block has."""
+    levels = model.classifier.family.levels(model.classifier.config)
+    return block_count(model), min(level.heads for level in levels)
+
+
+def block_grids(model: ClassifierModel) -> list[tuple[int, int]]:
+    """Each block's patch grid, in block order."""
+    return [level.grid for level in model.classifier.family.levels(model.classifier.config) for _ in level.blocks]
+
+
+def swap_layers(model: ClassifierModel) -> list[tuple[str, str]]:
+    """Every encoder entry a layer swap can start from, (label, value): the embedding ('block 0', the first
+    block's input, as a detector's 'encoder 0'), each block ('block 1'.., over all stages), each merging."""
+    layers, blocks, mergings = [(text.EMBEDDING_LAYER, "block 0")], 0, 0
+    for level in model.classifier.family.levels(model.classifier.config):
+        for _ in level.blocks:
+            blocks += 1
+            layers.append((f"block {blocks}", f"block {blocks}"))
+        if level.merged:
+            mergings += 1
+            layers.append((f"merging {mergings}", f"merging {mergings}"))
+    return layers
 
 
 def block_count(model: ClassifierModel) -> int:
@@ -147,25 +181,76 @@ def skip_block(model: ClassifierModel, image: Image.Image, block: int) -> Classi
                                 class_changes(model, logits, predictions), panels, note)
 
 
-def attention_maps(model: ClassifierModel, image: Image.Image, head: int | None = None) -> ClassifierAttentionResult:
-    """The CLS token's attention over the patches in every block (the mean of the heads unless `head`) and the
-    attention rollout through all blocks (heads averaged, as rollout defines it), drawn over the image."""
+def layer_swap(model: ClassifierModel, image: Image.Image, layers: list[str], entry: str = "backbone") -> ClassifierLayerSwapResult:
+    """Feed chosen encoder entries (values of `swap_layers`) to the inverse of another: "backbone", the inverse
+    patch embedding alone (as if they were the embedding); "encoder", the whole inverse encoder (as if they were
+    its output). An entry whose tokens do not fit that inverse is left out (the note names it). Plus the linear
+    CKA between all layers for this image."""
+    names = dict((value, label) for label, value in swap_layers(model))
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise RequestError(text.unknown_swap_layer(unknown[0], list(names.values())))
+    if not layers:
+        raise RequestError(text.CLASSIFIER_NO_SWAP_LAYER)
+    if entry not in ENTRIES:
+        raise RequestError(f"Blocks can enter the inverse patch embedding or the inverse encoder, not {entry!r}.")
+    reps = model.classifier.capture([image])
+    entries = {value: index for index, (_, value) in enumerate(swap_layers(model))}
+    target = 0 if entry == "backbone" else len(reps.encoder) - 1
+    fits = [name for name in layers if reps.encoder[entries[name]].shape == reps.encoder[target].shape]
+    similarity = layer_similarity(reps).numpy()
+    heat = layer_similarity_map(similarity, [*names.values(), text.POOLED_LAYER], text.CLASSIFIER_SIMILARITY)
+    if model.inverters is None:
+        return ClassifierLayerSwapResult(classified(model, reps, 0), [], similarity, heat,
+                                         text.classifier_without_inverters(model.spec.label))
+    with torch.no_grad():
+        panels = [scored(text.swap_label(names[name], entry),
+                         model.inverters.invert(reps, ClassifierSource("encoder", entries[name], enters=target))[0],
+                         reps.pixels[0]) for name in fits]
+    left_out = [names[name] for name in layers if name not in fits]
+    note = text.swap_left_out(left_out, entry) if left_out else ""
+    return ClassifierLayerSwapResult(classified(model, reps, 0), panels, similarity, heat, note)
+
+
+def attention_maps(model: ClassifierModel, image: Image.Image, head: int | None = None, block: int | None = None,
+                   point: tuple[int, int] | None = None) -> ClassifierAttentionResult:
+    """Where the classifier looks, drawn over its view. With a CLS token: its attention over the patches in every
+    block (the mean of the heads unless `head`) and the attention rollout through all blocks (heads averaged, as
+    rollout defines it). Without one (a windowed model): the attention each patch receives in every block, and
+    the attention from `point` ((x, y) in view pixels; default the centre) in `block` (default the last)."""
     blocks, heads = attention_layers(model)
-    if not blocks:
-        raise RequestError(text.classifier_no_attention(model.spec.label))
     if head is not None and not 0 <= head < heads:
         raise RequestError(f"There is no head {head}: {model.spec.label} has heads 0 to {heads - 1}.")
+    block = blocks if block is None else block
+    if not 1 <= block <= blocks:
+        raise RequestError(f"There is no block {block}: {model.spec.label} has blocks 1 to {blocks}.")
     reps = model.classifier.capture([image], attention=True)
-    family, config = model.classifier.family, model.classifier.config
-    special, grid = family.special_tokens(config), family.grid(config)
-    weights = [reps.attention[block] for block in sorted(reps.attention)]
-    view = reps.pixels[0]
-    heads_text = "mean of the heads" if head is None else f"head {head}"
-    layer_maps = [(heat_overlay(view, cls_map(block_weights, special, grid, head)[0]),
-                   f"block {block}, {heads_text}: the CLS token's attention")
-                  for block, block_weights in zip(sorted(reps.attention), weights, strict=True)]
+    weights = [reps.attention[number] for number in range(1, blocks + 1)]
+    view, heads_text = reps.pixels[0], text.heads_caption(head)
+    if not has_cls_token(model):
+        return _windowed_maps(model, reps, weights, head, block, point)
+    special, grid = model.classifier.family.special_tokens(model.classifier.config), model.classifier.family.grid(model.classifier.config)
+    layer_maps = [(heat_overlay(view, cls_map(block_weights, special, grid, head)[0]), text.cls_caption(number, heads_text))
+                  for number, block_weights in enumerate(weights, start=1)]
     rollout = heat_overlay(view, cls_map(attention_rollout(weights), special, grid)[0])
     return ClassifierAttentionResult(classified(model, reps, 0), layer_maps, (rollout, text.ROLLOUT_CAPTION))
+
+
+def _windowed_maps(model: ClassifierModel, reps: ClassifierRepresentations, weights: list[torch.Tensor], head: int | None,
+                   block: int, point: tuple[int, int] | None) -> ClassifierAttentionResult:
+    """A model without a CLS token: each block's received attention, and one block's attention from a point."""
+    view, grids, heads_text = reps.pixels[0], block_grids(model), text.heads_caption(head)
+    layer_maps = [(heat_overlay(view, received_map(block_weights, grid, head)[0]), text.received_caption(number, heads_text))
+                  for number, (block_weights, grid) in enumerate(zip(weights, grids, strict=True), start=1)]
+    height, width = view.shape[-2:]
+    x, y = (width // 2, height // 2) if point is None else (min(max(point[0], 0), width - 1), min(max(point[1], 0), height - 1))
+    grid = grids[block - 1]
+    cell = (y * grid[0] // height, x * grid[1] // width)
+    shown = heat_overlay(view, point_map(weights[block - 1], grid, cell, head)[0])
+    top, left = cell[0] * height / grid[0], cell[1] * width / grid[1]
+    ImageDraw.Draw(shown).rectangle([left, top, left + width / grid[1] - 1, top + height / grid[0] - 1], outline=(0, 255, 255))
+    caption = text.point_caption(block, heads_text, (x, y))
+    return ClassifierAttentionResult(classified(model, reps, 0), layer_maps, (shown, caption), block, (x, y))
 
 
 def reconstructions(model: ClassifierModel, reps: ClassifierRepresentations, all_layers: bool) -> list[list[Panel]]:

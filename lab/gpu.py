@@ -120,6 +120,7 @@ class GpuCalls:
     classifier_perturb: Callable
     classifier_attention: Callable
     classifier_skip: Callable
+    classifier_layer_swap: Callable
 
 
 def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCalls:
@@ -237,10 +238,10 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         with user_errors():
             return classifier_service.colour_perturbation(models[model_name], image, mask_kind, perturbation, hue)
 
-    @spaces.GPU(duration=lambda model_name, image, head: request_seconds(models[model_name], 1))
-    def classifier_attention(model_name, image, head):
+    @spaces.GPU(duration=lambda model_name, image, head, block, point: request_seconds(models[model_name], 1))
+    def classifier_attention(model_name, image, head, block, point):
         with user_errors():
-            return classifier_service.attention_maps(models[model_name], image, head)
+            return classifier_service.attention_maps(models[model_name], image, head, block, point)
 
     @spaces.GPU(duration=lambda model_name, image, block:
                 request_seconds(models[model_name], 2, classifier_reconstructions(models[model_name])))
@@ -248,5 +249,11 @@ def gpu_calls(catalogue: Catalogue, optimise_steps: int | None = None) -> GpuCal
         with user_errors():
             return classifier_service.skip_block(models[model_name], image, block)
 
+    @spaces.GPU(duration=lambda model_name, image, layers, entry:
+                request_seconds(models[model_name], 1, 0 if models[model_name].inverters is None else len(layers)))
+    def classifier_layer_swap(model_name, image, layers, entry):
+        with user_errors():
+            return classifier_service.layer_swap(models[model_name], image, layers, entry)
+
     return GpuCalls(detect, stages, layer_swap, perturb, attention, transplant, skip_layer, classify, classifier_stages,
-                    classifier_perturb, classifier_attention, classifier_skip)
+                    classifier_perturb, classifier_attention, classifier_skip, classifier_layer_swap)

@@ -27,6 +27,7 @@ ACTIONS = ("attention", "transplant", "skip")  # the attention tab's actions
 VIEWS = ("present",)  # "present": the presenter view (controls hidden, one result large)
 _LAYER_STAGES = {"e": "encoder", "d": "decoder"}  # a layer's short name in links: 'e3' is 'encoder 3'
 _SKIP_STAGES = {**_LAYER_STAGES, "b": "block"}  # a skip also names a classifier's block: 'b2' is 'block 2'
+_SWAP_STAGES = {**_SKIP_STAGES, "m": "merging"}  # a swap also a classifier's embedding ('b0') and mergings ('m1')
 _NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit), and short
 _NAME = re.compile(r"[a-z0-9-]{1,20}")  # an architecture's name
 _SIGNED = re.compile(r"-?[0-9]{1,3}")  # a transplant's offset in cells
@@ -43,7 +44,8 @@ class LinkState:
     view: str | None = None  # None: the normal page; a name in VIEWS
     layers: bool = False  # stage tab: every encoder and decoder layer too
     optimised: bool = False  # stage tab: the optimisation-based row too; perturbation tab: optimised reconstructions
-    swap: list[str] = field(default_factory=list)  # layer swap: "encoder 3", "decoder 2"; empty = all
+    swap: list[str] = field(default_factory=list)  # layer swap: "encoder 3", "decoder 2" (a classifier's "block 2",
+    # "merging 1"; "block 0": its embedding); empty = all
     entry: str = "backbone"
     object: int = 0
     mask: str = "grabcut"
@@ -98,7 +100,7 @@ def from_query(params: dict[str, str], models: list[str], examples: list[str]) -
         state.view = params["view"]
     state.layers = params.get("layers") == "1"
     state.optimised = params.get("optimised") == "1"
-    state.swap = [name for name in map(_layer_name, params.get("swap", "").split(",")) if name]
+    state.swap = [name for name in (_layer_name(short, _SWAP_STAGES) for short in params.get("swap", "").split(",")) if name]
     if params.get("entry") in ENTRIES:
         state.entry = params["entry"]
     state.object = _integer(params.get("object"), 0, 999, state.object)

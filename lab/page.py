@@ -11,7 +11,7 @@ from inversion.figures import qr_code
 from lab import text
 from lab.admission import MODEL_EVENT
 from lab.catalogue import Catalogue
-from lab.classifier_service import attention_layers
+from lab.classifier_service import has_cls_token
 from lab.components import CONTROLS, as_file
 from lab.gpu import gpu_calls
 from lab.links import EXAMPLES_DIR, example_files, example_model, from_query
@@ -43,7 +43,7 @@ def model_notice(catalogue: Catalogue, model_name: str) -> str:
     lines = list(catalogue.problems.values())
     model = catalogue.models.get(model_name)
     if isinstance(model, ClassifierModel):
-        lines.append(text.classifier_notice(model.spec.label, attention_layers(model)[0] > 0))
+        lines.append(text.classifier_notice(model.spec.label, has_cls_token(model)))
     elif model is not None and model.inverters is None:
         lines.append(text.no_inverters(model.spec.label))
     return text.notice(lines)

@@ -23,7 +23,7 @@ from inversion.core.errors import UserFacingError
 from inversion.core.images import to_pil
 from inversion.core.metrics import image_quality
 from inversion.core.reconstruct import input_image, reconstruct
-from inversion.core.registry import ClassifierModel, Model
+from inversion.core.registry import Model
 from inversion.core.stages import STAGE_SOURCES, Detection, Representations, Source, layer_sources
 from inversion.experiments.colour import PERTURBATIONS, box_mask, grabcut_mask, perturb
 from inversion.experiments.matching import DetectionChange, match_detections
@@ -175,11 +175,8 @@ def perturbation_steps(model: Model, optimised: bool, optimise_steps: int | None
     return optimise_steps or optimise_budget(model) if optimised and model.inverters is None else 0
 
 
-def layer_choices(model: Model | ClassifierModel) -> list[str]:
-    """Every layer a layer swap can start from: 'encoder 0'.., 'decoder 0'..; none for a classifier (the layer
-    swap serves detectors)."""
-    if isinstance(model, ClassifierModel):
-        return []
+def layer_choices(model: Model) -> list[str]:
+    """Every layer a detector's layer swap can start from: 'encoder 0'.., 'decoder 0'.."""
     sizes = model.detector.sizes
     return [f"encoder {layer}" for layer in range(sizes.encoder_layers + 1)] + [
         f"decoder {layer}" for layer in range(sizes.decoder_layers + 1)

@@ -263,15 +263,66 @@ ROLLOUT_CAPTION = ("attention rollout through every block (Abnar and Zuidema 202
                    "added, each row renormalised, the blocks multiplied; the CLS token's row")
 CLASSIFIER_ATTENTION = ("For a classifier: the gallery holds the CLS token's attention over the patches in each block, "
                         "the map beside the image its attention rollout through all blocks.")
+WINDOWED_ATTENTION = ("This classifier has no CLS token (its head reads the average of its final tokens) and each block "
+                      "attends within windows of its patch grid (every second block's windows shifted by half a window), "
+                      "so there is no CLS map nor rollout. The gallery holds, per block, the attention each patch "
+                      "receives from the patches of its window (1 where they attend evenly); the map beside the image, "
+                      "the attention from one patch (framed; click the map to move it) in the chosen block "
+                      "(“{layer}”), over its window, the window shift undone.")
+
+
+def heads_caption(head: int | None) -> str:
+    return "mean of the heads" if head is None else f"head {head}"
+
+
+def cls_caption(block: int, heads: str) -> str:
+    return f"block {block}, {heads}: the CLS token's attention"
+
+
+def received_caption(block: int, heads: str) -> str:
+    return f"block {block}, {heads}: the attention each patch receives"
+
+
+def point_caption(block: int, heads: str, point: tuple[int, int]) -> str:
+    return f"block {block}, {heads}: attention from the patch at ({point[0]}, {point[1]}) over its window"
+
+
+EMBEDDING_LAYER = "embedding"  # a classifier's layers: the embedding, its blocks and mergings, the pooled tokens
+POOLED_LAYER = "final norm"
+CLASSIFIER_SIMILARITY = "Linear CKA between the classifier's layers, for this image"
+CLASSIFIER_NO_SWAP_LAYER = "Choose at least one block (or the embedding) to reconstruct from."
+CLASSIFIER_ENTRY_CHOICES = [("as the embedding map (the inverse patch embedding)", "backbone"),
+                            ("as the encoder's output (the whole inverse encoder)", "encoder")]
+CLASSIFIER_ENTRY_INFO = ("Each chosen block's tokens go through the chosen inverse as if they were its input; a block "
+                         "whose tokens have another shape (another stage's grid) is left out, and the note says so. "
+                         "The map: every layer's tokens against every other's, the final norm's last (what the head "
+                         "pools).")
+
+
+def unknown_swap_layer(name: str, choices: list[str]) -> str:
+    return f"Unknown layer {name!r}: choose from {', '.join(choices)}."
+
+
+def swap_label(layer: str, entry: str) -> str:
+    """A classifier's layer-swap reconstruction: the layer and the inverse it went through."""
+    return f"{layer} as the {'embedding' if entry == 'backbone' else 'encoder output'}"
+
+
+def swap_left_out(layers: list[str], entry: str) -> str:
+    inverse = "the inverse patch embedding" if entry == "backbone" else "the inverse encoder"
+    return (f"Left out: {', '.join(layers)}, whose tokens do not have the shape {inverse} takes (another stage's grid "
+            "and width); choose the other inverse for them.")
 
 
 CLASSIFIER_STAGE_CARD_TITLE = "What the classifier keeps of this image, stage by stage"
 CLASSIFIER_ATTENTION_CARD_TITLE = "Where the classifier looks: its CLS token's attention per block, and their rollout"
+WINDOWED_ATTENTION_CARD_TITLE = "Where the classifier looks: what each patch receives per block, and a point's window"
 CARD_CLASSIFIER_INPUT = "input (a classifier: classes, no boxes)"
 CLASSIFIER_SKIP_CARD_TITLE = "The classifier with one block skipped: the classes it still gives"
 CARD_BLOCK_SKIPPED = "the same input, one block skipped"
 CARD_ORIGINAL, CARD_PERTURBED = "original", "perturbed (the whole image)"  # a classifier's perturbation card
 ROLLOUT = "attention rollout"
+POINT_IN_WINDOW = "attention from a point, within its window"
 CLASS_CHANGE_HEADERS = ["class, original", "class, perturbed", "probability change", "what happened"]
 
 
@@ -300,14 +351,16 @@ def classifier_skip_summary(block: str, classes: list, present: list[str], multi
     return f"Without {block} (the identity in its place): {_classes(classes, present, multi_label)}"
 
 
-def classifier_notice(label: str, attention: bool) -> str:
+def classifier_notice(label: str, cls_token: bool) -> str:
     """The notice under the model choice for a classifier: what each tab shows for it."""
-    attend = ("its CLS token's attention per block and their rollout, " if attention else
-              "no attention (a Swin records no CLS attention), ")
+    attend = ("its CLS token's attention per block and their rollout, " if cls_token else
+              "the attention each patch receives per block and a point's attention within its window (it has no CLS "
+              "token), ")
     return (f"**{label}** is an image classifier, not a detector: it gives classes with their probabilities where a "
             "detector gives detections. The stage reconstructions show them with the reconstructions from each stage, "
+            "the layer swap its blocks fed to the inverse of another and the similarity of its layers, "
             "the colour perturbation the classes before and after recolouring the whole image, the attention tab "
-            f"{attend}and its classes with one block skipped; the layer swap and the transplant are for detectors only.")
+            f"{attend}and its classes with one block skipped; the transplant is for detectors only.")
 
 
 def classifier_without_inverters(label: str) -> str:
@@ -322,17 +375,9 @@ def classifier_source_label(source) -> str:
             "logits": "logits"}[source.stage]
 
 
-def classifier_no_attention(label: str) -> str:
-    return (f"{label} records no attention to show: a Swin attends within shifted windows and has no CLS token (its "
-            "head reads the average of its final tokens), so there is no CLS attention nor rollout. The ViT classifier "
-            "has both.")
-
-
 def classifier_not_served(label: str, what: str) -> str:
     """A tab or tool that serves detectors only, asked for a classifier: why, and what to use instead."""
     reasons = {
-        "swap": ("the layer swap feeds a DETR's encoder and decoder layers to inverses trained for other stages; a "
-                 f"classifier's blocks each enter its inverse encoder on the {STAGES_TAB} tab (tick “{ALL_LAYERS}”)"),
         "intervention": ("a transplant moves a detector's object tokens into another image; choose the attention "
                          "action, or skip a block"),
         "tool": "the tools serve detectors; open the classifier in the app's tabs",

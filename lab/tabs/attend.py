@@ -91,13 +91,17 @@ def pick_point(view, event: gr.SelectData):
     return round(event.index[0] * scale), round(event.index[1] * scale), "attention"
 
 
-def card(state: LinkState, view, query_maps, point_map, after, changes, panels, classifier: bool = False) -> Card:
-    """The tab's card: the maps (a classifier's: each block's CLS attention and the rollout), or the images before
-    and after an intervention (a classifier's: a block skipped) with its reconstructions."""
+def card(state: LinkState, view, query_maps, point_map, after, changes, panels, classifier: bool = False,
+         cls_token: bool = True) -> Card:
+    """The tab's card: the maps (a classifier's: each block's CLS attention and the rollout, or without a CLS token
+    what each patch receives and a point's window), or the images before and after an intervention (a
+    classifier's: a block skipped) with its reconstructions."""
     if state.action == "attention" and classifier:
+        title, caption = ((text.CLASSIFIER_ATTENTION_CARD_TITLE, text.ROLLOUT) if cls_token else
+                          (text.WINDOWED_ATTENTION_CARD_TITLE, text.POINT_IN_WINDOW))
         rows = [[annotated_panel(view, text.CARD_CLASSIFIER_INPUT), *gallery_panels(query_maps)],
-                [CardPanel(picture(point_map), text.ROLLOUT)]]
-        return Card(text.CLASSIFIER_ATTENTION_CARD_TITLE, rows)
+                [CardPanel(picture(point_map), caption)]]
+        return Card(title, rows)
     if state.action == "attention":
         rows = [[annotated_panel(view, text.CARD_INPUT), *gallery_panels(query_maps)],
                 [CardPanel(picture(point_map), text.POINT_MAP)]]
@@ -121,7 +125,8 @@ def build(page: Page) -> Tab:
         image = read_image(first, page.max_megapixels)
         link = LinkState(model=model_name, tab="attend", example=example_name(first), action=action)
         if action == "attention" and page.is_classifier(model_name):
-            return *show_classifier_attention(model_name, image, head, link, progress), to_query(link)
+            return (*show_classifier_attention(model_name, image, head, encoder_layer, point_x, point_y, link, progress),
+                    to_query(link))
         if action == "attention":
             return (*show_attention(model_name, image, decoder_layer, encoder_layer, head, point_x, point_y, link, progress),
                     to_query(link))
@@ -168,20 +173,31 @@ def build(page: Page) -> Tab:
         return (annotated(result.input), maps, as_file(enlarged(result.point_map.image)), (placeholder(), []), [],
                 f"{summary}\n\n{result.point_map.caption}.", [])
 
-    def show_classifier_attention(model_name, image, head, link, progress):
-        """The attention action's outputs for a classifier: the CLS token's attention in each block in the gallery,
-        their rollout in the map (all but the link, whose head it fills in)."""
+    def show_classifier_attention(model_name, image, head, block, point_x, point_y, link, progress):
+        """The attention action's outputs for a classifier: each block's map in the gallery (the CLS token's
+        attention, or without one what each patch receives), beside the image the rollout or the attention from a
+        point in the chosen block (all but the link, whose settings it fills in)."""
         model = models[model_name]
-        _, _, heads = attention_service.layer_counts(model)
+        blocks, _, heads = attention_service.layer_counts(model)
         head = chosen(whole_number(head, text.HEAD), range(MEAN_OF_HEADS, heads), text.HEAD)
         link.head = None if head == MEAN_OF_HEADS else head
+        windowed = not classifier_service.has_cls_token(model)
+        point = None
+        if windowed:
+            block = chosen(whole_number(block, text.ENCODER_LAYER), range(1, blocks + 1), text.ENCODER_LAYER)
+            point = None if point_x is None or point_y is None else (whole_number(point_x, text.POINT_X),
+                                                                     whole_number(point_y, text.POINT_Y))
         progress(0.2, desc=text.ATTENDING)
-        result = page.gpu.classifier_attention(model_name, image, link.head)
+        result = page.gpu.classifier_attention(model_name, image, link.head, block if windowed else None, point)
+        if windowed:
+            link.encoder_layer = None if block == blocks else block
+            link.point_x, link.point_y = (None, None) if point is None else result.point
         classes = text.classes_found(result.input.classes, result.input.present, model.classifier.multi_label)
         maps = [(as_file(shown), caption) for shown, caption in result.layer_maps]
-        rollout, caption = result.rollout
-        return (unannotated(result.input.view), maps, as_file(enlarged(rollout)), (placeholder(), []), [],
-                f"{classes}\n\n{text.CLASSIFIER_ATTENTION} The map: {caption}.", [])
+        shown, caption = result.map
+        about = text.WINDOWED_ATTENTION.format(layer=text.ENCODER_LAYER) if windowed else text.CLASSIFIER_ATTENTION
+        return (unannotated(result.input.view), maps, as_file(enlarged(shown)), (placeholder(), []), [],
+                f"{classes}\n\n{about} The map: {caption}.", [])
 
     def skip_classifier_block(model_name, image, skip, link):
         """The skip action's outputs for a classifier: its classes with the block skipped against the unmodified
@@ -194,6 +210,11 @@ def build(page: Page) -> Tab:
                                                models[model_name].classifier.multi_label)
         return (unannotated(result.before.view), [], placeholder(), unannotated(result.after.view), changes,
                 "\n\n".join(line for line in (summary, result.note) if line), gallery(result.panels))
+
+    def shows_cls_token(state: LinkState) -> bool:
+        """Whether a result's model (a classifier) has a CLS token, for its attention card."""
+        model = models[state.model or page.catalogue.default]
+        return not page.shows_classifier(state) or classifier_service.has_cls_token(model)
 
     def run_attention_example(first, model_name):
         """An attention example row: the example's model's last layers, the mean of the heads, the centre."""
@@ -249,7 +270,8 @@ def build(page: Page) -> Tab:
                  interventions, label=text.INTERVENTION_EXAMPLES, elem_id="attend-intervention-examples",
                  example_labels=[text.intervention_example_label(*row) for row in interventions])
         card_maker(page, "attend", [view, query_maps, point_map, after, changes, panels],
-                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state)))
+                   lambda state, *values: card(state, *values, classifier=page.shows_classifier(state),
+                                               cls_token=shows_cls_token(state)))
     button.click(run, inputs, outputs, api_name="attend", api_visibility=PAGE_ONLY, **MODEL_EVENT)
     point_map.select(pick_point, view, [point_x, point_y, action], api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", **MODEL_EVENT)
