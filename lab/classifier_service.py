@@ -189,7 +189,7 @@ def layer_swap(model: ClassifierModel, image: Image.Image, layers: list[str], en
     names = dict((value, label) for label, value in swap_layers(model))
     unknown = [name for name in layers if name not in names]
     if unknown:
-        raise RequestError(text.unknown_swap_layer(unknown[0], list(names.values())))
+        raise RequestError(text.unknown_swap_layer(unknown[0], names))
     if not layers:
         raise RequestError(text.CLASSIFIER_NO_SWAP_LAYER)
     if entry not in ENTRIES:

@@ -130,6 +130,7 @@ def detections_found(found: list) -> str:
 
 SWAP_TAB = "Layer swap"
 SOURCE_LAYERS = "Source layers"
+BAD_LAYERS = "Source layers: send a list of layer names (got {value!r})."
 ENTRY = "Encoder layers enter the inverse…"
 ENTRY_INFO = "Decoder layers always enter the inverse decoder, as its final output."
 ENTRY_CHOICES = [("as the backbone map", "backbone"), ("as the final encoder output", "encoder")]
@@ -299,8 +300,10 @@ CLASSIFIER_ENTRY_INFO = ("Each chosen block's tokens go through the chosen inver
                          "pools).")
 
 
-def unknown_swap_layer(name: str, choices: list[str]) -> str:
-    return f"Unknown layer {name!r}: choose from {', '.join(choices)}."
+def unknown_swap_layer(name: str, choices: dict[str, str]) -> str:
+    """A classifier's layer swap sent an unknown layer: its layers' values (and labels where they differ)."""
+    listed = ", ".join(value if label == value else f"{value} ({label})" for value, label in choices.items())
+    return f"Unknown layer {name!r}: choose from {listed}."
 
 
 def swap_label(layer: str, entry: str) -> str:

@@ -39,6 +39,16 @@ def entry_update(model, value=None) -> dict:
                      **({} if value is None else {"value": value}))
 
 
+def sent_layers(payload) -> list[str]:
+    """The chosen layers as sent, checked by the service against the chosen model's own (Gradio would check them
+    against the first model's choices, refusing another model's layers sent through the API)."""
+    if payload is None:
+        return []
+    if not isinstance(payload, list) or not all(isinstance(name, str) for name in payload):
+        raise gr.Error(text.BAD_LAYERS.format(value=payload), print_exception=False)
+    return payload
+
+
 def build(page: Page) -> Tab:
     """The layer-swap tab (api /layer_swap); its layer and inverse choices follow the chosen model."""
     models = page.catalogue.models
@@ -72,6 +82,7 @@ def build(page: Page) -> Tab:
                 picture = image_input(page.catalogue.limits.max_upload_mb)
                 default = models[page.catalogue.default]
                 layers = gr.CheckboxGroup(layer_choices(default), value=layer_values(default), label=text.SOURCE_LAYERS)
+                layers.preprocess = sent_layers
                 default_entry = entry_update(default)
                 entry = gr.Radio(default_entry["choices"], value="backbone", label=text.ENTRY, info=default_entry["info"])
                 button = gr.Button(text.RECONSTRUCT, variant="primary")

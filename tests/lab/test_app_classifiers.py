@@ -1,7 +1,8 @@
 """The bundled Shapes classifiers (ViT, Swin) in the app beside the Shapes DETR, through gradio_client: each tab
 shows the chosen classifier's own classes where a detector shows detections, its reconstructions from every
-stage, the classes before and after a recolouring, the ViT's CLS attention and rollout; what serves detectors
-only says so in one message, and the app keeps serving."""
+stage, the classes before and after a recolouring, the ViT's CLS attention and rollout, a Swin's windowed attention,
+the layer swap with the CKA between the layers; what serves detectors only says so in one message, and the app keeps
+serving."""
 
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -15,19 +16,22 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from inversion.core.classifier import Classifier
+from inversion.core.classifier_checkpoints import load_classifier_inverters
+from inversion.core.classifier_stages import ClassifierSource
 from inversion.core.families.classifier_base import ClassifierChanges
 from inversion.core.images import load_image
 from inversion.core.registry import read_space_config
-from inversion.experiments.classifier_attention import attention_rollout, cls_map
+from inversion.experiments.classifier_attention import attention_rollout, cls_map, point_map, received_map
 from inversion.experiments.colour import perturb
-from inversion.figures import heat_overlay, model_line, result_card, save_card
+from inversion.experiments.similarity import layer_similarity
+from inversion.figures import heat_overlay, layer_similarity_map, model_line, result_card, save_card
 from inversion.shapes.world import generate_sample
 from inversion.testing import write_space_config
-from lab import text
+from lab import classifier_service, text
 from lab.cards import card_link
 from lab.links import from_query
 from lab.page import model_notice
-from lab.tabs import attend, stages
+from lab.tabs import attend, layer_swap, stages
 from lab.tabs.attend import enlarged
 from support.app_server import serving
 from support.paths import REPO
@@ -36,6 +40,7 @@ pytestmark = [pytest.mark.app, pytest.mark.slow]
 
 PAGE = "http://127.0.0.1:7860/"  # the page address a card's link is made from
 CLASSIFIERS = {"shapes-vit": "checkpoints/shapes/classifier-vit", "shapes-swin": "checkpoints/shapes/classifier-swin"}
+INVERTERS = {name: f"{folder}-inverters" for name, folder in CLASSIFIERS.items()}
 STAGES = {"shapes-vit": ["embedding (analytic)", "embedding (learned)", "encoder output", "pooled token", "logits"],
           "shapes-swin": ["embedding (analytic)", "embedding (learned)", "encoder output", "pooled token", "logits"]}
 ENTRIES = {"shapes-vit": 3, "shapes-swin": 4}  # encoder entries between the embedding's and the output (Swin: merges too)
@@ -219,17 +224,106 @@ def test_a_skipped_block_shows_the_classes_without_it_and_its_reconstructions(se
     assert same_card(served, tmp_path, name, query, png, expected)
 
 
+def same_picture(path, expected) -> bool:
+    """Whether a picture the app returned is `expected` drawn here (PNG round trips: within one grey level)."""
+    shown = np.asarray(Image.open(path).convert("RGB"), dtype=int)
+    return shown.shape == np.asarray(expected).shape and np.abs(shown - np.asarray(expected, dtype=int)).max() <= 1
+
+
+# (model, the layers chosen, the inverse they enter, the encoder entries reconstructed, the entry whose inverse they
+# go through): a Swin's entries that do not fit the chosen inverse (another stage's grid) are left out
+SWAPS = [("shapes-vit", ["block 0", "block 2"], "encoder", [0, 2], 4),
+         ("shapes-vit", ["block 1", "block 4"], "backbone", [1, 4], 0),
+         ("shapes-swin", ["block 1", "merging 1", "block 3"], "backbone", [1], 0),
+         ("shapes-swin", ["block 0", "merging 1", "block 4"], "encoder", [3, 5], 5)]
+
+
+@pytest.mark.parametrize("name, layers, entry, entries, target", SWAPS)
+def test_the_layer_swap_feeds_a_classifier_s_blocks_to_another_inverse_beside_the_cka_of_its_layers(
+        served, client, image, name, layers, entry, entries, target, tmp_path):
+    swapped, heat, query = client.predict(handle_file(str(image)), name, layers, entry, api_name="/layer_swap")
+    classifier = Classifier.from_pretrained(str(REPO / CLASSIFIERS[name]))
+    inverters, _ = load_classifier_inverters(str(REPO / INVERTERS[name]))
+    reps = classifier.capture([load_image(image)])
+    assert len(swapped) == len(entries)
+    with torch.no_grad():
+        for item, entry_number in zip(swapped, entries, strict=True):
+            expected = inverters.invert(reps, ClassifierSource("encoder", entry_number, enters=target))[0].clamp(0, 1)
+            picture = torch.from_numpy(np.asarray(Image.open(item["image"]).convert("RGB"), dtype=np.float32) / 255)
+            assert (picture.permute(2, 0, 1) - expected).abs().max() <= 1 / 255 + 1e-6, item["caption"]
+            assert item["caption"].split(" ·")[0].endswith("as the embedding" if entry == "backbone" else
+                                                           "as the encoder output")
+    names = [label for label, _ in classifier_service.swap_layers(served[0].models[name])]
+    expected_heat = layer_similarity_map(layer_similarity(reps).numpy(), [*names, text.POOLED_LAYER], text.CLASSIFIER_SIMILARITY)
+    assert same_picture(heat, expected_heat)
+    assert dict(parse_qsl(query[1:]))["swap"] == ",".join(layer[0] + layer.split()[1] for layer in layers)
+    assert ("entry=encoder" in query) == (entry == "encoder")
+    png, _ = card_files(client, query, "/swap_card", handle_file(heat), sent(swapped))
+    state = from_query(dict(parse_qsl(query[1:])), [name], ["shapes_15.png"])
+    assert state.swap == layers
+    assert same_card(served, tmp_path, name, query, png, layer_swap.card(state, heat, shown_gallery(swapped)))
+
+
+def shown_gallery(value):
+    return [(item["image"], item["caption"]) for item in value]
+
+
+def test_a_swin_s_attention_is_what_each_patch_receives_per_block_and_a_point_s_window(served, client, image, tmp_path):
+    view, block_maps, point, after, changes, summary, panels, query = client.predict(
+        handle_file(str(image)), None, "shapes-swin", "attention", None, 2, -1, 10, 50, 0, "encoder", 0, 0, None,
+        api_name="/attend")
+    assert view["annotations"] == []
+    assert [item["caption"] for item in block_maps] == [
+        f"block {block}, mean of the heads: the attention each patch receives" for block in range(1, 5)]
+    classifier = Classifier.from_pretrained(str(REPO / CLASSIFIERS["shapes-swin"]))
+    reps = classifier.capture([load_image(image)], attention=True)
+    grids = [(16, 16), (16, 16), (8, 8), (8, 8)]
+    for item, block in zip(block_maps, range(1, 5)):
+        assert same_picture(item["image"], heat_overlay(reps.pixels[0], received_map(reps.attention[block], grids[block - 1])[0]))
+    # block 2 rolls its 16 x 16 grid by 2 cells before cutting 4 x 4 windows: the point (10, 50), cell (12, 2), lies in
+    # the window of rows 10-13 and columns 2-5 (unshifted, it would be rows 12-15 and columns 0-3)
+    weights = point_map(reps.attention[2], (16, 16), (12, 2))[0]
+    assert weights[10:14, 2:6].sum() > 0.999 and weights[10:14, 2:6].min() > 0
+    expected = enlarged(heat_overlay(reps.pixels[0], weights))
+    shown = np.asarray(Image.open(point).convert("RGB"), dtype=int)
+    outside = np.ones(shown.shape[:2], dtype=bool)
+    outside[470:530, 70:130] = False  # the frame around the chosen patch (x 80-120, y 480-520)
+    assert np.abs(shown - np.asarray(expected, dtype=int))[outside].max() <= 1
+    assert "has no CLS token" in summary and text.CLASSES_NOT_DETECTIONS in summary
+    assert "attention from the patch at (10, 50) over its window" in summary
+    assert dict(parse_qsl(query[1:])) == {"model": "shapes-swin", "tab": "attend", "example": "shapes_15.png",
+                                          "encoder_layer": "2", "point_x": "10",
+                                          "point_y": "50"}
+    png, _ = card_files(client, query, "/attend_card", sent(view), sent(block_maps), handle_file(point), sent(after),
+                        changes, panels)
+    state = from_query(dict(parse_qsl(query[1:])), ["shapes-swin"], ["shapes_15.png"])
+    table = pd.DataFrame(changes["data"], columns=changes["headers"])
+    expected_card = attend.card(state, shown_view(view), shown_gallery(block_maps), point, shown_view(after), table,
+                                shown_gallery(panels), classifier=True, cls_token=False)
+    assert expected_card.title == text.WINDOWED_ATTENTION_CARD_TITLE
+    assert same_card(served, tmp_path, "shapes-swin", query, png, expected_card)
+    with pytest.raises(AppError, match="choose one of 1, 2, 3, 4"):
+        client.predict(handle_file(str(image)), None, "shapes-swin", "attention", None, 5, -1, None, None, 0, "encoder",
+                       0, 0, None, api_name="/attend")
+
+
+def shown_view(value):
+    return value["image"], []
+
+
 @pytest.mark.parametrize("call, message", [
-    (("/attend", None, "shapes-swin", "attention", None, None, -1, None, None, 0, "encoder", 0, 0, None),
-     "a Swin attends within shifted windows and has no CLS token"),
     (("/attend", None, "shapes-vit", "skip", None, None, -1, None, None, 0, "encoder", 0, 0, "encoder 1"),
      "choose one of block 1, block 2, block 3, block 4"),
     (("/attend", "second", "shapes-vit", "transplant", None, None, -1, None, None, 0, "encoder", 0, 0, None),
      "a transplant moves a detector's object tokens into another image"),
-    (("/layer_swap", "shapes-swin", [], "backbone"), "the layer swap feeds a DETR's encoder and decoder layers"),
+    (("/layer_swap", "shapes-swin", [], "backbone"), "Choose at least one block"),
+    (("/layer_swap", "shapes-vit", ["encoder 1"], "backbone"),
+     r"Unknown layer 'encoder 1': choose from block 0 \(embedding\), block 1, block 2"),
+    (("/layer_swap", "shapes-vit", ["block 1"], "decoder"), r"'decoder' .* is not in the list of choices: \['backbone'"),
+    (("/layer_swap", "shapes", ["block 1"], "backbone"), "Unknown layer 'block 1'"),
     (("/reconstruct_stages", "shapes-vit", False), "the tools serve detectors"),
 ])
-def test_what_serves_detectors_only_says_so_and_the_app_keeps_serving(client, image, call, message):
+def test_what_a_model_does_not_have_says_so_and_the_app_keeps_serving(client, image, call, message):
     api_name, *arguments = call
     arguments = [handle_file(str(image)) if value == "second" else value for value in arguments]
     with pytest.raises(AppError, match=message):
@@ -242,5 +336,6 @@ def test_the_notice_says_what_a_classifier_gets(served):
     catalogue, _ = served
     vit, swin = model_notice(catalogue, "shapes-vit"), model_notice(catalogue, "shapes-swin")
     assert "is an image classifier, not a detector" in vit and "CLS token's attention per block" in vit
-    assert "a Swin records no CLS attention" in swin and "is an image classifier" not in model_notice(catalogue, "shapes")
+    assert "it has no CLS token" in swin and "the layer swap its blocks fed to the inverse of another" in swin
+    assert "is an image classifier" not in model_notice(catalogue, "shapes")
     assert torch.is_tensor(catalogue.models["shapes-vit"].classifier.capture([Image.new("RGB", (8, 8))]).logits)

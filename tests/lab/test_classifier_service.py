@@ -10,10 +10,10 @@ from inversion.core.registry import read_space_config
 from inversion.figures import STAGE_CARD_TITLE
 from inversion.shapes.world import generate_sample
 from inversion.testing import write_space_config
-from lab import classifier_service, service, text
+from lab import classifier_service, text
 from lab.catalogue import load_catalogue
 from lab.links import LinkState
-from lab.tabs import attend, perturb, stages
+from lab.tabs import attend, layer_swap, perturb, stages
 from lab.tabs.attend import MEAN_OF_HEADS, setting_updates
 from support.paths import REPO
 
@@ -48,10 +48,13 @@ def test_choosing_a_classifier_updates_the_settings_to_its_own(catalogue):
     assert (decoder["choices"], decoder["value"]) == ([], None)
     assert (skip["choices"], skip["value"]) == ([f"block {block}" for block in range(1, 5)], "block 1")
     assert encoder["choices"] == [1, 2, 3, 4] and [value for _, value in head["choices"]] == [MEAN_OF_HEADS, 0, 1, 2, 3]
-    decoder, encoder, head, skip = setting_updates(swin)
-    assert encoder["choices"] == [] and [value for _, value in head["choices"]] == [MEAN_OF_HEADS]
+    decoder, encoder, head, skip = setting_updates(swin)  # the point map's block: every stage's, counted on
+    assert encoder["choices"] == [1, 2, 3, 4] and [value for _, value in head["choices"]] == [MEAN_OF_HEADS, 0, 1, 2, 3]
     assert skip["choices"] == ["block 1", "block 2", "block 3", "block 4"]  # two stages of two
-    assert service.layer_choices(vit) == service.layer_choices(swin) == []  # the layer swap serves detectors
+    assert layer_swap.layer_values(vit) == ["block 0", "block 1", "block 2", "block 3", "block 4"]
+    assert layer_swap.layer_choices(swin) == [("embedding", "block 0"), ("block 1", "block 1"), ("block 2", "block 2"),
+                                              ("merging 1", "merging 1"), ("block 3", "block 3"), ("block 4", "block 4")]
+    assert layer_swap.entry_update(swin)["choices"] == text.CLASSIFIER_ENTRY_CHOICES
 
 
 def test_a_classifier_s_cards_name_what_it_shows(tmp_path):
@@ -67,6 +70,8 @@ def test_a_classifier_s_cards_name_what_it_shows(tmp_path):
     assert perturbed.subtitle == "star 0.98 → star 0.25 (lost)" and perturbed.rows[1][0].caption == text.CARD_PERTURBED
     attended = attend.card(LinkState(action="attention"), view, shown, path, None, None, [], classifier=True)
     assert attended.title == text.CLASSIFIER_ATTENTION_CARD_TITLE and attended.rows[1][0].caption == text.ROLLOUT
+    windowed = attend.card(LinkState(action="attention"), view, shown, path, None, None, [], classifier=True, cls_token=False)
+    assert windowed.title == text.WINDOWED_ATTENTION_CARD_TITLE and windowed.rows[1][0].caption == text.POINT_IN_WINDOW
     skipped = attend.card(LinkState(action="skip", skip="block 2"), view, [], path, view, changes, shown, classifier=True)
     assert skipped.title == text.CLASSIFIER_SKIP_CARD_TITLE and skipped.rows[0][1].caption == text.CARD_BLOCK_SKIPPED
     assert skipped.subtitle == "star 0.98 → star 0.25 (lost)" and len(skipped.rows) == 2

@@ -17,7 +17,7 @@ MODELS, EXAMPLES = ["shapes", "detr-resnet-50"], ["shapes_05.png", "cat.png"]
 KEYS = ["model", "tab", "example", "view", "layers", "optimised", "swap", "entry", "object", "mask", "perturbation", "hue",
         "arch", "latent", "lam", "action", "second", "decoder_layer", "encoder_layer", "head", "point_x", "point_y", "at",
         "rows", "columns", "skip"]
-LAYERS = [f"{stage} {layer}" for stage in ("encoder", "decoder") for layer in range(7)]
+LAYERS = [f"{stage} {layer}" for stage in ("encoder", "decoder", "block", "merging") for layer in range(7)]  # and a classifier's
 
 states = st.builds(
     LinkState,
@@ -49,7 +49,7 @@ def test_any_query_opens_the_page(params):
     assert state.model in (None, *MODELS) and state.example in (None, *EXAMPLES) and state.tab in TABS
     assert 0 <= state.object <= 999 and 0 <= state.hue <= 179 and 1 <= state.latent <= 4096 and 0 <= state.lam <= 1
     assert state.view in (None, *VIEWS) and re.fullmatch(r"[a-z0-9-]{1,20}", state.arch) and state.lam == round(state.lam, 1)
-    assert all(re.fullmatch(r"(encoder|decoder) [0-9]{1,6}", name) for name in state.swap)  # the model's layers filter later
+    assert all(re.fullmatch(r"(encoder|decoder|block|merging) [0-9]{1,6}", name) for name in state.swap)  # the model's filter later
     assert state.action in ACTIONS and state.second in (None, *EXAMPLES) and state.at in TRANSPLANT_STAGES
     assert all(value is None or 0 <= value <= 99999
                for value in (state.decoder_layer, state.encoder_layer, state.head, state.point_x, state.point_y))
@@ -61,3 +61,9 @@ def test_any_query_opens_the_page(params):
 @given(states)
 def test_every_setting_round_trips(state):
     assert from_query(dict(parse_qsl(to_query(state)[1:])), MODELS, EXAMPLES) == state
+
+
+def test_a_classifier_s_swap_layers_travel_short():
+    state = LinkState(model="shapes", tab="swap", swap=["block 0", "merging 1", "block 3"], entry="encoder")
+    assert to_query(state) == "?model=shapes&tab=swap&swap=b0%2Cm1%2Cb3&entry=encoder"
+    assert from_query({"swap": "b0,m1,x2,b3"}, MODELS, EXAMPLES).swap == ["block 0", "merging 1", "block 3"]

@@ -7,7 +7,7 @@ from lab import service, text
 def test_every_choice_is_a_value_the_service_accepts():
     assert {value for _, value in text.MASK_CHOICES} == set(service.MASK_KINDS)
     assert {value for _, value in text.PERTURBATION_CHOICES} == {*PERTURBATIONS, "hue"}
-    assert {value for _, value in text.ENTRY_CHOICES} == set(service.ENTRIES)
+    assert {value for _, value in text.ENTRY_CHOICES} == {value for _, value in text.CLASSIFIER_ENTRY_CHOICES} == set(service.ENTRIES)
 
 
 def test_the_tradeoff_tab_places_detr_at_lambda_zero():

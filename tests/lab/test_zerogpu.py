@@ -100,6 +100,10 @@ def calls(models):
         ("classifier skip", "/attend", (image, None, "shapes-vit", "skip", None, None, -1, None, None, 0, "encoder", 0, 0,
                                         "block 2"), gpu.request_seconds(vit, 2, gpu.classifier_reconstructions(vit)),
          lambda result: result[5].startswith("Without block 2") and len(result[6]) == 5),
+        ("classifier layer swap", "/layer_swap", (image, "shapes-vit", ["block 0", "block 3"], "encoder"),
+         gpu.request_seconds(vit, 1, 2),
+         lambda result: [item["caption"].split(" ·")[0] for item in result[0]] == ["embedding as the encoder output",
+                                                                                 "block 3 as the encoder output"]),
     ]
 
 
