@@ -39,7 +39,7 @@ from .command_line import (
 from .core.errors import UserFacingError
 
 ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
-PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector")  # resolved against the current folder
+PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector", "classifier")  # resolved against the current folder
 
 
 def reconstruct_command(args: argparse.Namespace) -> None:
@@ -85,14 +85,15 @@ def _progress_bar():
 
 
 def training_config(args: argparse.Namespace):
-    """The TrainingConfig that `train`'s arguments describe."""
-    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+    """The TrainingConfig that `train`'s arguments describe (stages and learning rates left out take the network's
+    defaults when the run starts)."""
+    from .training.trainer import TrainingConfig
 
-    rates = dict(DEFAULT_LEARNING_RATES)
+    rates = {}
     for item in args.lr:
         stage, _, value = item.partition("=")
-        if stage not in rates:
-            raise UserFacingError(f"--lr {item}: the stage must be one of {', '.join(rates)} (as STAGE=RATE).")
+        if stage not in _stage_names():
+            raise UserFacingError(f"--lr {item}: the stage must be one of {', '.join(_stage_names())} (as STAGE=RATE).")
         try:
             rates[stage] = positive_float(value)
         except argparse.ArgumentTypeError as error:
@@ -100,12 +101,19 @@ def training_config(args: argparse.Namespace):
     architecture = {name: getattr(args, name) for name in ARCHITECTURE_FLAGS if getattr(args, name)}
     skipped = {"command", "handler", "lr", *ARCHITECTURE_FLAGS}
     fields = {key: value for key, value in vars(args).items() if key not in skipped}
-    fields["stages"] = tuple(fields["stages"])
+    fields["stages"] = tuple(fields["stages"] or ())
     fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
     for name in PATH_FIELDS:  # recorded resolved, so that a run resumes, and its checkpoint loads, from any folder
         if fields[name] and Path(fields[name]).exists():
             fields[name] = str(Path(fields[name]).resolve())
     return TrainingConfig(**fields, learning_rates=rates, architecture=architecture)
+
+
+def _stage_names() -> tuple[str, ...]:
+    """Every stage a detector's or a classifier's inverters train (--stages and --lr name them)."""
+    from .training.networks import NETWORKS
+
+    return tuple(dict.fromkeys(stage for network in NETWORKS.values() for stage in network.stages))
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -249,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--card-title", help="the card's title (default: what DETR keeps, stage by stage)")
     command.set_defaults(handler=reconstruct_command)
 
-    command = commands.add_parser("train", help="train inverse modules for a DETR (modular by default)")
+    command = commands.add_parser("train", help="train inverse modules for a DETR or an image classifier (modular by default)")
     _train_arguments(command)
     command.set_defaults(handler=train_command)
 
@@ -328,26 +336,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _train_arguments(command: argparse.ArgumentParser) -> None:
-    from .core.stages import STAGES
-    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+    from .command_line import add_classifier
+    from .training.networks import NETWORKS
+    from .training.trainer import TrainingConfig
 
     defaults = TrainingConfig(data="")
     add_data(command)
-    add_model(command, detector_alone=False)
+    add_model(command, detector_alone=False, classifiers=True)
     command.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
     command.add_argument("--val-split", help="a COCO 2017 split inside --val-data, e.g. val2017")
     command.add_argument("--val-fraction", type=share, default=defaults.val_fraction)
     command.add_argument("--out", default=defaults.out)
     command.add_argument("--detector", help="Hub id or folder of a DETR, overriding the model's")
-    command.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+    add_classifier(command)
+    command.add_argument("--revision", help="the detector's (or classifier's) Hub revision (pin a commit)")
     command.add_argument("--working-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                         help="the canvas in pixels, a multiple of the detector's stride (default: the model's)")
+                         help="a detector's canvas in pixels, a multiple of its stride (default: the model's)")
     command.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
     command.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
                          help="modular objective: add this weight times the feature-matching term through the detector's "
                               "own backbone to the inverse backbone's pixel MSE (default 0: pixel MSE alone, the paper's)")
-    command.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
-                         help="modular objective: which inverse modules to train (default all four)")
+    command.add_argument("--stages", nargs="+", choices=_stage_names(),
+                         help="modular objective: which inverse modules to train (default all four of the network's: "
+                              + "; ".join(f"a {kind}'s {', '.join(network.stages)}" for kind, network in NETWORKS.items())
+                              + ")")
     command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
     command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
     for name in ("steps", "batch_size", "val_every", "val_images", "save_every", "log_every"):
@@ -358,7 +370,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--weight-decay", type=natural_float, default=defaults.weight_decay)
     command.add_argument("--grad-clip", type=positive_float, default=defaults.grad_clip)
     command.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR",
-                         help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
+                         help="learning rates by stage (defaults: " + "; ".join(
+                             f"a {kind}'s {network.learning_rates}" for kind, network in NETWORKS.items()) + ")")
     command.add_argument("--backbone-widths", type=positive_int, nargs="+", help="inverse backbone channels per x2 step")
     command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
     command.add_argument("--backbone-architecture", choices=["pixel_shuffle", "upconv"],
