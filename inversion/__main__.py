@@ -6,6 +6,9 @@
     optimise        optimisation-based inversion against the learned inverters
     cache-features  precompute a detector's targets for the transformer inverses
     publish         upload an inverter stack to the Hub with a model card
+
+train, evaluate, cache-features and publish take an image classifier (ViT, DeiT, Swin) as well: --model shapes-vit,
+or --classifier FOLDER_OR_HUB_ID; the others, a detector.
     train-job       train, evaluate and publish inverters as one Hugging Face Job (--dry-run: its spec and cost)
     deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
     interventions   attention in boxes, feature transplants and layer skips as numbers (no inverters needed)
@@ -125,11 +128,19 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    from .core.classifier_stages import CLASSIFIER_STAGES
     from .experiments.evaluate import evaluate
 
+    sections = tuple(args.sections) if args.sections else None
     results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size,
-                       tuple(args.sections), args.skip_unknown_categories, args.max_unreadable)
-    print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+                       sections, args.skip_unknown_categories, args.max_unreadable)
+    if "detector" in results:
+        print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+    else:
+        quality = results["stages"]["quality"]
+        print("PSNR (dB) / agreement by stage: " + ", ".join(
+            f"{stage} {quality[stage]['psnr']:.2f} / {quality[stage]['agreement']:.2f}" for stage in CLASSIFIER_STAGES)
+            + f"; wrote {args.out}")
 
 
 def interventions_command(args: argparse.Namespace) -> None:
@@ -186,9 +197,10 @@ def cache_features_command(args: argparse.Namespace) -> None:
     from .training.feature_cache import FeatureCache, write_cache
     from .training.sources import open_dataset
 
-    detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
+    model = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu")
+    network = getattr(model, "classifier", None) or model.detector
     dataset = open_dataset(args.data, args.split)
-    cache = write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers, args.max_unreadable)
+    cache = write_cache(network, dataset, args.out, args.shard_size, args.batch_size, args.workers, args.max_unreadable)
     print(f"wrote {len(FeatureCache(cache))} images' targets to {args.out}")
 
 
@@ -262,14 +274,14 @@ def parser() -> argparse.ArgumentParser:
     command.set_defaults(handler=train_command)
 
     command = commands.add_parser("evaluate", help="the paper's experiments as numbers, plots and a report")
-    add_model(command)
-    add_data(command, coco_only=True)
+    add_model(command, classifiers=True)
+    add_data(command)
     add_max_images(command)
     command.add_argument("--out", required=True, help="output folder")
     command.add_argument("--batch-size", type=positive_int, default=16)
     add_dataset_checks(command)
     command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
-                         default=["stages", "layer_swap", "color"])
+                         help="which experiments (default: all three for a detector; a classifier has stages only)")
     command.set_defaults(handler=evaluate_command)
 
     command = commands.add_parser("interventions", help="attention in boxes, feature transplants and layer skips as numbers")
@@ -294,8 +306,9 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--out", help="a folder for results.json")
     command.set_defaults(handler=optimise_command)
 
-    command = commands.add_parser("cache-features", help="precompute a detector's targets for the transformer inverses")
-    add_model(command)
+    command = commands.add_parser("cache-features", help="precompute a detector's (or classifier's) targets for the "
+                                                         "transformer inverses")
+    add_model(command, classifiers=True)
     add_data(command)
     command.add_argument("--out", required=True)
     command.add_argument("--shard-size", type=positive_int, default=512)

@@ -59,7 +59,7 @@ class DetectorNetwork:
             architecture = InverterConfig.for_detector(self.model, **config.architecture)
             stack = InverterStack(architecture)
         if config.objective == "modular":
-            return ModularObjective(stack, tuple(config.stages), config.feature_weight, self.model.backbone_levels)
+            return ModularObjective(stack, tuple(config.stages) or self.stages, config.feature_weight, self.model.backbone_levels)
         if config.feature_weight:
             raise UserFacingError("--feature-weight applies to the modular objective's inverse backbone: drop it, "
                                   "or train with --objective modular.")
@@ -119,7 +119,7 @@ class ClassifierNetwork:
             stack, _ = load_classifier_inverters(config.init, self.model)
         else:
             stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(self.model, **config.architecture))
-        return ClassifierModularObjective(stack, tuple(config.stages))
+        return ClassifierModularObjective(stack, tuple(config.stages) or self.stages)
 
     def reconstructions(self, objective, reps, trained: tuple[str, ...]) -> Iterator[Reconstruction]:
         """Every image reconstructed from every `trained` stage's output, with the classifier's input as its target."""
