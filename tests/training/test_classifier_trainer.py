@@ -10,12 +10,16 @@ import pytest
 import torch
 
 from inversion.__main__ import main
+from inversion.core.classifier import Classifier
 from inversion.core.classifier_checkpoints import load_classifier_inverters
 from inversion.core.classifier_stages import ClassifierSource
 from inversion.core.families.classifiers import classifier_family_for
+from inversion.core.metrics import image_quality
 from inversion.core.registry import ClassifierModel, load_model
 from inversion.shapes.world import export_coco
 from inversion.testing import random_image, tiny_classifier_config
+from inversion.training.classifier_objectives import ClassifierModularObjective
+from inversion.training.sources import open_dataset
 from inversion.training.trainer import TrainingConfig, train
 
 RATES = {"embedding": 3e-3, "encoder": 1e-3, "pooled": 1e-3, "logits": 3e-3}
@@ -70,8 +74,17 @@ def test_thirty_trainer_steps_lower_every_inverse_modules_loss(classifier_folder
         assert last[stage] < first[stage] * ratio, (classifier_folder.name, stage, first[stage], last[stage])
     assert {stage for stage, scores in result["stages"].items() if scores["trained"]} == set(at_most)
     assert all(5 < scores["psnr"] < 60 for scores in result["stages"].values())
-    stack, config = load_classifier_inverters(out)
+    classifier = Classifier.from_pretrained(str(classifier_folder))
+    stack, config = load_classifier_inverters(out, classifier)
     assert config["kind"] == "classifier" and config["notes"]["step"] == 30
+    with torch.no_grad():  # the last step's losses were those of the training images (the schedule ends near lr 0)
+        train_images = open_dataset(four_images / "train")
+        again = ClassifierModularObjective(stack)(classifier.capture([train_images[i][0] for i in range(4)]))
+        held = classifier.capture([open_dataset(four_images / "held")[i][0] for i in range(2)])
+        for stage in at_most:
+            assert float(again[stage]) == pytest.approx(last[stage], rel=0.05), stage
+            psnr = image_quality(stack.invert(held, ClassifierSource(stage)), held.pixels)["psnr"]  # validation's chains
+            assert result["stages"][stage]["psnr"] == pytest.approx(psnr, abs=1e-3), stage
     assert config["notes"]["train_config"]["stages"] == ["embedding", "encoder", "pooled", "logits"]
     model = load_model(str(out))
     assert isinstance(model, ClassifierModel) and model.inverters is not None
