@@ -6,6 +6,9 @@
     optimise        optimisation-based inversion against the learned inverters
     cache-features  precompute a detector's targets for the transformer inverses
     publish         upload an inverter stack to the Hub with a model card
+
+train, evaluate, cache-features and publish take an image classifier (ViT, DeiT, Swin) as well: --model shapes-vit,
+or --classifier FOLDER_OR_HUB_ID; the others, a detector.
     train-job       train, evaluate and publish inverters as one Hugging Face Job (--dry-run: its spec and cost)
     deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
     interventions   attention in boxes, feature transplants and layer skips as numbers (no inverters needed)
@@ -39,7 +42,7 @@ from .command_line import (
 from .core.errors import UserFacingError
 
 ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
-PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector")  # resolved against the current folder
+PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector", "classifier")  # resolved against the current folder
 
 
 def reconstruct_command(args: argparse.Namespace) -> None:
@@ -85,14 +88,15 @@ def _progress_bar():
 
 
 def training_config(args: argparse.Namespace):
-    """The TrainingConfig that `train`'s arguments describe."""
-    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+    """The TrainingConfig that `train`'s arguments describe (stages and learning rates left out take the network's
+    defaults when the run starts)."""
+    from .training.trainer import TrainingConfig
 
-    rates = dict(DEFAULT_LEARNING_RATES)
+    rates = {}
     for item in args.lr:
         stage, _, value = item.partition("=")
-        if stage not in rates:
-            raise UserFacingError(f"--lr {item}: the stage must be one of {', '.join(rates)} (as STAGE=RATE).")
+        if stage not in _stage_names():
+            raise UserFacingError(f"--lr {item}: the stage must be one of {', '.join(_stage_names())} (as STAGE=RATE).")
         try:
             rates[stage] = positive_float(value)
         except argparse.ArgumentTypeError as error:
@@ -100,12 +104,19 @@ def training_config(args: argparse.Namespace):
     architecture = {name: getattr(args, name) for name in ARCHITECTURE_FLAGS if getattr(args, name)}
     skipped = {"command", "handler", "lr", *ARCHITECTURE_FLAGS}
     fields = {key: value for key, value in vars(args).items() if key not in skipped}
-    fields["stages"] = tuple(fields["stages"])
+    fields["stages"] = tuple(fields["stages"] or ())
     fields["working_size"] = tuple(fields["working_size"]) if fields["working_size"] else None
     for name in PATH_FIELDS:  # recorded resolved, so that a run resumes, and its checkpoint loads, from any folder
         if fields[name] and Path(fields[name]).exists():
             fields[name] = str(Path(fields[name]).resolve())
     return TrainingConfig(**fields, learning_rates=rates, architecture=architecture)
+
+
+def _stage_names() -> tuple[str, ...]:
+    """Every stage a detector's or a classifier's inverters train (--stages and --lr name them)."""
+    from .training.networks import NETWORKS
+
+    return tuple(dict.fromkeys(stage for network in NETWORKS.values() for stage in network.stages))
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -117,11 +128,19 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    from .core.classifier_stages import CLASSIFIER_STAGES
     from .experiments.evaluate import evaluate
 
+    sections = tuple(args.sections) if args.sections else None
     results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size,
-                       tuple(args.sections), args.skip_unknown_categories, args.max_unreadable)
-    print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+                       sections, args.skip_unknown_categories, args.max_unreadable)
+    if "detector" in results:
+        print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
+    else:
+        quality = results["stages"]["quality"]
+        print("PSNR (dB) / agreement by stage: " + ", ".join(
+            f"{stage} {quality[stage]['psnr']:.2f} / {quality[stage]['agreement']:.2f}" for stage in CLASSIFIER_STAGES)
+            + f"; wrote {args.out}")
 
 
 def interventions_command(args: argparse.Namespace) -> None:
@@ -178,9 +197,10 @@ def cache_features_command(args: argparse.Namespace) -> None:
     from .training.feature_cache import FeatureCache, write_cache
     from .training.sources import open_dataset
 
-    detector = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu").detector
+    model = model_from_args(args, "cuda" if torch.cuda.is_available() else "cpu")
+    network = getattr(model, "classifier", None) or model.detector
     dataset = open_dataset(args.data, args.split)
-    cache = write_cache(detector, dataset, args.out, args.shard_size, args.batch_size, args.workers, args.max_unreadable)
+    cache = write_cache(network, dataset, args.out, args.shard_size, args.batch_size, args.workers, args.max_unreadable)
     print(f"wrote {len(FeatureCache(cache))} images' targets to {args.out}")
 
 
@@ -249,19 +269,19 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--card-title", help="the card's title (default: what DETR keeps, stage by stage)")
     command.set_defaults(handler=reconstruct_command)
 
-    command = commands.add_parser("train", help="train inverse modules for a DETR (modular by default)")
+    command = commands.add_parser("train", help="train inverse modules for a DETR or an image classifier (modular by default)")
     _train_arguments(command)
     command.set_defaults(handler=train_command)
 
     command = commands.add_parser("evaluate", help="the paper's experiments as numbers, plots and a report")
-    add_model(command)
-    add_data(command, coco_only=True)
+    add_model(command, classifiers=True)
+    add_data(command)
     add_max_images(command)
     command.add_argument("--out", required=True, help="output folder")
     command.add_argument("--batch-size", type=positive_int, default=16)
     add_dataset_checks(command)
     command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
-                         default=["stages", "layer_swap", "color"])
+                         help="which experiments (default: all three for a detector; a classifier has stages only)")
     command.set_defaults(handler=evaluate_command)
 
     command = commands.add_parser("interventions", help="attention in boxes, feature transplants and layer skips as numbers")
@@ -286,8 +306,9 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--out", help="a folder for results.json")
     command.set_defaults(handler=optimise_command)
 
-    command = commands.add_parser("cache-features", help="precompute a detector's targets for the transformer inverses")
-    add_model(command)
+    command = commands.add_parser("cache-features", help="precompute a detector's (or classifier's) targets for the "
+                                                         "transformer inverses")
+    add_model(command, classifiers=True)
     add_data(command)
     command.add_argument("--out", required=True)
     command.add_argument("--shard-size", type=positive_int, default=512)
@@ -328,26 +349,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _train_arguments(command: argparse.ArgumentParser) -> None:
-    from .core.stages import STAGES
-    from .training.trainer import DEFAULT_LEARNING_RATES, TrainingConfig
+    from .command_line import add_classifier
+    from .training.networks import NETWORKS
+    from .training.trainer import TrainingConfig
 
     defaults = TrainingConfig(data="")
     add_data(command)
-    add_model(command, detector_alone=False)
+    add_model(command, detector_alone=False, classifiers=True)
     command.add_argument("--val-data", help="separate validation dataset (default: a fixed part of --data)")
     command.add_argument("--val-split", help="a COCO 2017 split inside --val-data, e.g. val2017")
     command.add_argument("--val-fraction", type=share, default=defaults.val_fraction)
     command.add_argument("--out", default=defaults.out)
     command.add_argument("--detector", help="Hub id or folder of a DETR, overriding the model's")
-    command.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+    add_classifier(command)
+    command.add_argument("--revision", help="the detector's (or classifier's) Hub revision (pin a commit)")
     command.add_argument("--working-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                         help="the canvas in pixels, a multiple of the detector's stride (default: the model's)")
+                         help="a detector's canvas in pixels, a multiple of its stride (default: the model's)")
     command.add_argument("--objective", choices=["modular", "end_to_end"], default=defaults.objective)
     command.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
                          help="modular objective: add this weight times the feature-matching term through the detector's "
                               "own backbone to the inverse backbone's pixel MSE (default 0: pixel MSE alone, the paper's)")
-    command.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
-                         help="modular objective: which inverse modules to train (default all four)")
+    command.add_argument("--stages", nargs="+", choices=_stage_names(),
+                         help="modular objective: which inverse modules to train (default all four of the network's: "
+                              + "; ".join(f"a {kind}'s {', '.join(network.stages)}" for kind, network in NETWORKS.items())
+                              + ")")
     command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
     command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
     for name in ("steps", "batch_size", "val_every", "val_images", "save_every", "log_every"):
@@ -358,7 +383,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--weight-decay", type=natural_float, default=defaults.weight_decay)
     command.add_argument("--grad-clip", type=positive_float, default=defaults.grad_clip)
     command.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR",
-                         help=f"learning rates by stage (defaults {DEFAULT_LEARNING_RATES})")
+                         help="learning rates by stage (defaults: " + "; ".join(
+                             f"a {kind}'s {network.learning_rates}" for kind, network in NETWORKS.items()) + ")")
     command.add_argument("--backbone-widths", type=positive_int, nargs="+", help="inverse backbone channels per x2 step")
     command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
     command.add_argument("--backbone-architecture", choices=["pixel_shuffle", "upconv"],

@@ -14,7 +14,17 @@ from collections.abc import Callable, Sequence
 
 from .core.detector import DEFAULT_WORKING_SIZE
 from .core.errors import UserFacingError
-from .core.registry import Model, build_model, detector_spec, find_spec
+from .core.registry import (
+    DETECTOR,
+    NETWORK_KINDS,
+    ClassifierModel,
+    Model,
+    build_any_model,
+    build_model,
+    classifier_spec,
+    detector_spec,
+    find_spec,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -75,27 +85,47 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None)
     return run(args.handler, args)
 
 
-def add_model(parser: argparse.ArgumentParser, default: str | None = "shapes", detector_alone: bool = True) -> None:
+def add_model(parser: argparse.ArgumentParser, default: str | None = "shapes", detector_alone: bool = True,
+              classifiers: bool = False) -> None:
     """--model: a name in the space config or an inverter checkpoint folder; with `detector_alone`, also
-    --detector (a detector of any supported family without inverters), --revision and --working-size."""
+    --detector (a detector of any supported family without inverters), --revision and --working-size; with
+    `classifiers`, --model may name a classifier, and --classifier gives one alone."""
+    kinds = "a detector or classifier" if classifiers else "a detector"
     parser.add_argument("--model", default=default,
-                        help="a model in space_config.yaml or an inverter checkpoint folder (default: %(default)s)")
+                        help=f"{kinds} in space_config.yaml or an inverter checkpoint folder (default: %(default)s)")
     if detector_alone:
         parser.add_argument("--detector", metavar="FOLDER_OR_HUB_ID",
                             help="a detector alone (a folder or a Hub id), instead of --model: no learned inverters")
-        parser.add_argument("--revision", help="the detector's Hub revision (pin a commit)")
+        if classifiers:
+            add_classifier(parser)
+        parser.add_argument("--revision", help="the detector's (or classifier's) Hub revision (pin a commit)")
         parser.add_argument("--working-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                             help=f"the detector's canvas (default: {DEFAULT_WORKING_SIZE[0]} {DEFAULT_WORKING_SIZE[1]})")
 
 
-def model_from_args(args: argparse.Namespace, device: str = "cpu") -> Model:
-    """The model that --model, or --detector with --revision and --working-size, name."""
+def add_classifier(parser: argparse.ArgumentParser) -> None:
+    """--classifier: an image classifier of a supported family (ViT, DeiT, Swin), a folder or a Hub id."""
+    parser.add_argument("--classifier", metavar="FOLDER_OR_HUB_ID",
+                        help="an image classifier alone (a folder or a Hub id), instead of --model: no learned inverters")
+
+
+def model_from_args(args: argparse.Namespace, device: str = "cpu") -> Model | ClassifierModel:
+    """The model that --model, or --detector (or --classifier) with --revision and --working-size, name; a classifier
+    only where the command takes one (it has --classifier)."""
+    classifier = getattr(args, "classifier", None)
+    if args.detector and classifier:
+        raise UserFacingError("--detector and --classifier exclude each other: name one network.")
+    if classifier:
+        if args.working_size:
+            raise UserFacingError("--working-size goes with --detector: a classifier resizes images to its own input size.")
+        return build_any_model(classifier_spec(classifier, args.revision), device)
     if args.detector:
         size = tuple(args.working_size) if args.working_size else DEFAULT_WORKING_SIZE
         return build_model(detector_spec(args.detector, args.revision, size), device)
     if args.working_size or args.revision:
-        raise UserFacingError("--revision and --working-size go with --detector; a --model brings its own.")
-    return build_model(find_spec(args.model), device)
+        raise UserFacingError("--revision and --working-size go with --detector (or --classifier); a --model brings its own.")
+    kinds = NETWORK_KINDS if hasattr(args, "classifier") else (DETECTOR,)
+    return build_any_model(find_spec(args.model, kinds=kinds), device)
 
 
 def add_data(parser: argparse.ArgumentParser, coco_only: bool = False) -> None:

@@ -487,6 +487,34 @@ def learned_vs_optimised(results: dict) -> str:
     return "\n".join(lines)
 
 
+CERTIFICATE_MEANING = {
+    "converged": "converged: what this reconstruction loses is the detector's",
+    "not converged": "not converged: part of what this reconstruction loses may be the inverter's, not DETR's",
+    "still improving": "not converged, still improving: part of what this reconstruction loses may be the inverter's, "
+                       "not DETR's",
+    "undecided": "not yet certified either way",
+}
+
+
+def inverter_certificate(results: dict) -> str:
+    """The headroom study's verdict on the Shapes DETR's shipped inverters (checkpoints/shapes/headroom/results.json),
+    one line per stage: PSNR, the margin over each baseline, converged or not and the 4x step that says so."""
+    rule = results["rule"]
+    lines = ["### Are the inverters the limit?",
+             f"Shapes world, 500 held-out images: a stage's reconstruction shows the detector's loss only where its "
+             f"inverse module is converged ({rule['step']}x the capacity and {rule['step']}x the training steps each gain "
+             f"< {rule['psnr_gain_below']} dB and < {rule['objects_found_gain_below']} objects found again). Baselines: "
+             "the image averaged over each feature cell, and a flat image of its mean colour.", ""]
+    for stage, certificate in results["shipped"].items():
+        margins, evidence = certificate["margin_over_baselines_db"], certificate["evidence"]
+        why = "" if evidence is None else (f" ({evidence['from']} to {evidence['to']}: {evidence['psnr']:+.2f} dB, "
+                                           f"{evidence['objects_found']:+.3f} objects found again)")
+        lines.append(f"- **{stage}**: {certificate['psnr']:.2f} dB, {margins['grid_average']:+.2f} dB over the grid "
+                     f"average, {margins['mean_colour']:+.2f} over the mean colour; "
+                     f"{CERTIFICATE_MEANING[certificate['verdict']]}{why}.")
+    return "\n".join(lines)
+
+
 def method_picture() -> str:
     """The forward stages and their inverses as a small HTML diagram."""
     stages = ["image", "backbone", "encoder", "decoder", "prediction"]

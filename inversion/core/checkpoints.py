@@ -44,19 +44,24 @@ def detector_identity(detector: Detector) -> dict:
 def detector_reference(detector: Detector, checkpoint: Path, detector_folder: str | os.PathLike | None) -> dict:
     """The detector's identity, plus where it lies relative to `checkpoint` when it comes from a local folder
     (so that the checkpoint finds it from any current folder, and after both are moved together)."""
-    reference = detector_identity(detector)
-    if detector_folder is not None and Path(detector_folder).is_dir():
-        reference["folder"] = os.path.relpath(Path(detector_folder).resolve(), checkpoint.resolve())
-    return reference
+    return with_folder(detector_identity(detector), checkpoint, detector_folder)
 
 
-def recorded_detector_folder(config: dict, checkpoint: Path) -> Path | None:
-    """The local detector folder a checkpoint's config points to, resolved against the checkpoint's own folder.
+def with_folder(identity: dict, checkpoint: Path, network_folder: str | os.PathLike | None) -> dict:
+    """A network's `identity`, plus its local `network_folder` (if any) relative to `checkpoint`."""
+    if network_folder is not None and Path(network_folder).is_dir():
+        return {**identity, "folder": os.path.relpath(Path(network_folder).resolve(), checkpoint.resolve())}
+    return identity
+
+
+def recorded_detector_folder(config: dict, checkpoint: Path, key: str = "detector") -> Path | None:
+    """The local detector (or, with `key` "classifier", classifier) folder a checkpoint's config points to,
+    resolved against the checkpoint's own folder.
 
     Checkpoints record `folder` (relative to themselves); older ones only an `id`, which, when it is a relative
     path, is looked up against the checkpoint's folder and each folder above it. None: the id is a Hub repo.
     """
-    recorded = config.get("detector", {})
+    recorded = config.get(key, {})
     checkpoint = checkpoint.resolve()
     if recorded.get("folder"):
         return (checkpoint / recorded["folder"]).resolve()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from .checkpoints import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checkpoint_folder, load_weights, read_config
+from .checkpoints import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checkpoint_folder, load_weights, read_config, with_folder
 from .classifier import Classifier
 from .classifier_inverters import ClassifierInverterConfig, ClassifierInverterStack
 from .errors import CheckpointError
@@ -25,15 +25,16 @@ def classifier_identity(classifier: Classifier) -> dict:
 
 
 def save_classifier_inverters(stack: ClassifierInverterStack, folder: str | os.PathLike, classifier: Classifier,
-                              notes: dict | None = None) -> Path:
-    """Write the stack's weights and config into `folder`."""
+                              notes: dict | None = None, classifier_folder: str | os.PathLike | None = None) -> Path:
+    """Write the stack's weights and config into `folder`: the classifier's identity, and `classifier_folder` (the
+    local folder it was loaded from, if any) relative to `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
         "architecture": stack.config.to_dict(),
-        "classifier": classifier_identity(classifier),
+        "classifier": with_folder(classifier_identity(classifier), folder, classifier_folder),
         "input_size": list(classifier.image_size),
         "normalisation": {"mean": list(classifier.family.pixel_mean), "std": list(classifier.family.pixel_std)},
         "notes": notes or {},

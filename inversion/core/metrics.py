@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 ImageLike = torch.Tensor | Image.Image
@@ -58,3 +59,15 @@ def ssim_sigma(side: int) -> float:
     if largest_odd >= 11:
         return SSIM_SIGMA
     return max(0.1, (largest_odd - 1) / 7)
+
+
+def baselines(view: torch.Tensor, stride: int) -> dict[str, torch.Tensor]:
+    """What an image needs no features for: its mean colour, and itself averaged over the detector's
+    feature (or patch) grid (one colour per cell) and scaled back up: the floor under every stage's quality."""
+    height, width = view.shape[-2:]
+    cells = (max(1, round(height / stride)), max(1, round(width / stride)))
+    grid = nn.functional.adaptive_avg_pool2d(view[None], cells)
+    return {
+        "mean_colour": view.mean((-2, -1), keepdim=True).expand_as(view),
+        "grid_average": nn.functional.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0],
+    }

@@ -8,7 +8,8 @@ The config is the file named by $INVERSION_SPACE_CONFIG, else `space_config.yaml
 folder, else the project's own (beside the package), so the bundled models load from any folder.
 Local paths in it are relative to the file's own folder; a checkpoint's detector, to the
 checkpoint's folder. `build_model` is the one place a `Model` is assembled, `build_classifier_model` a
-`ClassifierModel`. The command-line tools take detectors only: `find_spec` refuses a classifier's name.
+`ClassifierModel`, `build_any_model` either, by the spec's kind. `find_spec` gives a detector's spec, and with
+`kinds=NETWORK_KINDS` a classifier's too (the commands that train, cache, evaluate and publish take both).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CONFIG_VARIABLE = "INVERSION_SPACE_CONFIG"
 CONFIG_NAME = "space_config.yaml"
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / CONFIG_NAME  # the project's, beside the package
 DETECTOR, CLASSIFIER = "detector", "classifier"  # the kinds of model, named by an entry's key for its network
+NETWORK_KINDS = (DETECTOR, CLASSIFIER)
 
 
 @dataclass
@@ -155,24 +157,26 @@ def _entry_spec(name: str, entry: dict, root: Path) -> ModelSpec:
 
 
 def spec_from_checkpoint(folder: str | os.PathLike) -> ModelSpec:
-    """A spec for an inverter checkpoint folder that is not in the registry: it names its detector, found
-    relative to the checkpoint's own folder (see `recorded_detector_folder`), else on the Hub."""
+    """A spec for an inverter checkpoint folder that is not in the registry: it names its detector (or classifier),
+    found relative to the checkpoint's own folder (see `recorded_detector_folder`), else on the Hub."""
     location = checkpoint_folder(folder).resolve()
     config = read_config(location)
-    detector = config.get("detector", {})
-    if not detector.get("id"):
-        raise CheckpointError(f"{location / 'inverters.json'} does not name the detector it was trained for.")
+    kind = CLASSIFIER if config.get("kind") == CLASSIFIER else DETECTOR
+    network = config.get(kind, {})
+    if not network.get("id"):
+        raise CheckpointError(f"{location / 'inverters.json'} does not name the {kind} it was trained for.")
     return ModelSpec(
         name=str(folder),
         label=str(folder),
-        detector=detector["id"],
-        revision=detector.get("revision"),
+        detector=network["id"],
+        revision=network.get("revision"),
         inverters=str(location),
         inverters_revision=None,
-        working_size=tuple(config["working_size"]),
+        working_size=tuple(config["working_size"]) if kind == DETECTOR else (),
         threshold=DEFAULT_THRESHOLD,
         root=location,
-        detector_folder=recorded_detector_folder(config, location),
+        detector_folder=recorded_detector_folder(config, location, kind),
+        kind=kind,
     )
 
 
@@ -184,26 +188,46 @@ def detector_spec(detector: str, revision: str | None, working_size: tuple[int, 
     )
 
 
-def find_spec(name_or_folder: str, config: str | os.PathLike | None = None) -> ModelSpec:
-    """The space config's detector called `name_or_folder`, or a spec read from a checkpoint folder; a
-    classifier's name is refused, naming the detectors (the command-line tools invert detectors only)."""
+def classifier_spec(classifier: str, revision: str | None) -> ModelSpec:
+    """A spec for a classifier alone (a Hub id or a folder), without inverters."""
+    return ModelSpec(
+        name=classifier, label=classifier, detector=classifier, revision=revision, inverters=None, inverters_revision=None,
+        working_size=(), threshold=DEFAULT_THRESHOLD, root=Path.cwd(), kind=CLASSIFIER,
+    )
+
+
+def find_spec(name_or_folder: str, config: str | os.PathLike | None = None,
+              kinds: tuple[str, ...] = (DETECTOR,)) -> ModelSpec:
+    """The space config's model called `name_or_folder`, or a spec read from a checkpoint folder; a model of a kind
+    not in `kinds` (by default: a classifier) is refused in one line, naming the models that fit."""
     if not Path(name_or_folder).is_dir():
         specs = model_specs(config)
-        if name_or_folder in specs and specs[name_or_folder].kind == CLASSIFIER:
-            detectors = ", ".join(name for name, spec in specs.items() if spec.kind == DETECTOR)
-            raise CheckpointError(f"{name_or_folder!r} is an image classifier, not a detector: the command-line tools "
-                                  f"take a detector ({detectors}); classifiers are served in the app (python app.py).")
         if name_or_folder in specs:
-            return specs[name_or_folder]
+            return _of_kind(specs[name_or_folder], kinds, lambda: specs)
         offered = f" ({', '.join(specs)})"
     else:
         offered = ""
     try:
-        return spec_from_checkpoint(name_or_folder)
+        spec = spec_from_checkpoint(name_or_folder)
     except CheckpointError as error:
         raise CheckpointError(
             f"{name_or_folder!r} is neither a model in the space config{offered} nor an inverter checkpoint: {error}"
         ) from error
+    return _of_kind(spec, kinds, lambda: model_specs(config))
+
+
+def _of_kind(spec: ModelSpec, kinds: tuple[str, ...], specs) -> ModelSpec:
+    """`spec` when its kind is one of `kinds`; else a CheckpointError naming the configured models that are."""
+    if spec.kind in kinds:
+        return spec
+    try:
+        fitting = ", ".join(name for name, other in specs().items() if other.kind in kinds)
+    except CheckpointError:
+        fitting = "none configured"
+    wanted = " or ".join(f"an image {kind}" if kind == CLASSIFIER else f"a {kind}" for kind in kinds)
+    wrong = "an image classifier, not a detector" if spec.kind == CLASSIFIER else "a detector, not an image classifier"
+    raise CheckpointError(f"{spec.name!r} is {wrong}: this command takes {wanted} ({fitting}); train, cache-features, "
+                          "evaluate and publish take either, and the app serves both (python app.py).")
 
 
 def load_detector(spec: ModelSpec, device: str = "cpu") -> Detector:
@@ -239,7 +263,7 @@ def build_classifier_model(spec: ModelSpec, device: str = "cpu", strict: bool = 
     `build_model` does for a detector (`strict` alike)."""
     if spec.kind != CLASSIFIER:
         raise CheckpointError(f"{spec.name!r} is a detector, not an image classifier: load it with build_model.")
-    classifier = Classifier.from_pretrained(spec.locate(spec.detector), spec.revision, name=spec.detector).to(device)
+    classifier = Classifier.from_pretrained(spec.detector_location(), spec.revision, name=spec.detector).to(device)
     if spec.inverters is None:
         return ClassifierModel(spec, classifier, None, device=device)
     try:
@@ -251,6 +275,11 @@ def build_classifier_model(spec: ModelSpec, device: str = "cpu", strict: bool = 
     return ClassifierModel(spec, classifier, inverters.to(device), device=device)
 
 
-def load_model(name_or_folder: str, device: str = "cpu", config: str | os.PathLike | None = None) -> Model:
-    """Load a model by space-config name or inverter checkpoint folder, with its inverters."""
-    return build_model(find_spec(name_or_folder, config), device)
+def build_any_model(spec: ModelSpec, device: str = "cpu", strict: bool = True) -> Model | ClassifierModel:
+    """`build_model` or `build_classifier_model`, by the spec's kind."""
+    return (build_classifier_model if spec.kind == CLASSIFIER else build_model)(spec, device, strict)
+
+
+def load_model(name_or_folder: str, device: str = "cpu", config: str | os.PathLike | None = None) -> Model | ClassifierModel:
+    """Load a model (a detector or a classifier) by space-config name or inverter checkpoint folder, with its inverters."""
+    return build_any_model(find_spec(name_or_folder, config, NETWORK_KINDS), device)

@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from tqdm import tqdm
 
+from ..core.errors import UserFacingError
 from ..core.images import to_pil
-from ..core.metrics import image_quality
+from ..core.metrics import baselines, image_quality
 from ..core.reconstruct import input_image, reconstruct
-from ..core.registry import Model, load_model
+from ..core.registry import ClassifierModel, Model, load_model
 from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
 from ..figures import error_gallery, evaluation_plots
 from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages
 from ..training.sources import open_dataset
+from .classifier_evaluate import CLASSIFIER_SECTIONS, evaluate_classifier
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
 from .colour import PERTURBATIONS, hue_distance, mean_hue, perturb
 from .matching import match_detections, shape_preservation
@@ -140,18 +141,6 @@ def evaluate_detector(model: Model, coco, samples: list[Sample], batch_size: int
     """AP and AP50 of the detector on the clean images."""
     run = run_detector(model, [s.image for s in samples], [s.image_id for s in samples], batch_size)
     return coco_ap(subset_ground_truth(coco, [s.image_id for s in samples]), run.ranked)
-
-
-def baselines(view: torch.Tensor, stride: int) -> dict[str, torch.Tensor]:
-    """What an image needs no features for: its mean colour, and itself averaged over the detector's
-    feature grid (one colour per cell) and scaled back up: the floor under every stage's quality."""
-    height, width = view.shape[-2:]
-    cells = (max(1, round(height / stride)), max(1, round(width / stride)))
-    grid = nn.functional.adaptive_avg_pool2d(view[None], cells)
-    return {
-        "mean_colour": view.mean((-2, -1), keepdim=True).expand_as(view),
-        "grid_average": nn.functional.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0],
-    }
 
 
 def ground_truth_detections(sample: Sample, names: dict[int, str]) -> list[Detection]:
@@ -411,18 +400,26 @@ def report(results: dict, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model: Model | str, data: str, out: str, split: str | None = None, max_images: int | None = None,
-             batch_size: int = 16, sections: tuple[str, ...] = SECTIONS, skip_unknown_categories: bool = False,
-             max_unreadable: float = MAX_UNREADABLE_SHARE, layers: bool = True) -> dict:
-    """Run the chosen sections and write results.json, report.md and plots into `out`.
+def evaluate(model: Model | ClassifierModel | str, data: str, out: str, split: str | None = None,
+             max_images: int | None = None, batch_size: int = 16, sections: tuple[str, ...] | None = None,
+             skip_unknown_categories: bool = False, max_unreadable: float = MAX_UNREADABLE_SHARE, layers: bool = True) -> dict:
+    """Run the chosen sections (None: all a detector's, or a classifier's stages: `classifier_evaluate`) and write
+    results.json, report.md and plots into `out`.
 
-    `model`: a Model, or a name in the space config or an inverter checkpoint folder. The dataset is checked
+    `model`: a Model or ClassifierModel, or a name in the space config or an inverter checkpoint folder. The dataset is checked
     before any work; its categories are matched to the detector's labels by name (`skip_unknown_categories`
     leaves out the objects of categories the detector does not know); images that cannot be read are left out
     and listed, up to `max_unreadable` of them. `layers`: the stages section reconstructs from every layer too,
     not only from each stage's output.
     """
     model = load_model(model) if isinstance(model, str) else model
+    if isinstance(model, ClassifierModel):
+        if skip_unknown_categories:
+            raise UserFacingError("--skip-unknown-categories matches a dataset's categories to a detector's labels: "
+                                  "a classifier's evaluation reads no labels, drop it.")
+        return evaluate_classifier(model, data, out, split, max_images, batch_size, sections or CLASSIFIER_SECTIONS,
+                                   max_unreadable, layers)
+    sections = sections or SECTIONS
     dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories, max_images)
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()

@@ -1,4 +1,5 @@
-"""Publish a trained inverter stack to a Hugging Face Hub model repo, with a generated model card.
+"""Publish a trained inverter stack (a detector's or an image classifier's) to a Hugging Face Hub model repo, with a
+generated model card (a classifier's: `classifier_card`).
 
     python -m inversion publish runs/detr-r50-inverters --repo-id lab/detr-r50-inverters --eval runs/eval
     python -m inversion publish runs/detr-r50-inverters --repo-id lab/detr-r50-inverters --dry-run out/folder
@@ -20,7 +21,9 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, checkpoint_folder, read_config
 from ..core.errors import UserFacingError
+from ..core.registry import CLASSIFIER
 from ..core.stages import STAGES
+from .classifier_card import classifier_card
 
 LICENSE = "apache-2.0"
 EVAL_FILES = ("results.json", "report.md", "stages.png", "layer_swap.png", "color.png")
@@ -30,7 +33,7 @@ def training_command(train_config: dict) -> str:
     """The `python -m inversion train` command line that reproduces a run's TrainingConfig."""
     words = ["python", "-m", "inversion", "train"]
     for key, value in train_config.items():
-        if key in ("resume", "overwrite") or value in (None, False, [], {}):
+        if key in ("resume", "overwrite") or value is None or value is False or value in ([], (), {}):
             continue
         flag = "--" + key.replace("_", "-")
         if key == "learning_rates":
@@ -57,20 +60,29 @@ def metrics_table(results: dict) -> list[str]:
     return rows
 
 
+def card_header(network_id: str, tag: str) -> list[str]:
+    """The card's metadata block: licence, library, tags, and the base model when it is a Hub repo."""
+    return ["---", f"license: {LICENSE}", "library_name: pytorch", f"tags: [{tag}, feature-inversion, interpretability, "
+            "safetensors]", f"base_model: {network_id}" if "/" in str(network_id) else "", "---", ""]
+
+
+def licence_section(network: str) -> list[str]:
+    return ["## Licence", "", f"{LICENSE}; the {network} keeps its own licence.", ""]
+
+
 def model_card(config: dict, repo_id: str, results: dict | None) -> str:
-    """The README.md of the published repo."""
-    detector = config["detector"]
+    """The README.md of the published repo (a classifier's inverters get `classifier_card`)."""
     notes = config.get("notes", {})
     train_config = notes.get("train_config", {})
+    command = training_command(train_config) if train_config else "(not recorded)"
+    if config.get("kind") == CLASSIFIER:
+        classifier = config["classifier"]
+        return classifier_card(config, repo_id, results, card_header(classifier["id"], classifier["family"].lower()),
+                               command, licence_section("classifier"))
+    detector = config["detector"]
     architecture = config["architecture"]
     lines = [
-        "---",
-        f"license: {LICENSE}",
-        "library_name: pytorch",
-        "tags: [detr, feature-inversion, interpretability, safetensors]",
-        f"base_model: {detector['id']}" if "/" in str(detector["id"]) else "",
-        "---",
-        "",
+        *card_header(detector["id"], "detr"),
         f"# {repo_id}",
         "",
         f"Inverse modules for the DETR `{detector['id']}` (revision `{detector['revision']}`), trained with the "
@@ -101,7 +113,7 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
         "Exact command:",
         "",
         "```bash",
-        training_command(train_config) if train_config else "(not recorded)",
+        command,
         "```",
         "",
         "## Metrics",
@@ -114,8 +126,7 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
         lines += ["", "The full report is in `report.md`, the numbers in `results.json`."]
     else:
         lines.append("Not evaluated yet: run `python -m inversion evaluate` and publish with `--eval`.")
-    lines += ["", "## Licence", "", f"{LICENSE}; the detector keeps its own licence.", ""]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join([*lines, "", *licence_section("detector")])
 
 
 def build_repo_folder(checkpoint: str | Path, repo_id: str, folder: str | Path, eval_dir: str | Path | None) -> Path:

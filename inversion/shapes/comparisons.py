@@ -38,9 +38,10 @@ from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import backbone_comparison_plot, objective_comparison_plot
 from ..training.data import collate
+from ..training.networks import DetectorNetwork, network_for, with_defaults
 from ..training.objectives import EndToEndObjective, ModularObjective
 from ..training.sources import open_dataset
-from ..training.trainer import TrainingConfig, build_objective, build_optimizers, detector_for, training_step
+from ..training.trainer import TrainingConfig, build_objective, build_optimizers, training_step
 from .world import generate_sample, sample_rng
 
 MEMORY_PROBE_STEPS = 30  # steps of the short run that measures a variant's peak memory
@@ -95,21 +96,22 @@ def paired_step_seconds(variants: dict[str, TrainingConfig], rounds: int, warmup
     weighs on all alike: each variant's median step time, and the median of the per-round ratios to the fastest."""
     torch.set_num_threads(1)
     first = next(iter(variants.values()))
-    detector = detector_for(first)
+    network = network_for(first)
     accelerator = Accelerator(cpu=True)
     loader = DataLoader(open_dataset(first.data), batch_size=first.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(first.seed))
     batches = [batch for _, batch in zip(range(warmup + rounds), loader)]
     runs = {}
     for name, config in variants.items():
-        objective = build_objective(config, detector)
+        config = with_defaults(config, DetectorNetwork)
+        objective = build_objective(config, network)
         runs[name] = (config, objective, *build_optimizers(config, objective))
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     for index, batch in enumerate(batches):
         for name in list(variants)[:: 1 if index % 2 == 0 else -1]:
             config, objective, optimizers, schedulers = runs[name]
             start = time.perf_counter()
-            training_step(accelerator, detector, objective, optimizers, schedulers, batch, config)
+            training_step(accelerator, network, objective, optimizers, schedulers, batch, config)
             if index >= warmup:
                 seconds[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(values) for name, values in seconds.items()}

@@ -324,6 +324,52 @@ def plateau(points: dict[str, dict], objective: str, stage: str, metric: str) ->
     return {"best": best, "capacity": along_capacity, "steps": along_steps, "estimate": estimate}
 
 
+def step_gain(points: dict[str, dict], lower: Point, upper: Point, stage: str) -> dict | None:
+    """What the 4x step from `lower` to `upper` gains at one stage (None unless both are finished)."""
+    if lower.name not in points or upper.name not in points:
+        return None
+    upper_scores, lower_scores = points[upper.name]["stages"][stage], points[lower.name]["stages"][stage]
+    return {"from": lower.name, "to": upper.name,
+            **{metric: None if None in (upper_scores[metric], lower_scores[metric]) else upper_scores[metric] - lower_scores[metric]
+               for metric in ("psnr", "objects_found")}}
+
+
+def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
+    """The shipped inverters' certificate for one stage (`SHIPPED_POINT`): their scores, their margin over each
+    baseline, and a verdict: 'converged' (the rule holds at their point), 'not converged' (a measured 4x step beyond
+    them gains as much as the rule forbids), 'still improving' (none beyond is measured, and the last 4x step up to
+    them did), or 'undecided'; `evidence` is the 4x step that decided it. None if the point is not evaluated."""
+    record = points.get(SHIPPED_POINT.name)
+    if record is None:
+        return None
+    size, steps, objective = SHIPPED_POINT.size, SHIPPED_POINT.steps, SHIPPED_POINT.objective
+    sizes = list(SIZES)
+    index = sizes.index(size)
+    beyond = [Point(sizes[index + 1], steps, objective)] if index + 1 < len(sizes) else []
+    beyond.append(Point(size, steps * STEP, objective))
+    below = [Point(sizes[index - 1], steps, objective)] if index > 0 else []
+    below.append(Point(size, steps // STEP, objective))
+
+    def too_large(gain: dict | None) -> bool:
+        return gain is not None and ((gain["psnr"] or 0.0) >= CONVERGED_PSNR_GAIN
+                                     or (gain["objects_found"] or 0.0) >= CONVERGED_FOUND_GAIN)
+
+    gains_beyond = [step_gain(points, SHIPPED_POINT, upper, stage) for upper in beyond]
+    gains_below = [step_gain(points, lower, SHIPPED_POINT, stage) for lower in below]
+    if converged(gains(points, size, steps, objective, stage)):
+        verdict, evidence = "converged", None
+    elif any(map(too_large, gains_beyond)):
+        verdict, evidence = "not converged", next(filter(too_large, gains_beyond))
+    elif any(map(too_large, gains_below)):
+        verdict, evidence = "still improving", next(filter(too_large, gains_below))
+    else:
+        verdict, evidence = "undecided", None
+    scores = record["stages"][stage]
+    return {"point": SHIPPED_POINT.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
+            "objects_found": scores["objects_found"], "verdict": verdict, "evidence": evidence,
+            "margin_over_baselines_db": {label: scores["psnr"] - values["psnr"] for label, values in record["baselines"].items()}}
+
+
 def study(points: dict[str, dict]) -> dict:
     """The analysis of the finished points: per objective and stage, each point's gains and convergence, the best point
     and its margins over the baselines, and the plateau of PSNR and of objects found again."""
@@ -349,6 +395,7 @@ def study(points: dict[str, dict]) -> dict:
                 "plateau": {metric: plateau(points, objective, stage, metric) for metric in ("psnr", "objects_found")},
             }
         result["objectives"][objective] = by_stage
+    result["shipped"] = {stage: shipped_certificate(points, stage) for stage in STAGES}
     result["cpu_hours"] = sum(sum(record["cpu_seconds"].values()) for record in points.values()) / 3600
     return result
 
@@ -373,6 +420,31 @@ def table(points: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def evidence_text(evidence: dict | None) -> str:
+    """The 4x step behind a verdict, in words ('' for none)."""
+    if evidence is None:
+        return ""
+    found = "" if evidence["objects_found"] is None else f", {evidence['objects_found']:+.3f} objects found again"
+    return f"{evidence['from']} to {evidence['to']}: {evidence['psnr']:+.2f} dB{found}"
+
+
+def certificate_table(analysis: dict) -> str:
+    """The shipped inverters' certificate as a markdown table: per stage, its scores, its margins over the baselines
+    and whether it is converged by the rule, with the 4x step that says so."""
+    lines = [f"Shipped inverters ({SHIPPED_POINT.name}), per stage: converged when 4x the capacity and 4x the steps "
+             f"each gain < {CONVERGED_PSNR_GAIN} dB and < {CONVERGED_FOUND_GAIN} objects found again.", "",
+             "| stage | PSNR (dB) | objects found again | over mean colour (dB) | over grid average (dB) | verdict | why |",
+             "|---|---|---|---|---|---|---|"]
+    for stage, certificate in analysis["shipped"].items():
+        if certificate is None:
+            continue
+        margins = certificate["margin_over_baselines_db"]
+        lines.append(f"| {stage} | {certificate['psnr']:.2f} | {certificate['objects_found']:.3f} | "
+                     f"{margins['mean_colour']:+.2f} | {margins['grid_average']:+.2f} | {certificate['verdict']} | "
+                     f"{evidence_text(certificate['evidence'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: str | Path) -> dict:
     """Write OUT/results.json (the analysis), OUT/table.md and one plot per stage, OUT/<stage>.png, from OUT/points."""
     folder = Path(out)
@@ -383,7 +455,7 @@ def write_report(out: str | Path) -> dict:
     analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
                                             for size in SIZES for objective in OBJECTIVES}
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
-    write_atomically(folder / "table.md", table(points))
+    write_atomically(folder / "table.md", certificate_table(analysis) + "\n" + table(points))
     for stage in STAGES:
         headroom_plot(points, stage, list(SIZES), LENGTHS).savefig(folder / f"{stage}.png", dpi=110)
     return analysis

@@ -1,12 +1,13 @@
-"""Precomputed detector targets, so the transformer inverses train without rerunning DETR.
+"""Precomputed detector (or classifier) targets, so the transformer inverses train without rerunning the network.
 
-    python -m inversion.feature_cache --model shapes --data DIR --out CACHE
+    python -m inversion cache-features --model shapes --data DIR --out CACHE
 
 runs the frozen detector once over a dataset and writes fp16 shards (safetensors) holding, per
 image, what the inverse encoder, decoder and prediction modules learn from: the projected
 backbone tokens, the final encoder tokens, the final decoder output, the logits and boxes, and the
-grid mask. `python -m inversion.train --feature-cache CACHE ...` then trains those three modules
-from the shards (the inverse backbone needs pixels, so it is left out of such a run).
+grid mask. `python -m inversion train --feature-cache CACHE ...` then trains those three modules
+from the shards (the inverse backbone needs pixels, so it is left out of such a run). A classifier's cache
+holds its own targets (`classifier_cache`): its encoder, pooled and logits inverses train from it.
 
 A cache records the dataset (folder and split) it was written from, so that a run refuses to
 validate on its own training images; `ShardGroupedSampler` shuffles shards, then the items within
@@ -27,8 +28,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..core.checkpoints import CheckpointError
+from ..core.classifier import Classifier
 from ..core.detector import Detector
 from ..core.stages import Representations, tokens_to_levels
+from .classifier_cache import classifier_targets
 from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable
 
 CACHE_FILE = "cache.json"
@@ -37,10 +40,25 @@ FIELDS = ("backbone_tokens", "encoder", "decoder", "logits", "boxes", "grid_mask
 LEVEL_MASK = "level_mask_{}"  # a multi-scale detector's coarser levels' masks (1, 2, ...): they shape its tokens
 
 
+def network_identity(network: Detector | Classifier) -> dict:
+    """What a cache records of the network that wrote it, and checks against the one that reads it."""
+    if isinstance(network, Classifier):
+        return {"classifier": {"id": network.name, "revision": network.revision}, "input_size": list(network.image_size)}
+    return {"detector": {"id": network.name, "revision": network.revision}, "working_size": list(network.working_size)}
+
+
+def detector_targets(reps: Representations) -> dict[str, torch.Tensor]:
+    """The tensors a cache keeps of one detector batch, by field name (the grid masks as uint8)."""
+    targets = dict(zip(FIELDS, (reps.encoder[0], reps.encoder[-1], reps.decoder[-1], reps.logits, reps.boxes, reps.grid_mask)))
+    targets.update({LEVEL_MASK.format(level): mask for level, mask in enumerate(reps.level_masks[1:], start=1)})
+    return targets
+
+
 @torch.no_grad()
-def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_size: int = 512, batch_size: int = 16,
-                workers: int = 2, max_unreadable: float = MAX_UNREADABLE_SHARE) -> Path:
-    """Capture every image once and write the targets as fp16 safetensors shards plus cache.json.
+def write_cache(network: Detector | Classifier, dataset: Dataset, out: str | Path, shard_size: int = 512,
+                batch_size: int = 16, workers: int = 2, max_unreadable: float = MAX_UNREADABLE_SHARE) -> Path:
+    """Capture every image once with a detector (or classifier) and write its targets as fp16 safetensors shards
+    (masks as uint8) plus cache.json.
 
     The dataset's `source` (folder and split, as `open_dataset` records them) is recorded as what the
     cache holds; unreadable images are left out and listed in cache.json (more than `max_unreadable` fail).
@@ -49,37 +67,33 @@ def write_cache(detector: Detector, dataset: Dataset, out: str | Path, shard_siz
     out.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(readable(dataset), batch_size=batch_size, collate_fn=collate, num_workers=workers)
     unreadable = UnreadableImages(len(dataset), max_unreadable)
-    pending: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
-    shards, grid = [], None
+    pending: dict[str, list[torch.Tensor]] = {}
+    shards = []
 
     def flush():
-        if not pending["encoder"]:
+        if not pending:
             return
         tensors = {name: torch.cat(values).contiguous() for name, values in pending.items()}
         name = f"shard-{len(shards):05d}.safetensors"
         save_file(tensors, out / name)
-        shards.append({"file": name, "count": len(tensors["encoder"])})
-        for values in pending.values():
-            values.clear()
+        shards.append({"file": name, "count": len(tensors["logits"])})
+        pending.clear()
 
-    for batch in tqdm(loader, desc="caching detector targets"):
+    for batch in tqdm(loader, desc="caching targets"):
         unreadable.add(batch.unreadable)
         images = batch.images
         if not images:
             continue
-        reps = detector.capture(images)
-        grid = list(reps.grid_size)
-        for name, tensor in zip(FIELDS, (reps.encoder[0], reps.encoder[-1], reps.decoder[-1], reps.logits,
-                                         reps.boxes, reps.grid_mask)):
-            pending[name].append(tensor.cpu().to(torch.uint8 if name == "grid_mask" else torch.float16))
-        for level, mask in enumerate(reps.level_masks[1:], start=1):
-            pending.setdefault(LEVEL_MASK.format(level), []).append(mask.cpu().to(torch.uint8))
-        if sum(len(t) for t in pending["encoder"]) >= shard_size:
+        reps = network.capture(images)
+        targets = classifier_targets(network, reps) if isinstance(network, Classifier) else detector_targets(reps)
+        for name, tensor in targets.items():
+            kept = tensor.cpu().to(torch.uint8 if tensor.dtype == torch.bool else torch.float16)
+            pending.setdefault(name, []).append(kept)
+        if sum(len(t) for t in pending["logits"]) >= shard_size:
             flush()
     flush()
-    description = {"detector": {"id": detector.name, "revision": detector.revision},
-                   "working_size": list(detector.working_size), "grid_size": grid, "shards": shards,
-                   "dataset": getattr(dataset, "source", None), "unreadable_images": unreadable.found}
+    description = {**network_identity(network), "shards": shards, "dataset": getattr(dataset, "source", None),
+                   "unreadable_images": unreadable.found}
     (out / CACHE_FILE).write_text(json.dumps(description, indent=2))
     return out
 
@@ -104,14 +118,15 @@ class FeatureCache(Dataset):
     def __len__(self) -> int:
         return self.ends[-1] if self.ends else 0
 
-    def check_detector(self, detector: Detector) -> None:
-        """Refuse a cache written by another detector or at another working size."""
-        made_by = self.description["detector"]
-        if made_by != {"id": detector.name, "revision": detector.revision} or \
-                self.description["working_size"] != list(detector.working_size):
+    def check_network(self, network: Detector | Classifier) -> None:
+        """Refuse a cache written by another network or at another working (or input) size."""
+        expected = network_identity(network)
+        if any(self.description.get(key) != value for key, value in expected.items()):
+            kind, size = expected
+            made_by = self.description.get(kind) or {"id": "another kind of network", "revision": None}
             raise CheckpointError(
                 f"The feature cache {self.folder} was made by {made_by['id']!r} (revision {made_by['revision']!r}) at "
-                f"{self.description['working_size']}, not by {detector.name!r} at {list(detector.working_size)}."
+                f"{self.description.get(size)}, not by {network.name!r} at {expected[size]}."
             )
 
     def check_not_validation(self, data: str, split: str | None, named_for_validation: bool) -> None:

@@ -23,6 +23,8 @@ from ..core.images import normalise
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.stages import STAGES, Representations, Source
 
+DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
+
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over positions where `mask` (broadcastable, 1 = real) is set."""

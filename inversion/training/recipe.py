@@ -17,7 +17,7 @@ the study's 10,000-step points are in.
 
 from __future__ import annotations
 
-from .trainer import DEFAULT_LEARNING_RATES
+from .objectives import DEFAULT_LEARNING_RATES
 
 DETECTOR = "facebook/detr-resnet-50"
 REVISION = "1d5f47bd3bdd2c4bbfa585418ffe6da5028b4c0b"  # its main, with model.safetensors (space_config.yaml pins the same)

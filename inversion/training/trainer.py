@@ -1,11 +1,13 @@
-"""One trainer for the inverse modules, the objective as a parameter.
+"""One trainer for the inverse modules of a detector or an image classifier, the objective as a parameter.
 
     python -m inversion train --model shapes --data data/shapes-train --out runs/shapes-inverters
+    python -m inversion train --model shapes-vit --data data/shapes-train --out runs/shapes-vit-inverters
     accelerate launch --num_processes 8 -m inversion train ...        (DDP on many GPUs)
 
 Read top to bottom: the config, then `train()` (setup, loop, validation, checkpoints).
-The detector is frozen and in eval mode; its targets are recomputed for every batch without
-gradients. Every inverse module has its own AdamW with warm-up and cosine decay.
+The network (`networks`: a detector or a classifier, one face) is frozen and in eval mode; its targets
+are recomputed for every batch without gradients. Every inverse module has its own AdamW with warm-up
+and cosine decay.
 
 A run keeps its books (inversion.training.state): it refuses settings it cannot run before it
 writes anything, refuses an --out holding another run unless resumed with the same settings or
@@ -17,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,17 +29,14 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from ..core.checkpoints import WEIGHTS_FILE, CheckpointError, load_inverters, load_weights, save_inverters
-from ..core.detector import DEFAULT_WORKING_SIZE, Detector
+from ..core.checkpoints import WEIGHTS_FILE, CheckpointError, load_weights
+from ..core.detector import Detector
 from ..core.errors import UserFacingError
-from ..core.inverters import InverterConfig, InverterStack
 from ..core.metrics import image_quality
-from ..core.reconstruct import input_image, reconstruct
-from ..core.registry import detector_spec, find_spec, load_detector
-from ..core.stages import STAGE_SOURCES, STAGES, Source
+from ..core.stages import STAGES
 from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable, split_dataset
-from .feature_cache import CACHED_STAGES, FeatureCache, ShardGroupedSampler, cached_representations, collate_features
-from .objectives import EndToEndObjective, ModularObjective
+from .feature_cache import FeatureCache, ShardGroupedSampler, collate_features
+from .networks import DetectorNetwork, Network, network_for, network_type, with_defaults
 from .sources import open_dataset
 from .state import (
     METRICS_FILE,
@@ -49,8 +48,6 @@ from .state import (
     save_training_state,
 )
 
-DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
-
 
 @dataclass
 class TrainingConfig:
@@ -58,8 +55,9 @@ class TrainingConfig:
 
     data: str
     out: str = "runs/inverters"
-    model: str = "shapes"  # registry name or checkpoint folder: gives the detector and working size
+    model: str = "shapes"  # registry name or checkpoint folder: gives the detector (or classifier) and working size
     detector: str | None = None  # overrides the model's detector (Hub id or folder)
+    classifier: str | None = None  # or an image classifier (ViT, DeiT, Swin: Hub id or folder) instead
     revision: str | None = None
     working_size: tuple[int, int] | None = None
     split: str | None = None  # COCO split name, e.g. train2017
@@ -68,12 +66,12 @@ class TrainingConfig:
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
     feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term beside pixel MSE (0: the paper's)
-    stages: tuple[str, ...] = STAGES  # modular: which inverse modules to train
+    stages: tuple[str, ...] = ()  # modular: which inverse modules to train (none named: all the network's)
     init: str | None = None  # start from the weights of this inverter checkpoint
     feature_cache: str | None = None  # train from cached detector targets (inversion.feature_cache)
     steps: int = 20_000
     batch_size: int = 16
-    learning_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LEARNING_RATES))
+    learning_rates: dict[str, float] = field(default_factory=dict)  # by stage, over the network's defaults
     weight_decay: float = 0.01
     warmup_steps: int = 500
     grad_clip: float = 1.0
@@ -90,8 +88,9 @@ class TrainingConfig:
     max_unreadable: float = MAX_UNREADABLE_SHARE  # the share of unreadable images that fails the run
 
 
-def check_config(config: TrainingConfig) -> None:
-    """Refuse settings a run cannot use, naming each (before anything is read or written)."""
+def check_config(config: TrainingConfig, network: type[Network] = DetectorNetwork) -> None:
+    """Refuse settings a run of this kind of `network` cannot use, naming each (before anything is read or
+    written); the config's stages and learning rates filled in (`networks.with_defaults`)."""
     problems = [f"{name} must be at least {low}, not {getattr(config, name)}"
                 for name, low in (("steps", 1), ("batch_size", 1), ("val_every", 1), ("val_images", 1), ("save_every", 1),
                                   ("log_every", 1), ("warmup_steps", 0), ("workers", 0), ("weight_decay", 0))
@@ -105,10 +104,14 @@ def check_config(config: TrainingConfig) -> None:
     problems += [f"the learning rate of {stage} must be a number above 0, not {rate!r}"
                  for stage, rate in config.learning_rates.items()
                  if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < float("inf")]
-    if config.objective == "end_to_end" and tuple(config.stages) != STAGES:
-        problems.append("stages choose modules of the modular objective; end_to_end trains one chain per stage, all four")
-    if not set(config.stages) <= set(STAGES) or not config.stages:
-        problems.append(f"stages must be some of {', '.join(STAGES)}, not {', '.join(config.stages) or 'none'}")
+    strangers = sorted(set(config.learning_rates) - set(network.stages))
+    if strangers:
+        problems.append(f"learning rates name stages a {network.kind} lacks ({', '.join(strangers)}): its stages are "
+                        f"{', '.join(network.stages)}")
+    if not set(config.stages) <= set(network.stages) or not config.stages:
+        problems.append(f"stages must be some of {', '.join(network.stages)} (a {network.kind}'s), "
+                        f"not {', '.join(config.stages) or 'none'}")
+    problems += network.problems(config)
     if config.resume and config.overwrite:
         problems.append("resume and overwrite exclude each other")
     if problems:
@@ -125,53 +128,20 @@ def check_working_size(detector: Detector) -> None:
                               f"{max(1, round(height / stride)) * stride} {max(1, round(width / stride)) * stride}.")
 
 
-def trained_stages(config: TrainingConfig) -> tuple[str, ...]:
-    """The stages whose whole chain down to the image this run trains (or starts from trained weights)."""
+def trained_stages(config: TrainingConfig, stages: tuple[str, ...] = STAGES) -> tuple[str, ...]:
+    """The stages (of the network's `stages`, input first) whose whole chain down to the image this run trains
+    (or starts from trained weights)."""
     if config.objective == "end_to_end" or config.init:
-        return STAGES
-    return tuple(stage for position, stage in enumerate(STAGES) if set(STAGES[: position + 1]) <= set(config.stages))
+        return stages
+    return tuple(stage for position, stage in enumerate(stages) if set(stages[: position + 1]) <= set(config.stages))
 
 
-def detector_source(config: TrainingConfig):
-    """The spec of the detector the inverters are trained for: the model's, or --detector's (at 480x640 by default)."""
-    if config.detector:
-        return detector_spec(config.detector, config.revision, config.working_size or DEFAULT_WORKING_SIZE)
-    spec = find_spec(config.model)
-    return replace(spec, working_size=tuple(config.working_size or spec.working_size))
-
-
-def detector_for(config: TrainingConfig) -> Detector:
-    """The frozen detector the inverters are trained for (see `detector_source`)."""
-    return load_detector(detector_source(config))
-
-
-def detector_folder(config: TrainingConfig) -> Path | None:
-    """The local folder of the run's detector (recorded in its checkpoints), or None for a Hub detector."""
-    location = Path(detector_source(config).detector_location())
-    return location.resolve() if location.is_dir() else None
-
-
-def build_objective(config: TrainingConfig, detector: Detector) -> ModularObjective | EndToEndObjective:
-    """The objective module holding the inverter stack(s) being trained."""
-    if config.init:
-        stack, _ = load_inverters(config.init, detector=detector)
-        architecture = stack.config
-    else:
-        architecture = InverterConfig.for_detector(detector, **config.architecture)
-        stack = InverterStack(architecture)
-    if config.objective == "modular":
-        if config.feature_cache and not set(config.stages) <= set(CACHED_STAGES):
-            raise DatasetError(f"A feature cache trains only the {', '.join(CACHED_STAGES)} inverses: pass --stages "
-                               "from those (train the inverse backbone on images).")
-        return ModularObjective(stack, tuple(config.stages), config.feature_weight, detector.backbone_levels)
-    if config.feature_weight:
-        raise UserFacingError("--feature-weight applies to the modular objective's inverse backbone: drop it, "
-                              "or train with --objective modular.")
-    if config.objective == "end_to_end":
-        if config.feature_cache:
-            raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
-        return EndToEndObjective(architecture)
-    raise ValueError(f"Unknown objective {config.objective!r}: choose 'modular' or 'end_to_end'.")
+def build_objective(config: TrainingConfig, network: Network):
+    """The objective module holding the inverter stack(s) being trained, for `network`."""
+    if config.feature_cache and config.objective == "modular" and not set(config.stages) <= set(network.cached_stages):
+        raise DatasetError(f"A feature cache trains only the {', '.join(network.cached_stages)} inverses: pass --stages "
+                           "from those (train the inverse of the stage that meets the pixels on images).")
+    return network.objective(config)
 
 
 def build_optimizers(config: TrainingConfig, objective) -> tuple[dict, dict]:
@@ -186,10 +156,11 @@ def build_optimizers(config: TrainingConfig, objective) -> tuple[dict, dict]:
 
 
 @torch.no_grad()
-def validate(objective, detector: Detector, loader: DataLoader, max_images: int, trained: tuple[str, ...] = STAGES,
+def validate(objective, network: Network, loader: DataLoader, max_images: int, trained: tuple[str, ...] | None = None,
              unreadable: UnreadableImages | None = None) -> dict:
-    """Chained reconstruction quality (MSE, PSNR, SSIM) from every `trained` stage, and the local losses;
-    the other stages are marked {"trained": False} and not scored."""
+    """Chained reconstruction quality (MSE, PSNR, SSIM) from every `trained` stage (default: all the network's), and
+    the local losses; the other stages are marked {"trained": False} and not scored."""
+    trained = network.stages if trained is None else trained
     objective.eval()
     quality = {stage: {"mse": [], "psnr": [], "ssim": []} for stage in trained}
     local: dict[str, list[float]] = {}
@@ -202,22 +173,18 @@ def validate(objective, detector: Detector, loader: DataLoader, max_images: int,
         images = batch.images
         if not images:
             continue
-        representations = detector.capture(images)
+        representations = network.model.capture(images)
         for stage, loss in objective(representations).items():
             local.setdefault(stage, []).append(float(loss))
-        for name, stack in objective.stacks().items():
-            sources = STAGE_SOURCES if not name else [Source(name.removeprefix("chain-"))]
-            sources = [source for source in sources if source.stage in trained]
-            for source, reconstructions in (reconstruct(stack, representations, sources) if sources else {}).items():
-                for index, image in enumerate(reconstructions):
-                    for metric, value in image_quality(image, input_image(representations, index)).items():
-                        quality[source.stage][metric].append(value)
+        for stage, image, target in network.reconstructions(objective, representations, trained):
+            for metric, value in image_quality(image, target).items():
+                quality[stage][metric].append(value)
         seen += len(images)
     objective.train()
     mean = lambda values: sum(values) / max(1, len(values))  # noqa: E731
     return {
         "stages": {stage: {"trained": True, **{m: mean(v) for m, v in quality[stage].items()}} if stage in trained
-                   else {"trained": False} for stage in STAGES},
+                   else {"trained": False} for stage in network.stages},
         "local_loss": {stage: mean(values) for stage, values in local.items()},
         "images": seen,
     }
@@ -229,15 +196,16 @@ def validation_line(result: dict) -> str:
                      for stage, metrics in result["stages"].items())
 
 
-def save_run(config: TrainingConfig, objective, detector: Detector, folder: Path | None, optimizers, schedulers,
-             step: int) -> None:
-    """Write the inverters (one folder per stack, recording the detector and its local `folder`) and the training
+def save_run(config: TrainingConfig, objective, network: Network, optimizers, schedulers, step: int) -> None:
+    """Write the inverters (one folder per stack, recording the network and its local folder) and the training
     state into config.out."""
     out = Path(config.out)
-    notes = {"objective": config.objective, "backbone_loss": {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight},
-             "step": step, "train_config": asdict(config), "trained_stages": list(trained_stages(config))}
+    notes = {"objective": config.objective, "step": step, "train_config": asdict(config),
+             "trained_stages": list(trained_stages(config, network.stages))}
+    if isinstance(network, DetectorNetwork):
+        notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight}
     for name, stack in objective.stacks().items():
-        save_inverters(stack, out / name, detector, notes, folder)
+        network.save(stack, out / name, notes)
     save_training_state(out, step, optimizers, schedulers)
 
 
@@ -255,14 +223,14 @@ def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int
     return step
 
 
-def training_step(accelerator: Accelerator, detector: Detector, objective, optimizers: dict, schedulers: dict,
+def training_step(accelerator: Accelerator, network: Network, objective, optimizers: dict, schedulers: dict,
                   batch, config: TrainingConfig) -> dict[str, torch.Tensor]:
     """One optimisation step on one batch (images, or cached targets); the losses before the step."""
     with accelerator.autocast():
         if config.feature_cache:
-            representations = cached_representations(batch, accelerator.device)
+            representations = network.cached(batch, accelerator.device)
         else:
-            representations = detector.capture(batch[0])
+            representations = network.model.capture(batch[0])
         losses = objective(representations)
     accelerator.backward(sum(losses.values()))
     for stage, optimizer in optimizers.items():
@@ -277,7 +245,9 @@ def training_step(accelerator: Accelerator, detector: Detector, objective, optim
 def train(config: TrainingConfig) -> dict:
     """Train inverse modules as configured; return the last validation result."""
     # -- setup: everything checked before anything is written ----------------------------------
-    check_config(config)
+    kind = network_type(config)
+    config = with_defaults(config, kind)
+    check_config(config, kind)
     settings = json.loads(json.dumps(asdict(config)))
     out = Path(config.out)
     check_out_folder(out, settings, config.resume, config.overwrite)
@@ -292,13 +262,14 @@ def train(config: TrainingConfig) -> dict:
     else:
         train_set, val_set = split_dataset(open_dataset(config.data, config.split), config.val_fraction, config.seed)
     streamed = isinstance(train_set, IterableDataset)  # a Hub dataset: read in its order, one pass an epoch
-    detector = detector_for(config).to(accelerator.device)
-    detector_dir = detector_folder(config)  # resolved once: a space config edited while the run goes on cannot change it
-    check_working_size(detector)
+    network = network_for(config)  # with its folder, resolved once: a space config edited while the run goes on
+    network.model.to(accelerator.device)  # cannot change what it saves
+    if isinstance(network, DetectorNetwork):
+        check_working_size(network.model)
     sampler = None
     if config.feature_cache:
         train_set = FeatureCache(config.feature_cache)
-        train_set.check_detector(detector)
+        train_set.check_network(network.model)
         train_set.check_not_validation(config.val_data or config.data, config.val_split if config.val_data else config.split,
                                        named_for_validation=bool(config.val_data))
         sampler = ShardGroupedSampler(train_set, config.seed)
@@ -313,13 +284,13 @@ def train(config: TrainingConfig) -> dict:
     val_loader = DataLoader(readable(val_set), batch_size=config.batch_size, collate_fn=collate,
                             num_workers=config.workers)
 
-    objective = build_objective(config, detector).to(accelerator.device)
+    objective = build_objective(config, network).to(accelerator.device)
     optimizers, schedulers = build_optimizers(config, objective)
     start = resume_run(config, objective, optimizers, schedulers) if config.resume else 0
     objective, loader, *prepared = accelerator.prepare(objective, loader, *optimizers.values())
     optimizers = dict(zip(optimizers, prepared))
     plain_objective = accelerator.unwrap_model(objective)
-    trained = trained_stages(config)
+    trained = trained_stages(config, network.stages)
 
     if accelerator.is_main_process:
         if config.overwrite:
@@ -337,7 +308,7 @@ def train(config: TrainingConfig) -> dict:
     started = time.time()
     for step in progress:
         batch = next_batch(batches, unreadable, config.feature_cache)
-        losses = training_step(accelerator, detector, objective, optimizers, schedulers, batch, config)
+        losses = training_step(accelerator, network, objective, optimizers, schedulers, batch, config)
         done = step + 1
         if log and (done % config.log_every == 0 or done == config.steps):
             values = {stage: float(loss.detach()) for stage, loss in losses.items()}
@@ -350,7 +321,7 @@ def train(config: TrainingConfig) -> dict:
         if done % config.val_every == 0 or done == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                result = validate(plain_objective, detector, val_loader, config.val_images, trained, unreadable)
+                result = validate(plain_objective, network, val_loader, config.val_images, trained, unreadable)
                 postfix.update({f"val {stage[:3]} dB": f"{metrics['psnr']:.1f}"
                                 for stage, metrics in result["stages"].items() if metrics["trained"]})
                 progress.set_postfix(postfix)
@@ -360,7 +331,7 @@ def train(config: TrainingConfig) -> dict:
         if done % config.save_every == 0 or done == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_run(config, plain_objective, detector, detector_dir, optimizers, schedulers, done)
+                save_run(config, plain_objective, network, optimizers, schedulers, done)
     if log:
         if unreadable.found:
             log.write(json.dumps({"step": config.steps, "split": "unreadable", "images": unreadable.found}) + "\n")

@@ -10,6 +10,7 @@ from lab import SPACE_ROOT, text
 from lab.tabs import Page
 
 OPTIMISATION_RESULTS = SPACE_ROOT / "checkpoints" / "shapes" / "optimisation" / "results.json"
+HEADROOM_RESULTS = SPACE_ROOT / "checkpoints" / "shapes" / "headroom" / "results.json"
 
 
 def build(page: Page) -> None:
@@ -18,3 +19,4 @@ def build(page: Page) -> None:
         gr.HTML(text.method_picture())
         gr.Markdown(text.ABOUT)
         gr.Markdown(text.learned_vs_optimised(json.loads(OPTIMISATION_RESULTS.read_text())))
+        gr.Markdown(text.inverter_certificate(json.loads(HEADROOM_RESULTS.read_text())))

@@ -1,5 +1,6 @@
-"""The registry's classifier kind: the bundled Shapes classifiers load with their inverters, and nothing that
-needs a detector takes one (the command-line tools refuse a classifier's name in one line)."""
+"""The registry's classifier kind: the bundled Shapes classifiers load with their inverters (by name, or by
+load_model from their checkpoint folder), and nothing that needs a detector takes one (the command-line tools
+that invert detectors only refuse a classifier's name in one line)."""
 
 import pytest
 
@@ -37,9 +38,9 @@ def test_a_command_line_tool_refuses_a_classifier_in_one_line(tmp_path, capsys, 
     random_image(20, 20).save(tmp_path / "ok.png")
     assert main(["reconstruct", str(tmp_path / "ok.png"), "--model", "shapes-vit", "--out", str(tmp_path / "x.png")]) == 2
     error = capsys.readouterr().err
-    assert error == ("error: 'shapes-vit' is an image classifier, not a detector: the command-line tools take a detector "
-                     "(shapes, shapes40, shapes-conditional, shapes-deformable, detr-resnet-50); classifiers are served in the app "
-                     "(python app.py).\n")
+    assert error == ("error: 'shapes-vit' is an image classifier, not a detector: this command takes a detector "
+                     "(shapes, shapes40, shapes-conditional, shapes-deformable, detr-resnet-50); train, cache-features, "
+                     "evaluate and publish take either, and the app serves both (python app.py).\n")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -48,3 +49,13 @@ def test_an_entry_naming_both_a_detector_and_a_classifier_is_refused(tmp_path):
                                 default_model="both", limits={})
     with pytest.raises(CheckpointError, match="names both a detector and a classifier"):
         model_specs(config)
+
+
+def test_load_model_reads_a_classifier_checkpoint_folder_and_find_spec_a_classifiers_name():
+    from inversion.core.registry import NETWORK_KINDS, ClassifierModel, load_model
+
+    model = load_model(str(REPO / "checkpoints/shapes/classifier-swin-inverters"))
+    assert isinstance(model, ClassifierModel) and model.classifier.family.name == "Swin" and model.inverters is not None
+    assert find_spec("shapes-vit", CONFIG, NETWORK_KINDS).kind == CLASSIFIER
+    with pytest.raises(CheckpointError, match="is an image classifier, not a detector: this command takes a detector"):
+        find_spec(str(REPO / "checkpoints/shapes/classifier-vit-inverters"), CONFIG)

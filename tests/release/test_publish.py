@@ -7,6 +7,9 @@ from transformers import DetrForObjectDetection
 
 from inversion.__main__ import main, parser, training_config
 from inversion.core.checkpoints import load_inverters, save_inverters
+from inversion.core.classifier import Classifier
+from inversion.core.classifier_checkpoints import load_classifier_inverters
+from inversion.core.classifier_stages import ClassifierSource
 from inversion.core.detector import Detector
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.experiments.evaluate import evaluate
@@ -15,6 +18,7 @@ from inversion.shapes.world import export_coco
 from inversion.testing import random_image, tiny_shapes_detr_config
 from inversion.training.trainer import TrainingConfig
 from support.hub_cache import fake_hub_cache
+from support.paths import REPO
 
 
 @pytest.fixture()
@@ -66,3 +70,31 @@ def test_the_training_command_round_trips_through_the_cli():
 def test_publishing_a_folder_without_a_checkpoint_is_named(tmp_path, capsys):
     assert main(["publish", str(tmp_path), "--repo-id", "lab/x", "--dry-run", str(tmp_path / "out")]) == 2
     assert "has no inverters.json" in capsys.readouterr().err
+
+
+def test_a_classifiers_dry_run_lists_its_files_and_its_card_loads_as_a_hub_repo(tmp_path, monkeypatch, capsys):
+    """The Shapes ViT's inverters, trained two steps by the trainer, evaluated, then published as a dry run."""
+    export_coco(tmp_path / "data", n=6, seed=5)
+    run, out = tmp_path / "run", tmp_path / "repo"
+    assert main(["train", "--model", "shapes-vit", "--data", str(tmp_path / "data"), "--out", str(run), "--steps", "2",
+                 "--batch-size", "4", "--workers", "0", "--val-images", "2", "--seed", "3"]) == 0
+    assert main(["evaluate", "--model", str(run), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval")]) == 0
+    capsys.readouterr()
+    assert main(["publish", str(run), "--repo-id", "lab/shapes-vit-inverters", "--eval", str(tmp_path / "eval"),
+                 "--dry-run", str(out)]) == 0
+    assert "dry run: nothing uploaded" in capsys.readouterr().out
+    assert sorted(path.name for path in out.iterdir()) == ["README.md", "inverters.json", "inverters.safetensors",
+                                                           "report.md", "results.json"]
+    card = (out / "README.md").read_text()
+    for words in ("tags: [vit,", "image classifier `checkpoints/shapes/classifier-vit`", "| embedding |", "| logits |",
+                  "agreement of the classes", "--model shapes-vit", "--seed 3", "the classifier keeps its own licence"):
+        assert words in card, words
+    assert "detector" not in card.lower()
+
+    fake_hub_cache(tmp_path / "hub", "lab/shapes-vit-inverters", "main", out)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    classifier = Classifier.from_pretrained(str(REPO / "checkpoints/shapes/classifier-vit"),
+                                            name="checkpoints/shapes/classifier-vit")
+    stack, config = load_classifier_inverters("lab/shapes-vit-inverters", classifier, revision="main")
+    assert config["notes"]["step"] == 2
+    assert stack.invert(classifier.capture([random_image(64, 64)]), ClassifierSource("pooled")).shape == (1, 3, 64, 64)

@@ -1,6 +1,7 @@
 """The headroom study: the convergence rule and the plateau on synthetic numbers, a point that resumes after it is
 killed, and the report written from finished points."""
 
+import copy
 import json
 
 import pytest
@@ -165,3 +166,40 @@ def test_status_says_where_each_point_stands(tmp_path):
 def test_a_gap_in_a_curve_is_not_taken_for_one_4x_step():
     assert headroom.direction_headroom([20.0, None, 24.0]) == {"last_gain": None, "rest": None}
     assert headroom.direction_headroom([20.0, 22.0, None])["last_gain"] == pytest.approx(2.0)
+
+
+def test_the_shipped_certificate_says_converged_only_when_the_rule_holds_at_the_shipped_point():
+    # M-10000 is the shipped point; beyond it (L-10000, and M-40000 past the grid) PSNR gains 0.2 dB and objects
+    # found .01: converged. Without M-40000 the rule cannot be applied.
+    flat = grid(lambda i, j: 20.0 + 2.0 * j + 0.2 * i, lambda i, j: 0.6 + 0.01 * i)
+    certificate = headroom.study(flat)["shipped"]["backbone"]
+    assert certificate["verdict"] == "still improving"  # M-2500 to M-10000 gained 2 dB, and M-40000 is not measured
+    flat["M-40000-mse"] = record("M", 40_000, 24.4, 0.61)
+    certificate = headroom.study(flat)["shipped"]["backbone"]
+    assert certificate["verdict"] == "converged" and certificate["evidence"] is None
+    assert certificate["margin_over_baselines_db"] == pytest.approx({"mean_colour": 24.2 - 19.0, "grid_average": 0.2})
+    flat["M-40000-mse"] = record("M", 40_000, 24.5, 0.61)  # 0.3 dB more: not converged, by that step
+    certificate = headroom.study(flat)["shipped"]["backbone"]
+    assert certificate["verdict"] == "not converged" and certificate["evidence"]["to"] == "M-40000-mse"
+
+
+def test_the_shipped_certificate_names_the_4x_step_that_decides_it():
+    steep = grid(lambda i, j: 20.0 + i + 2 * j, lambda i, j: 0.5)  # 1 dB per 4x capacity, 2 dB per 4x steps
+    certificate = headroom.study(steep)["shipped"]["encoder"]
+    assert certificate["verdict"] == "not converged"
+    assert certificate["evidence"]["from"] == "M-10000-mse" and certificate["evidence"]["to"] == "L-10000-mse"
+    assert certificate["evidence"]["psnr"] == pytest.approx(1.0)
+    del steep["L-10000-mse"]  # nothing beyond the shipped point measured: the last 4x step up to it decides
+    certificate = headroom.study(steep)["shipped"]["encoder"]
+    assert certificate["verdict"] == "still improving"
+    assert (certificate["evidence"]["from"], certificate["evidence"]["psnr"]) == ("S-10000-mse", pytest.approx(1.0))
+    table = headroom.certificate_table(headroom.study(steep))
+    assert "| encoder | 25.00 | 0.500 | +6.00 | +1.00 | still improving | S-10000-mse to M-10000-mse: +1.00 dB" in table
+    objects_only = copy.deepcopy({name: steep[name] for name in ("M-2500-mse", "M-10000-mse")})
+    objects_only["M-2500-mse"]["stages"]["encoder"].update(psnr=25.0 - 0.1, objects_found=0.45)  # 0.1 dB, .05 found
+    certificate = headroom.study(objects_only)["shipped"]["encoder"]
+    assert certificate["verdict"] == "still improving" and certificate["evidence"]["objects_found"] == pytest.approx(0.05)
+    del objects_only["M-2500-mse"]
+    assert headroom.study(objects_only)["shipped"]["encoder"]["verdict"] == "undecided"
+    assert "shipped" in headroom.study({"S-625-mse": steep["S-625-mse"]}) and \
+        headroom.study({"S-625-mse": steep["S-625-mse"]})["shipped"]["encoder"] is None

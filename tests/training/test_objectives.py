@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from inversion.core.errors import UserFacingError
+from inversion.core.stages import STAGES
 from inversion.testing import random_image
+from inversion.training.networks import DetectorNetwork
 from inversion.training.objectives import ModularObjective, feature_loss, pixel_mask
 from inversion.training.trainer import TrainingConfig, build_objective
 
@@ -86,7 +88,8 @@ def test_a_feature_term_needs_the_backbone_map_and_a_non_negative_weight(tiny_st
 
 def test_the_trainer_gives_the_feature_weight_to_the_modular_objective_and_refuses_it_end_to_end(tiny_detector, tiny_detector_folder):
     config = TrainingConfig(data="", detector=str(tiny_detector_folder), feature_weight=2.0)
-    objective = build_objective(config, tiny_detector)
+    objective = build_objective(config, DetectorNetwork(tiny_detector))
     assert objective.feature_weight == 2.0 and objective.backbone_levels == tiny_detector.backbone_levels
+    assert objective.stages == STAGES  # none named: all four
     with pytest.raises(UserFacingError, match="--objective modular"):
-        build_objective(replace(config, objective="end_to_end"), tiny_detector)
+        build_objective(replace(config, objective="end_to_end"), DetectorNetwork(tiny_detector))
