@@ -34,6 +34,7 @@ SPACE_FILES = (
     "checkpoints/shapes/classifier-*/config.json", "checkpoints/shapes/classifier-*/model.safetensors",
     "checkpoints/shapes/classifier-*-inverters/inverters.*",  # the bundled classifiers and their inverters
     "checkpoints/shapes/optimisation/results.json",  # the About tab's learned-vs-optimised table
+    "checkpoints/shapes/headroom/results.json",  # the About tab's verdict on the shipped inverters
     "examples/*",
 )
 BINARY_LIMIT_BYTES = 1_000_000  # larger binary files must go through LFS/Xet
