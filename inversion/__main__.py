@@ -133,7 +133,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
     sections = tuple(args.sections) if args.sections else None
     results = evaluate(model_from_args(args), args.data, args.out, args.split, args.max_images, args.batch_size,
-                       sections, args.skip_unknown_categories, args.max_unreadable)
+                       sections, args.skip_unknown_categories, args.max_unreadable, judges=tuple(args.judge))
     if "detector" in results:
         print(f"detector AP {results['detector']['AP']:.3f}, AP50 {results['detector']['AP50']:.3f}; wrote {args.out}")
     else:
@@ -282,6 +282,9 @@ def parser() -> argparse.ArgumentParser:
     add_dataset_checks(command)
     command.add_argument("--sections", nargs="+", choices=("stages", "layer_swap", "color"),
                          help="which experiments (default: all three for a detector; a classifier has stages only)")
+    command.add_argument("--judge", nargs="+", default=[], metavar="MODEL",
+                         help="other detectors of the same classes (names or folders) that score the stage reconstructions "
+                              "too: their AP and the objects they find again")
     command.set_defaults(handler=evaluate_command)
 
     command = commands.add_parser("interventions", help="attention in boxes, feature transplants and layer skips as numbers")

@@ -5,7 +5,9 @@
 writes OUT/results.json, OUT/report.md and PNG plots:
 - detector: the detector's AP and AP50 on the clean images;
 - stages: MSE, PSNR, SSIM of reconstructions from every stage and every layer, and the
-  detector's AP on the stage reconstructions themselves;
+  detector's AP on the stage reconstructions themselves; with judges (other detectors of the same labels),
+  each judge's AP and objects found again on them too: scores that an inverse module trained against the
+  detector's own features (the feature-matching term) does not optimise;
 - layer_swap: each encoder layer fed to the inverse backbone and to the inverse encoder, each
   decoder layer to the inverse decoder (PSNR/SSIM per layer and entry), and linear CKA between layers;
 - color: per class and perturbation (inside that class's instance masks), the detector's AP for
@@ -162,10 +164,11 @@ def detection_errors(truth: list[Detection], found: list[Detection]) -> list[str
 
 
 def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int,
-                    gallery_size: int = 6, layers: bool = True) -> tuple[dict, list[ErrorCase]]:
+                    gallery_size: int = 6, layers: bool = True, judges: dict[str, Model] | None = None
+                    ) -> tuple[dict, list[ErrorCase]]:
     """Quality of reconstructions from every stage and (with `layers`) every layer against the baselines;
-    the detector's AP and shape preservation on the stage reconstructions; and the first images with
-    detection errors, with their reconstructions (for the gallery)."""
+    the detector's AP and shape preservation on the stage reconstructions (and each of the `judges`', by name);
+    and the first images with detection errors, with their reconstructions (for the gallery)."""
     quality: dict[str, list[dict]] = {}
     stage_images: dict[str, list[Image.Image]] = {stage: [] for stage in STAGES}
     originals: list[list[Detection]] = []
@@ -196,7 +199,39 @@ def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int,
         "ap": {stage: coco_ap(ground_truth, run.ranked) for stage, run in runs.items()},
         "shape_preservation": {stage: shape_preservation(list(zip(originals, run.found))) for stage, run in runs.items()},
     }
+    if judges:
+        section["judged"] = {name: judged_stages(judge, ground_truth, samples, stage_images, batch_size)
+                             for name, judge in judges.items()}
     return section, gallery
+
+
+def judged_stages(judge: Model, ground_truth, samples: list[Sample], stage_images: dict[str, list[Image.Image]],
+                  batch_size: int) -> dict:
+    """Another detector's view of the stage reconstructions: its AP on them against the annotations, and the share
+    of the objects it finds on the originals that it finds again on them."""
+    ids = [s.image_id for s in samples]
+    originals = run_detector(judge, [s.image for s in samples], ids, batch_size)
+    runs = {stage: run_detector(judge, images, ids, batch_size) for stage, images in stage_images.items()}
+    return {"clean": coco_ap(ground_truth, originals.ranked),
+            "ap": {stage: coco_ap(ground_truth, run.ranked) for stage, run in runs.items()},
+            "shape_preservation": {stage: shape_preservation(list(zip(originals.found, run.found)))
+                                   for stage, run in runs.items()}}
+
+
+def load_judges(names: tuple[str, ...], model: Model) -> dict[str, Model]:
+    """The judge detectors by name (space-config names or checkpoint folders), each checked to know the
+    model's labels (it must score the same classes)."""
+    judges = {}
+    for name in names:
+        judge = load_model(name)
+        if not isinstance(judge, Model):
+            raise UserFacingError(f"The judge {name!r} is an image classifier: a judge must be a detector.")
+        missing = set(model.detector.config.id2label.values()) - set(judge.detector.config.id2label.values())
+        if missing:
+            raise UserFacingError(f"The judge {name!r} does not know the labels {', '.join(sorted(missing))} of "
+                                  f"{model.spec.name!r}: choose a detector of the same classes.")
+        judges[name] = judge
+    return judges
 
 
 def evaluate_layer_swap(model: Model, samples: list[Sample], batch_size: int) -> dict:
@@ -366,6 +401,13 @@ def report(results: dict, plots: list[str]) -> str:
             cells = ["-" if kept["per_class"][c]["found"] is None else f"{kept['per_class'][c]['found']:.2f}" for c in classes]
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
         lines.append("")
+        for name, judged in stages.get("judged", {}).items():
+            lines += [f"Judged by `{name}` (clean images: AP {judged['clean']['AP']:.3f}, AP50 {judged['clean']['AP50']:.3f}):",
+                      "", "| stage | its AP | AP50 | objects it finds again |", "|---|---|---|---|"]
+            for stage, ap in judged["ap"].items():
+                found = judged["shape_preservation"][stage]["found"]
+                lines.append(f"| {stage} | {ap['AP']:.3f} | {ap['AP50']:.3f} | {'-' if found is None else f'{found:.2f}'} |")
+            lines.append("")
     if "layer_swap" in results:
         lines += ["## Layer swap (PSNR, dB)", "", "| layer | " + " | ".join(
             f"{stage} -> inverse {entry}" for stage, m in results["layer_swap"]["matrices"].items() for entry in m["psnr"]) + " |"]
@@ -402,7 +444,8 @@ def report(results: dict, plots: list[str]) -> str:
 
 def evaluate(model: Model | ClassifierModel | str, data: str, out: str, split: str | None = None,
              max_images: int | None = None, batch_size: int = 16, sections: tuple[str, ...] | None = None,
-             skip_unknown_categories: bool = False, max_unreadable: float = MAX_UNREADABLE_SHARE, layers: bool = True) -> dict:
+             skip_unknown_categories: bool = False, max_unreadable: float = MAX_UNREADABLE_SHARE, layers: bool = True,
+             judges: tuple[str, ...] = ()) -> dict:
     """Run the chosen sections (None: all a detector's, or a classifier's stages: `classifier_evaluate`) and write
     results.json, report.md and plots into `out`.
 
@@ -410,16 +453,23 @@ def evaluate(model: Model | ClassifierModel | str, data: str, out: str, split: s
     before any work; its categories are matched to the detector's labels by name (`skip_unknown_categories`
     leaves out the objects of categories the detector does not know); images that cannot be read are left out
     and listed, up to `max_unreadable` of them. `layers`: the stages section reconstructs from every layer too,
-    not only from each stage's output.
+    not only from each stage's output. `judges`: other detectors (names or folders) that score the stage
+    reconstructions too.
     """
     model = load_model(model) if isinstance(model, str) else model
     if isinstance(model, ClassifierModel):
+        if judges:
+            raise UserFacingError("Judges are detectors that score a detector's reconstructions: a classifier's "
+                                  "evaluation takes none, drop --judge.")
         if skip_unknown_categories:
             raise UserFacingError("--skip-unknown-categories matches a dataset's categories to a detector's labels: "
                                   "a classifier's evaluation reads no labels, drop it.")
         return evaluate_classifier(model, data, out, split, max_images, batch_size, sections or CLASSIFIER_SECTIONS,
                                    max_unreadable, layers)
     sections = sections or SECTIONS
+    if judges and "stages" not in sections:
+        raise UserFacingError("Judges score the stage reconstructions: add the stages section, or drop --judge.")
+    judging = load_judges(judges, model)
     dataset = open_coco(data, split, model.detector.config.id2label, skip_unknown_categories, max_images)
     if set(sections) - {"color"}:  # the colour section's APs need only the detector (its hue drift, the inverters)
         model.require_inverters()
@@ -430,7 +480,8 @@ def evaluate(model: Model | ClassifierModel | str, data: str, out: str, split: s
     gallery: list[ErrorCase] = []
     with torch.no_grad():
         if "stages" in sections:
-            results["stages"], gallery = evaluate_stages(model, dataset.coco, samples, batch_size, layers=layers)
+            results["stages"], gallery = evaluate_stages(model, dataset.coco, samples, batch_size, layers=layers,
+                                                         judges=judging)
         if "layer_swap" in sections:
             results["layer_swap"] = evaluate_layer_swap(model, samples, batch_size)
         if "color" in sections:
