@@ -4,6 +4,7 @@ when the checkpoint is of the classifier kind (`inverters.json` with `"kind": "c
 from __future__ import annotations
 
 from ..core.classifier_stages import CLASSIFIER_STAGES
+from .card_parts import command_and_metrics
 
 
 def classifier_metrics_table(results: dict) -> list[str]:
@@ -56,21 +57,9 @@ def classifier_card(config: dict, repo_id: str, results: dict | None, header: li
         f"- architecture: {architecture['architecture']} inverse levels ({len(architecture['levels'])}), "
         f"{architecture['pooled_layers']} inverse pooling blocks, head MLP {architecture['head_hidden']}",
         "",
-        "Exact command:",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        "## Metrics",
-        "",
+        *command_and_metrics(command, None if not results else [
+            f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images): reconstructions "
+            "from each stage against the input; agreement, the share of images to whose reconstruction the "
+            "classifier gives the same classes as to the original.", "", *classifier_metrics_table(results)]),
     ]
-    if results:
-        lines += [f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images): reconstructions "
-                  "from each stage against the input; agreement, the share of images to whose reconstruction the "
-                  "classifier gives the same classes as to the original.", ""]
-        lines += classifier_metrics_table(results)
-        lines += ["", "The full report is in `report.md`, the numbers in `results.json`."]
-    else:
-        lines.append("Not evaluated yet: run `python -m inversion evaluate` and publish with `--eval`.")
     return "\n".join([*lines, "", *licence])

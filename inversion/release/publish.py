@@ -23,6 +23,7 @@ from ..core.checkpoints import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, check
 from ..core.errors import UserFacingError
 from ..core.registry import CLASSIFIER
 from ..core.stages import STAGES
+from .card_parts import command_and_metrics
 from .classifier_card import classifier_card
 
 LICENSE = "apache-2.0"
@@ -110,22 +111,11 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
         f"- architecture: d_model {architecture['d_model']}, {architecture['encoder_layers']} encoder and "
         f"{architecture['decoder_layers']} decoder layers, inverse backbone widths {architecture['backbone_widths']}",
         "",
-        "Exact command:",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        "## Metrics",
-        "",
+        *command_and_metrics(command, None if not results else [
+            f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images); detector AP "
+            f"on the clean images {results['detector']['AP']:.3f} (AP50 {results['detector']['AP50']:.3f}).", "",
+            *metrics_table(results)]),
     ]
-    if results:
-        lines += [f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images); detector AP "
-                  f"on the clean images {results['detector']['AP']:.3f} (AP50 {results['detector']['AP50']:.3f}).", ""]
-        lines += metrics_table(results)
-        lines += ["", "The full report is in `report.md`, the numbers in `results.json`."]
-    else:
-        lines.append("Not evaluated yet: run `python -m inversion evaluate` and publish with `--eval`.")
     return "\n".join([*lines, "", *licence_section("detector")])
 
 
