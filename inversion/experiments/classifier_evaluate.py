@@ -24,7 +24,7 @@ from ..core.classifier_stages import CLASSIFIER_STAGE_SOURCES, ClassifierSource
 from ..core.errors import CheckpointError, DatasetError, UserFacingError
 from ..core.metrics import baselines, image_quality
 from ..core.registry import ClassifierModel
-from ..training.data import MAX_UNREADABLE_SHARE, SkipUnreadable, Unreadable, UnreadableImages
+from ..training.data import MAX_UNREADABLE_SHARE, UnreadableImages, first_readable
 from ..training.sources import open_dataset
 
 CLASSIFIER_SECTIONS = ("stages",)
@@ -60,14 +60,8 @@ def load_pixels(classifier: Classifier, data: str, split: str | None, max_images
     images left out (too many fail)."""
     dataset = open_dataset(data, split, max_images=max_images)
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    images, unreadable = [], UnreadableImages(count, max_unreadable)
-    readable = SkipUnreadable(dataset)
-    for index in tqdm(range(count), desc="loading images", leave=False):
-        item = readable[index]
-        if isinstance(item, Unreadable):
-            unreadable.add([(item.path, item.reason)])
-        else:
-            images.append(item[0])
+    unreadable = UnreadableImages(count, max_unreadable)
+    images = [image for _, (image, _) in first_readable(dataset, count, unreadable)]
     if not images:
         raise DatasetError(f"None of the {count} images could be used: {unreadable.summary()}.")
     return classifier.preprocess(images), unreadable

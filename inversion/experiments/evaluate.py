@@ -34,7 +34,7 @@ from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import ClassifierModel, Model, load_model
 from ..core.stages import STAGE_SOURCES, STAGES, Detection, Source, layer_sources
 from ..figures import error_gallery, evaluation_plots
-from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, SkipUnreadable, Unreadable, UnreadableImages
+from ..training.data import MAX_UNREADABLE_SHARE, CocoDataset, DatasetError, UnreadableImages, first_readable
 from ..training.sources import open_dataset
 from .classifier_evaluate import CLASSIFIER_SECTIONS, evaluate_classifier
 from .coco_ap import coco_ap, coco_from_dict, detections_from_outputs
@@ -71,13 +71,7 @@ def load_samples(dataset: CocoDataset, max_images: int | None, max_unreadable: f
     or whose size differs from the one their annotations give, are left out and listed (too many fail)."""
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
     samples, unreadable = [], UnreadableImages(count, max_unreadable)
-    readable = SkipUnreadable(dataset)
-    for index in tqdm(range(count), desc="loading images", leave=False):
-        item = readable[index]
-        if isinstance(item, Unreadable):
-            unreadable.add([(item.path, item.reason)])
-            continue
-        image, image_id = item
+    for index, (image, image_id) in first_readable(dataset, count, unreadable):
         entry = dataset.coco.imgs[image_id]
         if (image.width, image.height) != (entry["width"], entry["height"]):
             unreadable.add([(str(dataset.path(index)), f"it is {image.width}x{image.height} pixels but its annotations "

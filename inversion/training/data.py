@@ -19,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset, IterableDataset, Subset
+from tqdm import tqdm
 
 from ..core.errors import DatasetError, UserFacingError
 from ..core.images import load_image
@@ -140,6 +142,18 @@ class SkipUnreadable(Dataset):
             return self.dataset[index]
         except (UserFacingError, OSError) as error:
             return Unreadable(item_path(self.dataset, index), str(error))
+
+
+def first_readable(dataset: Dataset, count: int, unreadable: UnreadableImages) -> Iterator[tuple[int, object]]:
+    """The readable ones of the first `count` items of `dataset`, with their index, read with a progress bar; the
+    others are listed in `unreadable` (which fails when too many are)."""
+    readable = SkipUnreadable(dataset)
+    for index in tqdm(range(count), desc="loading images", leave=False):
+        item = readable[index]
+        if isinstance(item, Unreadable):
+            unreadable.add([(item.path, item.reason)])
+        else:
+            yield index, item
 
 
 def readable(dataset: Dataset) -> Dataset:
