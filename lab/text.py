@@ -506,9 +506,8 @@ def inverter_certificate(results: dict) -> str:
              f"< {rule['psnr_gain_below']} dB and < {rule['objects_found_gain_below']} objects found again). Baselines: "
              "the image averaged over each feature cell, and a flat image of its mean colour.", ""]
     for stage, certificate in results["shipped"].items():
-        margins, evidence = certificate["margin_over_baselines_db"], certificate["evidence"]
-        why = "" if evidence is None else (f" ({evidence['from']} to {evidence['to']}: {evidence['psnr']:+.2f} dB, "
-                                           f"{evidence['objects_found']:+.3f} objects found again)")
+        margins = certificate["margin_over_baselines_db"]
+        why = f" ({certificate['why']})" if certificate["why"] else ""
         lines.append(f"- **{stage}**: {certificate['psnr']:.2f} dB, {margins['grid_average']:+.2f} dB over the grid "
                      f"average, {margins['mean_colour']:+.2f} over the mean colour; "
                      f"{CERTIFICATE_MEANING[certificate['verdict']]}{why}.")

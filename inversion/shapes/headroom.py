@@ -338,7 +338,8 @@ def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
     """The shipped inverters' certificate for one stage (`SHIPPED_POINT`): their scores, their margin over each
     baseline, and a verdict: 'converged' (the rule holds at their point), 'not converged' (a measured 4x step beyond
     them gains as much as the rule forbids), 'still improving' (none beyond is measured, and the last 4x step up to
-    them did), or 'undecided'; `evidence` is the 4x step that decided it. None if the point is not evaluated."""
+    them did), or 'undecided'; `evidence` is the 4x step that decided it, `why` the same in words (the report and the
+    app's About tab print it). None if the point is not evaluated."""
     record = points.get(SHIPPED_POINT.name)
     if record is None:
         return None
@@ -367,6 +368,7 @@ def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
     scores = record["stages"][stage]
     return {"point": SHIPPED_POINT.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
             "objects_found": scores["objects_found"], "verdict": verdict, "evidence": evidence,
+            "why": evidence_text(evidence),
             "margin_over_baselines_db": {label: scores["psnr"] - values["psnr"] for label, values in record["baselines"].items()}}
 
 
@@ -441,7 +443,7 @@ def certificate_table(analysis: dict) -> str:
         margins = certificate["margin_over_baselines_db"]
         lines.append(f"| {stage} | {certificate['psnr']:.2f} | {certificate['objects_found']:.3f} | "
                      f"{margins['mean_colour']:+.2f} | {margins['grid_average']:+.2f} | {certificate['verdict']} | "
-                     f"{evidence_text(certificate['evidence'])} |")
+                     f"{certificate['why']} |")
     return "\n".join(lines) + "\n"
 
 
