@@ -186,7 +186,8 @@ def layer_swap(model: ClassifierModel, image: Image.Image, layers: list[str], en
     patch embedding alone (as if they were the embedding); "encoder", the whole inverse encoder (as if they were
     its output). An entry whose tokens do not fit that inverse is left out (the note names it). Plus the linear
     CKA between all layers for this image."""
-    names = dict((value, label) for label, value in swap_layers(model))
+    names = {value: label for label, value in swap_layers(model)}  # in entry order
+    entries = {value: index for index, value in enumerate(names)}
     unknown = [name for name in layers if name not in names]
     if unknown:
         raise RequestError(text.unknown_swap_layer(unknown[0], names))
@@ -195,7 +196,6 @@ def layer_swap(model: ClassifierModel, image: Image.Image, layers: list[str], en
     if entry not in ENTRIES:
         raise RequestError(f"Blocks can enter the inverse patch embedding or the inverse encoder, not {entry!r}.")
     reps = model.classifier.capture([image])
-    entries = {value: index for index, (_, value) in enumerate(swap_layers(model))}
     target = 0 if entry == "backbone" else len(reps.encoder) - 1
     fits = [name for name in layers if reps.encoder[entries[name]].shape == reps.encoder[target].shape]
     similarity = layer_similarity(reps).numpy()
