@@ -29,6 +29,7 @@ from transformers import DetrConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.detr.modeling_detr import DetrDecoderLayer, DetrEncoderLayer, DetrSinePositionEmbedding
 
+from .errors import UserFacingError
 from .stages import STAGES, tokens_to_levels
 
 if TYPE_CHECKING:
@@ -57,22 +58,27 @@ class InverterConfig:
     def __post_init__(self):
         steps = math.log2(self.stride)
         if steps != int(steps) or steps < 1:
-            raise ValueError(f"The backbone stride must be a power of two >= 2, got {self.stride}.")
+            raise UserFacingError(f"The backbone stride must be a power of two >= 2, got {self.stride}.")
         if not self.backbone_widths:
             self.backbone_widths = default_backbone_widths(self.d_model, int(steps))
         if len(self.backbone_widths) != int(steps):
-            raise ValueError(
-                f"backbone_widths has {len(self.backbone_widths)} entries; stride {self.stride} needs {int(steps)}."
+            raise UserFacingError(
+                f"backbone_widths has {len(self.backbone_widths)} entries; stride {self.stride} needs {int(steps)} "
+                "(channels per level, grid first, one per x2 step)."
             )
+        unnormalisable = [width for width in self.backbone_widths[1:] if width < 4 or width % norm_groups(width)]
+        if unnormalisable:
+            raise UserFacingError(f"backbone_widths {unnormalisable} cannot be group-normalised: give every level after "
+                                  "the first at least 4 channels, a multiple of 8 from 32 up (e.g. 384 192 96 48 24).")
         if self.class_scores not in ("softmax", "sigmoid"):
-            raise ValueError(f"class_scores must be 'softmax' or 'sigmoid', got {self.class_scores!r}.")
+            raise UserFacingError(f"class_scores must be 'softmax' or 'sigmoid', got {self.class_scores!r}.")
         if self.prediction_input not in ("onehot", "probabilities"):
-            raise ValueError(f"prediction_input must be 'onehot' or 'probabilities', got {self.prediction_input!r}.")
+            raise UserFacingError(f"prediction_input must be 'onehot' or 'probabilities', got {self.prediction_input!r}.")
         if self.levels < 1:
-            raise ValueError(f"levels must be at least 1, got {self.levels}.")
+            raise UserFacingError(f"levels must be at least 1, got {self.levels}.")
         if self.backbone_architecture not in BACKBONE_ARCHITECTURES:
-            raise ValueError(f"backbone_architecture must be one of {', '.join(BACKBONE_ARCHITECTURES)}, "
-                             f"got {self.backbone_architecture!r}.")
+            raise UserFacingError(f"backbone_architecture must be one of {', '.join(BACKBONE_ARCHITECTURES)}, "
+                                  f"got {self.backbone_architecture!r}.")
 
     @classmethod
     def for_detector(cls, detector: Detector, **overrides) -> InverterConfig:
@@ -125,6 +131,11 @@ def default_backbone_widths(d_model: int, steps: int) -> list[int]:
     return [max(16, d_model // 2**step) for step in range(steps)]
 
 
+def norm_groups(channels: int) -> int:
+    """Group-norm groups of an up-sampling step's `channels`: 8, or one per 4 channels below 32."""
+    return min(8, channels // 4)
+
+
 class UpBlock(nn.Module):
     """Double the resolution by pixel shuffle, then refine with a residual pair of 3x3 convs."""
 
@@ -134,7 +145,7 @@ class UpBlock(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         self.refine = nn.Sequential(
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
-            nn.GroupNorm(min(8, out_channels // 4), out_channels),
+            nn.GroupNorm(norm_groups(out_channels), out_channels),
             nn.GELU(),
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
         )
