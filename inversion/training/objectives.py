@@ -7,7 +7,8 @@ End-to-end (the baseline): one separate chain per stage, trained on pixel error 
 
 The inverse backbone's loss is pixel MSE (the paper's), plus, with a `feature_weight`, a
 feature-matching term through the frozen detector's own backbone: the projected backbone map of
-the reconstruction against the original's, which pixel MSE's reward for blur does not earn.
+the reconstruction against the original's, which pixel MSE's reward for blur does not earn. The term
+is a relative error (over the original map's mean square), so a weight means the same for any detector.
 
 Losses skip padding: masked means over real pixels and real grid cells only.
 """
@@ -52,13 +53,14 @@ BackboneMaps = Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]  # (pi
 
 
 def feature_loss(images: torch.Tensor, representations: Representations, backbone_levels: BackboneMaps) -> torch.Tensor:
-    """MSE between the frozen detector's projected backbone maps of the reconstruction (put on the
-    canvas as the original was: zero on padding) and the original's maps, over real cells of every level."""
+    """Relative squared error between the frozen detector's projected backbone maps of the reconstruction
+    (put on the canvas as the original was: zero on padding) and the original's maps: per level, the MSE
+    over real cells divided by the original map's mean square there, summed over levels."""
     height, width = representations.pixels.shape[-2:]
     mask = pixel_mask(representations)
     features = backbone_levels(images[..., :height, :width] * mask, mask[:, 0].long())
-    return sum(masked_mse(feature, level, level_mask[:, None]) for feature, level, level_mask
-               in zip(features, representations.levels, representations.level_masks))
+    return sum(masked_mse(feature, level, level_mask[:, None]) / masked_mse(level, torch.zeros_like(level), level_mask[:, None])
+               for feature, level, level_mask in zip(features, representations.levels, representations.level_masks))
 
 
 class ModularObjective(nn.Module):

@@ -65,7 +65,7 @@ class TrainingConfig:
     val_split: str | None = None
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
-    feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term beside pixel MSE (0: the paper's)
+    feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term (relative error) beside pixel MSE (0: the paper's)
     stages: tuple[str, ...] = ()  # modular: which inverse modules to train (none named: all the network's)
     init: str | None = None  # start from the weights of this inverter checkpoint
     feature_cache: str | None = None  # train from cached detector targets (inversion.feature_cache)
@@ -203,7 +203,7 @@ def save_run(config: TrainingConfig, objective, network: Network, optimizers, sc
     notes = {"objective": config.objective, "step": step, "train_config": asdict(config),
              "trained_stages": list(trained_stages(config, network.stages))}
     if isinstance(network, DetectorNetwork):
-        notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_mse": config.feature_weight}
+        notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_relative_mse": config.feature_weight}
     for name, stack in objective.stacks().items():
         network.save(stack, out / name, notes)
     save_training_state(out, step, optimizers, schedulers)

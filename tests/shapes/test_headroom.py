@@ -123,7 +123,7 @@ def test_a_killed_point_resumes_from_its_saved_step_and_a_finished_one_is_not_re
     ledger = json.loads((tmp_path / "work" / point.name / headroom.LEDGER_FILE).read_text())
     assert [entry["from_step"] for entry in ledger] == [0, 2] and all(entry["cpu_seconds"] > 0 for entry in ledger)
     notes = json.loads((tmp_path / "work" / point.name / "inverters.json").read_text())["notes"]
-    assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_mse": headroom.FEATURE_WEIGHT}
+    assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_relative_mse": headroom.FEATURE_WEIGHT}
     weights = tmp_path / "work" / point.name / "inverters.safetensors"
     before = weights.stat().st_mtime_ns
     calls.clear()

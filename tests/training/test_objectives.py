@@ -66,6 +66,15 @@ def test_the_feature_term_is_zero_for_the_original_image_whatever_lies_on_the_pa
     assert feature_loss(1 - reps.pixels, reps, tiny_detector.backbone_levels) > 1e-3
 
 
+def test_the_feature_term_is_relative_so_a_weight_means_the_same_at_any_feature_scale(tiny_detector):
+    reps = padded_capture(tiny_detector)
+    scaled = replace(reps, backbone=10 * reps.backbone, extra_levels=[10 * level for level in reps.extra_levels])
+    ten_times = lambda pixels, mask: [10 * level for level in tiny_detector.backbone_levels(pixels, mask)]  # noqa: E731
+    reconstruction = 0.9 * reps.pixels + 0.05
+    plain = feature_loss(reconstruction, reps, tiny_detector.backbone_levels)
+    assert float(feature_loss(reconstruction, scaled, ten_times)) == pytest.approx(float(plain), rel=1e-4) and plain > 1e-4
+
+
 def test_the_feature_term_reaches_the_inverse_backbone_through_the_frozen_detector(tiny_detector, tiny_stack):
     reps = padded_capture(tiny_detector)
     weight = 3.0
