@@ -38,7 +38,6 @@ from inversion.training.feature_cache import (
 )
 from inversion.training.objectives import ModularObjective
 
-
 INVERSE_BACKBONE_BUDGET = 0.15  # the inverse backbone's FLOPs over DETR-R50's forward at 480x640 (issue 22)
 
 

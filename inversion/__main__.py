@@ -373,6 +373,9 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                          help="modular objective: add this weight times the feature-matching term through the detector's "
                               "own backbone (a relative error, so a weight means the same for any detector) to the "
                               "inverse backbone's pixel MSE (default 0: pixel MSE alone, the paper's)")
+    command.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
+                         help="modular objective: add this weight times a patch critic's hinge loss to the inverse "
+                              "backbone's (the critic trains beside it; default 0: none)")
     command.add_argument("--stages", nargs="+", choices=_stage_names(),
                          help="modular objective: which inverse modules to train (default all four of the network's: "
                               + "; ".join(f"a {kind}'s {', '.join(network.stages)}" for kind, network in NETWORKS.items())

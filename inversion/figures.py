@@ -238,22 +238,23 @@ def backbone_comparison_plot(results: dict) -> Figure:
 
 def headroom_plot(points: dict[str, dict], stage: str, sizes: list[str], lengths: tuple[int, ...]) -> Figure:
     """One stage of the headroom study: PSNR, SSIM and objects found again against training steps, a line per
-    inverter size and objective (pixel MSE solid, with the feature term dashed), the baselines as horizontal lines."""
+    inverter size and objective (pixel MSE solid, with the feature term dashed, with a patch critic too dotted), the
+    baselines as horizontal lines."""
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     colours = dict(zip(sizes, colormaps["viridis"](np.linspace(0.1, 0.85, len(sizes)))))
-    styles = {"mse": "-", "feature": "--"}
+    styles = {"mse": ("-", "pixel MSE"), "feature": ("--", "+ feature term"), "adversarial": (":", "+ feature, patch critic")}
     baselines = next(iter(points.values()))["baselines"]
     for axis, metric, title in zip(axes, ("psnr", "ssim", "objects_found"), ("PSNR (dB)", "SSIM", "objects found again, same label")):
         for size in sizes:
-            for objective, style in styles.items():
+            for objective, (style, objective_label) in styles.items():
                 runs = sorted((record["steps"], record["stages"][stage][metric]) for record in points.values()
                               if record["size"] == size and record["objective"] == objective
                               and record["stages"][stage][metric] is not None)
                 if runs:
                     millions = sum(next(r for r in points.values() if r["size"] == size)["parameters"].values()) / 1e6
                     axis.plot(*zip(*runs), style, marker="o", color=colours[size],
-                              label=f"{size} ({millions:.2f} M), {'pixel MSE' if objective == 'mse' else '+ feature term'}")
+                              label=f"{size} ({millions:.2f} M), {objective_label}")
         if metric in ("psnr", "ssim"):
             for (label, values), line in zip(baselines.items(), (":", "-.")):
                 axis.axhline(values[metric], color="tab:red", linestyle=line, linewidth=1, label=f"baseline: {label.replace('_', ' ')}")

@@ -50,7 +50,10 @@ LENGTHS = (625, 2500, 10_000)  # training steps, 4x apart
 # The relative feature term about as large as pixel MSE at the shipped inverse backbone (0.066 x 1.65 vs 0.12): 5 x the
 # absolute term the first three feature points trained with, over the map's mean square (0.331 on 256 training images).
 FEATURE_WEIGHT = 1.65
-OBJECTIVES = {"mse": 0.0, "feature": FEATURE_WEIGHT}  # feature_weight of each objective
+ADVERSARIAL_WEIGHT = 0.01  # pix2pix's ratio of the adversarial term to the reconstruction term (1 : 100)
+OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MSE, + the feature term, + a patch critic
+    "mse": {}, "feature": {"feature_weight": FEATURE_WEIGHT},
+    "adversarial": {"feature_weight": FEATURE_WEIGHT, "adversarial_weight": ADVERSARIAL_WEIGHT}}
 CONVERGED_PSNR_GAIN = 0.3  # dB
 CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again
 STEP = 4  # the ratio between neighbouring sizes and lengths
@@ -99,7 +102,7 @@ def point_config(point: Point, work: str | Path, data: dict[str, str] | None = N
     data = data or {"train": TRAIN, "val": VAL}
     return TrainingConfig(
         data=data["train"], val_data=data["val"], out=str(Path(work) / point.name), model="shapes",
-        objective="modular", feature_weight=OBJECTIVES[point.objective], steps=point.steps, batch_size=16,
+        objective="modular", **OBJECTIVES[point.objective], steps=point.steps, batch_size=16,
         warmup_steps=warmup_steps(point.steps), val_every=point.steps, val_images=128,
         save_every=min(500, point.steps), log_every=50, workers=0, seed=0, architecture=dict(SIZES[point.size]))
 
@@ -120,7 +123,7 @@ def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dic
     with FlopCounterMode(display=False) as capture:
         representations = detector.capture(images)
     stack = InverterStack(InverterConfig.for_detector(detector, **SIZES[size]))
-    objective_module = ModularObjective(stack, STAGES, OBJECTIVES[objective], detector.backbone_levels)
+    objective_module = ModularObjective(stack, STAGES, backbone_levels=detector.backbone_levels, **OBJECTIVES[objective])
     with FlopCounterMode(display=False) as inverses:
         sum(objective_module(representations).values()).backward()
     scale = batch_size / len(images) / 1e9
@@ -216,6 +219,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
         "parameters": parameters(point.size), "feature_weight": config.feature_weight,
+        "adversarial_weight": config.adversarial_weight,
         "train_config": {key: value for key, value in asdict(config).items() if key not in ("out", "resume")},
         "heldout": {"data": heldout, "images": evaluation["images"]},
         "detector_ap_clean": evaluation["detector"]["AP"],

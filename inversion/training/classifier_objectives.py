@@ -58,3 +58,7 @@ class ClassifierModularObjective(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One optimizer's parameters per loss."""
         return {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
+
+    def helpers(self) -> dict[str, nn.Module]:
+        """None: every trained module is part of the stack."""
+        return {}

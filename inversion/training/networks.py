@@ -59,10 +59,12 @@ class DetectorNetwork:
             architecture = InverterConfig.for_detector(self.model, **config.architecture)
             stack = InverterStack(architecture)
         if config.objective == "modular":
-            return ModularObjective(stack, tuple(config.stages) or self.stages, config.feature_weight, self.model.backbone_levels)
-        if config.feature_weight:
-            raise UserFacingError("--feature-weight applies to the modular objective's inverse backbone: drop it, "
-                                  "or train with --objective modular.")
+            return ModularObjective(stack, tuple(config.stages) or self.stages, config.feature_weight,
+                                    self.model.backbone_levels, config.adversarial_weight)
+        for flag, weight in (("--feature-weight", config.feature_weight), ("--adversarial-weight", config.adversarial_weight)):
+            if weight:
+                raise UserFacingError(f"{flag} applies to the modular objective's inverse backbone: drop it, "
+                                      "or train with --objective modular.")
         if config.objective == "end_to_end":
             if config.feature_cache:
                 raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
@@ -103,8 +105,8 @@ class ClassifierNetwork:
         problems = []
         if config.objective != "modular":
             problems.append(f"a classifier's inverters train with the modular objective, not {config.objective}")
-        if config.feature_weight:
-            problems.append("feature_weight is a detector's inverse-backbone term: a classifier's inverters take none")
+        problems += [f"{name} is a detector's inverse-backbone term: a classifier's inverters take none"
+                     for name in ("feature_weight", "adversarial_weight") if getattr(config, name)]
         if config.working_size is not None:
             problems.append("working_size is a detector's canvas: a classifier resizes images to its own input size")
         foreign = sorted(set(config.architecture) - set(cls.tunable))

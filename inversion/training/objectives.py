@@ -9,6 +9,8 @@ The inverse backbone's loss is pixel MSE (the paper's), plus, with a `feature_we
 feature-matching term through the frozen detector's own backbone: the projected backbone map of
 the reconstruction against the original's, which pixel MSE's reward for blur does not earn. The term
 is a relative error (over the original map's mean square), so a weight means the same for any detector.
+With an `adversarial_weight`, a patch critic trains beside the inverse backbone and its hinge loss joins the
+inverse backbone's: pictures whose patches the critic cannot tell from the originals'.
 
 Losses skip padding: masked means over real pixels and real grid cells only.
 """
@@ -19,18 +21,26 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ..core.images import normalise
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.stages import STAGES, Representations, Source
 
 DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
+CRITIC = "critic"  # the patch critic's loss and optimizer (beside the stages')
+CRITIC_LEARNING_RATE = 2e-4
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over positions where `mask` (broadcastable, 1 = real) is set."""
+    mask = mask.to(values.dtype).expand_as(values)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over positions where `mask` (broadcastable, 1 = real) is set."""
-    mask = mask.to(prediction.dtype).expand_as(prediction)
-    return ((prediction - target) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
+    return masked_mean((prediction - target) ** 2, mask)
 
 
 def pixel_mask(representations: Representations) -> torch.Tensor:
@@ -63,36 +73,83 @@ def feature_loss(images: torch.Tensor, representations: Representations, backbon
                for feature, level, level_mask in zip(features, representations.levels, representations.level_masks))
 
 
+class PatchCritic(nn.Module):
+    """A patch critic (PatchGAN, Isola et al. 2017): scores every 22 x 22 patch of a normalised image as an
+    original's (high) or a reconstruction's (low), one score per 8 x 8 cell (B x 1 x H/8 x W/8). Group norm,
+    not batch norm, so that it holds no running state."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, width, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1), nn.GroupNorm(8, 2 * width), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 4 * width, kernel_size=4, stride=2, padding=1), nn.GroupNorm(8, 4 * width), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * width, 1, kernel_size=3, padding=1),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+def adversarial_losses(critic: PatchCritic, images: torch.Tensor, representations: Representations) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hinge losses over the cells that show the image: the reconstruction's (to be scored as an original,
+    through the critic's weights held fixed) and the critic's (originals high, detached reconstructions low)."""
+    height, width = representations.pixels.shape[-2:]
+    mask = pixel_mask(representations)
+    reconstructed = normalise(images[..., :height, :width]) * mask
+    original = normalise(representations.pixels) * mask
+    fixed = {name: parameter.detach() for name, parameter in critic.named_parameters()}
+    scores = functional_call(critic, fixed, (reconstructed,))
+    cells = nn.functional.interpolate(mask, size=scores.shape[-2:], mode="area") > 0.5
+    fooling = -masked_mean(scores, cells)
+    judging = (masked_mean(torch.relu(1 - critic(original)), cells)
+               + masked_mean(torch.relu(1 + critic(reconstructed.detach())), cells))
+    return fooling, judging
+
+
 class ModularObjective(nn.Module):
     """Each inverse module against its local target (docs/method.md, "Training: modular").
 
     `stages` chooses which modules train (all four by default); modules train independently, so
     any subset can be trained, e.g. the transformer inverses alone from cached detector targets.
     With `feature_weight` > 0 the inverse backbone's loss adds that times `feature_loss`, computed
-    with `backbone_levels` (the frozen detector's `Detector.backbone_levels`).
+    with `backbone_levels` (the frozen detector's `Detector.backbone_levels`); with `adversarial_weight`
+    > 0, that times the hinge loss of a `PatchCritic` that trains beside it (its own loss: "critic").
     """
 
     def __init__(self, stack: InverterStack, stages: tuple[str, ...] = STAGES, feature_weight: float = 0.0,
-                 backbone_levels: BackboneMaps | None = None):
+                 backbone_levels: BackboneMaps | None = None, adversarial_weight: float = 0.0):
         super().__init__()
-        if feature_weight < 0:
-            raise ValueError(f"feature_weight must be >= 0, got {feature_weight}.")
+        for name, weight in (("feature_weight", feature_weight), ("adversarial_weight", adversarial_weight)):
+            if weight < 0:
+                raise ValueError(f"{name} must be >= 0, got {weight}.")
         if feature_weight and backbone_levels is None:
             raise ValueError("A feature-matching term needs the detector's backbone_levels.")
         self.stack = stack
         self.stages = stages
         self.feature_weight = feature_weight
         self.backbone_levels = backbone_levels
+        self.adversarial_weight = adversarial_weight
+        self.critic = PatchCritic() if adversarial_weight and "backbone" in stages else None
 
     def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
-        return {stage: getattr(self, f"_{stage}_loss")(representations) for stage in self.stages}
+        losses = {}
+        for stage in self.stages:
+            if stage == "backbone":
+                losses.update(self._backbone_losses(representations))
+            else:
+                losses[stage] = getattr(self, f"_{stage}_loss")(representations)
+        return losses
 
-    def _backbone_loss(self, reps: Representations) -> torch.Tensor:
+    def _backbone_losses(self, reps: Representations) -> dict[str, torch.Tensor]:
         images = self.stack.backbone(reps.levels)
         loss = pixel_loss(images, reps)
         if self.feature_weight:
             loss = loss + self.feature_weight * feature_loss(images, reps, self.backbone_levels)
-        return loss
+        if self.critic is None:
+            return {"backbone": loss}
+        fooling, judging = adversarial_losses(self.critic, images, reps)
+        return {"backbone": loss + self.adversarial_weight * fooling, CRITIC: judging}
 
     def _encoder_loss(self, reps: Representations) -> torch.Tensor:
         inverted = self.stack.encoder(reps.encoder[-1], reps.level_masks)
@@ -112,7 +169,12 @@ class ModularObjective(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One optimizer's parameters per loss."""
-        return {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
+        groups = {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
+        return groups | ({CRITIC: list(self.critic.parameters())} if self.critic is not None else {})
+
+    def helpers(self) -> dict[str, nn.Module]:
+        """Modules that train beside the stack and are not part of the inverters (saved with the run to resume)."""
+        return {CRITIC: self.critic} if self.critic is not None else {}
 
 
 class EndToEndObjective(nn.Module):
@@ -143,3 +205,7 @@ class EndToEndObjective(nn.Module):
             chain = self.chains[stage]
             groups[stage] = [p for used in STAGES[: position + 1] for p in chain.module(used).parameters()]
         return groups
+
+    def helpers(self) -> dict[str, nn.Module]:
+        """None: every trained module is part of a chain."""
+        return {}

@@ -57,9 +57,13 @@ def clear_run(out: Path) -> None:
             (folder / name).unlink(missing_ok=True)
 
 
-def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, schedulers: dict) -> None:
-    """Write optimizer and scheduler states and the step, as safetensors tensors plus JSON."""
-    tensors: dict[str, torch.Tensor] = {}
+def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, schedulers: dict,
+                        helpers: dict[str, torch.nn.Module] | None = None) -> None:
+    """Write optimizer and scheduler states, the step and the weights of `helpers` (modules that train beside
+    the inverters, e.g. a patch critic), as safetensors tensors plus JSON."""
+    tensors: dict[str, torch.Tensor] = {f"helper/{name}/{key}": value.detach().contiguous().cpu()
+                                        for name, module in (helpers or {}).items()
+                                        for key, value in module.state_dict().items()}
     document = {"step": step, "optimizers": {}, "schedulers": {}}
     for name, optimizer in optimizers.items():
         state = optimizer.state_dict()
@@ -80,8 +84,9 @@ def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, 
     (folder / STATE_CONFIG_FILE).write_text(json.dumps(document, indent=2))
 
 
-def load_training_state(folder: str | os.PathLike, optimizers: dict, schedulers: dict) -> int:
-    """Restore optimizer and scheduler states saved by save_training_state; return the step."""
+def load_training_state(folder: str | os.PathLike, optimizers: dict, schedulers: dict,
+                        helpers: dict[str, torch.nn.Module] | None = None) -> int:
+    """Restore optimizer and scheduler states and the helpers' weights saved by save_training_state; return the step."""
     folder = Path(folder)
     try:
         document = json.loads((folder / STATE_CONFIG_FILE).read_text())
@@ -104,5 +109,11 @@ def load_training_state(folder: str | os.PathLike, optimizers: dict, schedulers:
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
     for name, scheduler in schedulers.items():
         scheduler.load_state_dict(document["schedulers"][name])
+    for name, module in (helpers or {}).items():
+        prefix = f"helper/{name}/"
+        weights = {key.removeprefix(prefix): tensor for key, tensor in tensors.items() if key.startswith(prefix)}
+        if not weights:
+            raise CheckpointError(f"Cannot resume from {folder}: it has no weights for its {name}.")
+        module.load_state_dict(weights)
     torch.set_rng_state(tensors["rng/torch"])
     return int(document["step"])

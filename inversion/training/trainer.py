@@ -37,6 +37,7 @@ from ..core.stages import STAGES
 from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable, split_dataset
 from .feature_cache import FeatureCache, ShardGroupedSampler, collate_features
 from .networks import DetectorNetwork, Network, network_for, network_type, with_defaults
+from .objectives import CRITIC, CRITIC_LEARNING_RATE
 from .sources import open_dataset
 from .state import (
     METRICS_FILE,
@@ -66,6 +67,7 @@ class TrainingConfig:
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
     feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term (relative error) beside pixel MSE (0: the paper's)
+    adversarial_weight: float = 0.0  # modular: weight of the inverse backbone's patch-adversarial term (0: none)
     stages: tuple[str, ...] = ()  # modular: which inverse modules to train (none named: all the network's)
     init: str | None = None  # start from the weights of this inverter checkpoint
     feature_cache: str | None = None  # train from cached detector targets (inversion.feature_cache)
@@ -148,9 +150,8 @@ def build_optimizers(config: TrainingConfig, objective) -> tuple[dict, dict]:
     """One AdamW and one warm-up + cosine schedule per loss."""
     optimizers, schedulers = {}, {}
     for stage, parameters in objective.parameter_groups().items():
-        optimizers[stage] = torch.optim.AdamW(
-            parameters, lr=config.learning_rates[stage], weight_decay=config.weight_decay
-        )
+        rate = CRITIC_LEARNING_RATE if stage == CRITIC else config.learning_rates[stage]
+        optimizers[stage] = torch.optim.AdamW(parameters, lr=rate, weight_decay=config.weight_decay)
         schedulers[stage] = get_cosine_schedule_with_warmup(optimizers[stage], config.warmup_steps, config.steps)
     return optimizers, schedulers
 
@@ -203,10 +204,11 @@ def save_run(config: TrainingConfig, objective, network: Network, optimizers, sc
     notes = {"objective": config.objective, "step": step, "train_config": asdict(config),
              "trained_stages": list(trained_stages(config, network.stages))}
     if isinstance(network, DetectorNetwork):
-        notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_relative_mse": config.feature_weight}
+        notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_relative_mse": config.feature_weight,
+                                  "patch_adversarial": config.adversarial_weight}
     for name, stack in objective.stacks().items():
         network.save(stack, out / name, notes)
-    save_training_state(out, step, optimizers, schedulers)
+    save_training_state(out, step, optimizers, schedulers, objective.helpers())
 
 
 def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int:
@@ -216,7 +218,7 @@ def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int
         raise CheckpointError(f"--resume: {out} has no {STATE_CONFIG_FILE} to continue from.")
     for name, stack in objective.stacks().items():
         load_weights(stack, out / name / WEIGHTS_FILE)
-    step = load_training_state(out, optimizers, schedulers)
+    step = load_training_state(out, optimizers, schedulers, objective.helpers())
     if step >= config.steps:
         raise UserFacingError(f"--resume: the run in {out} already finished at step {step} (--steps {config.steps}): "
                               "pass a larger --steps to train further.")

@@ -80,6 +80,9 @@ def test_a_curve_that_does_not_bend_has_no_plateau_estimate():
 
 def test_point_names_parse_and_bad_ones_say_how_to_write_them():
     assert Point.parse("L-2500-feature") == Point("L", 2500, "feature")
+    adversarial = headroom.point_config(Point.parse("M-2500-adversarial"), "work")
+    assert (adversarial.feature_weight, adversarial.adversarial_weight) == (headroom.FEATURE_WEIGHT, headroom.ADVERSARIAL_WEIGHT)
+    assert headroom.point_config(Point.parse("M-2500-mse"), "work").feature_weight == 0
     with pytest.raises(UserFacingError, match="SIZE-STEPS-OBJECTIVE"):
         Point.parse("XXL-2500-mse")
 
@@ -123,7 +126,8 @@ def test_a_killed_point_resumes_from_its_saved_step_and_a_finished_one_is_not_re
     ledger = json.loads((tmp_path / "work" / point.name / headroom.LEDGER_FILE).read_text())
     assert [entry["from_step"] for entry in ledger] == [0, 2] and all(entry["cpu_seconds"] > 0 for entry in ledger)
     notes = json.loads((tmp_path / "work" / point.name / "inverters.json").read_text())["notes"]
-    assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_relative_mse": headroom.FEATURE_WEIGHT}
+    assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_relative_mse": headroom.FEATURE_WEIGHT,
+                                      "patch_adversarial": 0.0}
     weights = tmp_path / "work" / point.name / "inverters.safetensors"
     before = weights.stat().st_mtime_ns
     calls.clear()

@@ -10,7 +10,7 @@ from inversion.core.errors import UserFacingError
 from inversion.core.stages import STAGES
 from inversion.testing import random_image
 from inversion.training.networks import DetectorNetwork
-from inversion.training.objectives import ModularObjective, feature_loss, pixel_mask
+from inversion.training.objectives import ModularObjective, PatchCritic, adversarial_losses, feature_loss, pixel_mask
 from inversion.training.trainer import TrainingConfig, build_objective
 
 # What each inverse module must reproduce (docs/method.md, "Training: modular").
@@ -102,3 +102,37 @@ def test_the_trainer_gives_the_feature_weight_to_the_modular_objective_and_refus
     assert objective.stages == STAGES  # none named: all four
     with pytest.raises(UserFacingError, match="--objective modular"):
         build_objective(replace(config, objective="end_to_end"), DetectorNetwork(tiny_detector))
+
+
+def test_the_patch_critic_trains_on_its_own_loss_and_the_inverse_backbone_on_fooling_it(tiny_detector, tiny_stack):
+    reps = padded_capture(tiny_detector)
+    torch.manual_seed(0)
+    objective = ModularObjective(tiny_stack, ("backbone",), adversarial_weight=0.5)
+    losses = objective(reps)
+    fooling, _ = adversarial_losses(objective.critic, tiny_stack.backbone(reps.backbone), reps)
+    plain = ModularObjective(tiny_stack, ("backbone",))(reps)["backbone"]
+    assert float(losses["backbone"] - plain) == pytest.approx(0.5 * float(fooling), rel=1e-5)
+    critic, backbone = list(objective.critic.parameters()), list(tiny_stack.backbone.parameters())
+    assert all(g is None for g in torch.autograd.grad(losses["backbone"], critic, allow_unused=True, retain_graph=True))
+    assert all(g is None for g in torch.autograd.grad(losses["critic"], backbone, allow_unused=True, retain_graph=True))
+    assert all(g is not None for g in torch.autograd.grad(losses["critic"], critic, allow_unused=True))
+    assert set(objective.parameter_groups()) == {"backbone", "critic"} and set(objective.helpers()) == {"critic"}
+
+
+def test_the_patch_critic_learns_to_tell_originals_from_blurred_reconstructions_and_ignores_padding(tiny_detector):
+    reps = padded_capture(tiny_detector)
+    blurred = torch.nn.functional.avg_pool2d(reps.pixels, 5, stride=1, padding=2)
+    torch.manual_seed(0)
+    critic = PatchCritic()
+    optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3)
+    first = None
+    for _ in range(30):
+        _, judging = adversarial_losses(critic, blurred, reps)
+        first = float(judging) if first is None else first
+        optimizer.zero_grad()
+        judging.backward()
+        optimizer.step()
+    fooling, judging = adversarial_losses(critic, blurred, reps)
+    assert float(judging) < first / 2, (first, float(judging))
+    overhanging = torch.nn.functional.pad(blurred + (1 - pixel_mask(reps)) * 0.7, (0, 8, 0, 8), value=0.3)
+    assert adversarial_losses(critic, overhanging, reps)[0] == pytest.approx(float(fooling), rel=1e-5)

@@ -14,8 +14,9 @@ from inversion.core.families import FAMILIES, family_for
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.registry import load_model
 from inversion.testing import random_image, tiny_config
+from inversion.training.networks import network_for, network_type, with_defaults
 from inversion.training.objectives import EndToEndObjective, ModularObjective
-from inversion.training.trainer import TrainingConfig, build_optimizers, train
+from inversion.training.trainer import TrainingConfig, build_objective, build_optimizers, resume_run, train
 
 
 def fit(objective, representations, steps: int, learning_rates: dict) -> tuple[dict, dict]:
@@ -247,3 +248,23 @@ def test_inverse_backbone_widths_it_cannot_build_are_refused_by_name(tiny_detect
     assert code == 2
     error = capsys.readouterr().err
     assert "backbone_widths" in error and named in error
+
+
+def test_a_run_with_a_patch_critic_saves_it_with_the_training_state_and_resumes_it(dataset, tmp_path):
+    adversarial = dict(adversarial_weight=0.5, stages=("backbone",), save_every=2)
+    part = tmp_path / "part"
+    train(run_config(dataset, part, steps=2, **adversarial))
+    state = load_file(part / "training_state.safetensors")
+    saved = {key.removeprefix("helper/critic/"): tensor for key, tensor in state.items() if key.startswith("helper/critic/")}
+    assert saved and not any("critic" in key for key in load_file(part / "inverters.safetensors"))
+    assert json.loads((part / "inverters.json").read_text())["notes"]["backbone_loss"]["patch_adversarial"] == 0.5
+    config = run_config(dataset, part, steps=4, resume=True, **adversarial)
+    config = with_defaults(config, network_type(config))
+    objective = build_objective(config, network_for(config))
+    fresh = {key: tensor.clone() for key, tensor in objective.critic.state_dict().items()}
+    assert resume_run(config, objective, *build_optimizers(config, objective)) == 2
+    resumed = objective.critic.state_dict()
+    assert all(torch.equal(resumed[key], saved[key]) for key in resumed) and set(resumed) == set(saved)
+    assert not all(torch.equal(fresh[key], saved[key]) for key in saved)
+    train(run_config(dataset, part, steps=4, resume=True, **adversarial))
+    assert json.loads((part / "training_state.json").read_text())["step"] == 4
