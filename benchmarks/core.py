@@ -36,6 +36,7 @@ from inversion.training.feature_cache import (
     collate_features,
     write_cache,
 )
+from inversion.training import recipe
 from inversion.training.objectives import ModularObjective
 
 INVERSE_BACKBONE_BUDGET = 0.15  # the inverse backbone's FLOPs over DETR-R50's forward at 480x640 (issue 22)
@@ -104,6 +105,24 @@ def run(repeats: int = 5, working_size: tuple[int, int] = DEFAULT_WORKING_SIZE,
         },
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
     }
+
+
+def recipe_training_gflops(working_size: tuple[int, int] = recipe.WORKING_SIZE) -> dict:
+    """GFLOPs of one training image under the DETR-R50 recipe (inversion/training/recipe.py), on DETR-R50's
+    architecture: the frozen detector's capture, and the inverse modules' forward and backward (through the
+    detector's backbone with a feature term); what `recipe.TRAINING_GFLOPS_PER_IMAGE` records."""
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
+    detector.model.requires_grad_(False)
+    with torch.no_grad():
+        capture_flops = count_flops(lambda: detector.capture([_test_image(working_size)]))
+        representations = detector.capture([_test_image(working_size)])
+    stack = InverterStack(InverterConfig.for_detector(detector, backbone_widths=list(recipe.BACKBONE_WIDTHS)))
+    objective = ModularObjective(stack, feature_weight=recipe.FEATURE_WEIGHT, backbone_levels=detector.backbone_levels,
+                                 adversarial_weight=recipe.ADVERSARIAL_WEIGHT)
+    inverse_flops = count_flops(lambda: sum(objective(representations).values()).backward())
+    return {"detector_capture": round(capture_flops / 1e9, 1), "inverse_modules": round(inverse_flops / 1e9, 1),
+            "total": round((capture_flops + inverse_flops) / 1e9, 1)}
 
 
 @torch.no_grad()
@@ -192,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure this inverse backbone instead of the default (channels per level, grid first)")
     args = parser.parse_args(argv)
     result = run(args.repeats, backbone_widths=args.backbone_widths)
+    result["recipe_training_gflops_per_image"] = recipe_training_gflops()
     if args.families:
         result["capture_overhead"] = capture_overhead(args.repeats)
     if args.feature_cache:

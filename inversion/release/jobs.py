@@ -65,7 +65,6 @@ FLAVORS = {
 }
 
 # The cost model's assumptions (estimates, none measured: these machines have no GPU).
-TRAINING_GFLOPS_PER_IMAGE = 105  # docs/training.md: DETR-R50's forward (57) + the inverse modules' forward and backward (3 x 16)
 EVALUATION_GFLOPS_PER_IMAGE = 100 * 57  # about 100 detector passes' worth per evaluated image (stages, layer swap, colour)
 SUSTAINED_SHARE = 0.3  # of the peak bf16 rate, for a convolution-heavy mixed-precision step (100 of an A100's 312)
 IMAGES_PER_VCPU_SECOND = 100  # JPEG decoding and fitting to 480 x 640 by one data-loader core
@@ -103,7 +102,7 @@ def estimate(flavor_name: str, steps: int, evaluation_images: int = recipe.VAL_I
     """Hours and dollars of training `steps` steps (batch recipe.BATCH_PER_GPU per GPU) and evaluating on a flavor."""
     flavor = flavor_named(flavor_name)
     images = steps * recipe.BATCH_PER_GPU * flavor.gpus
-    gpu_rate = flavor.gpus * flavor.peak_tflops * 1e12 * SUSTAINED_SHARE / (TRAINING_GFLOPS_PER_IMAGE * 1e9)
+    gpu_rate = flavor.gpus * flavor.peak_tflops * 1e12 * SUSTAINED_SHARE / (recipe.TRAINING_GFLOPS_PER_IMAGE * 1e9)
     data_rate = flavor.vcpus * IMAGES_PER_VCPU_SECOND
     rate, bound = (gpu_rate, "GPU") if gpu_rate <= data_rate else (data_rate, "data loading")
     evaluation_hours = evaluation_images * EVALUATION_GFLOPS_PER_IMAGE * 1e9 / (

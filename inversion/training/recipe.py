@@ -25,6 +25,10 @@ WORKING_SIZE = (480, 640)
 BACKBONE_WIDTHS = (256, 128, 64, 32, 16)  # d_model 256 halved at each of the five x2 steps (the shipped Shapes M rule)
 OBJECTIVE = "modular"
 FEATURE_WEIGHT = 0.0  # pixel MSE alone, the paper's
+ADVERSARIAL_WEIGHT = 0.0  # no patch critic
+# One training image's GFLOPs under this recipe at WORKING_SIZE: the frozen detector's capture (57.3) and the inverse
+# modules' forward and backward (41.1), counted by `python -m benchmarks.core` (recipe_training_gflops; a test recounts).
+TRAINING_GFLOPS_PER_IMAGE = 98.4
 LEARNING_RATES = dict(DEFAULT_LEARNING_RATES)
 BATCH_PER_GPU = 32
 TRAINING_IMAGES = 6_400_000  # 200,000 steps x 32 on one GPU
@@ -46,7 +50,7 @@ def warmup_steps(total: int) -> int:
 def train_arguments(total_steps: int, backbone_widths: tuple[int, ...] | None = BACKBONE_WIDTHS) -> list[str]:
     """The recipe's `python -m inversion train` flags (the model, data and output folder are the caller's);
     `backbone_widths` None: the same halving rule at another detector's width (the trainer's default)."""
-    return ["--objective", OBJECTIVE, "--feature-weight", f"{FEATURE_WEIGHT:g}",
+    return ["--objective", OBJECTIVE, "--feature-weight", f"{FEATURE_WEIGHT:g}", "--adversarial-weight", f"{ADVERSARIAL_WEIGHT:g}",
             *(["--backbone-widths", *map(str, backbone_widths)] if backbone_widths else []),
             "--lr", *(f"{stage}={rate:g}" for stage, rate in LEARNING_RATES.items()),
             "--steps", str(total_steps), "--warmup-steps", str(warmup_steps(total_steps)),

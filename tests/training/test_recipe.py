@@ -36,6 +36,13 @@ def test_the_guides_recipe_is_the_recipe():
     assert recipe.BACKBONE_WIDTHS == (256, 128, 64, 32, 16) and recipe.FEATURE_WEIGHT == 0
 
 
+@pytest.mark.slow
+def test_the_cost_models_training_flops_are_the_recipes_counted_on_detr_r50():
+    from benchmarks.core import recipe_training_gflops
+
+    assert recipe_training_gflops()["total"] == pytest.approx(recipe.TRAINING_GFLOPS_PER_IMAGE, abs=0.05)
+
+
 @pytest.mark.parametrize("flavor", ["a10g-large", "a100-large", "l40sx4", "h200x8"])
 def test_the_guides_cost_table_is_the_cost_model(flavor):
     row = re.search(rf"^\| {flavor} \| (\d) x [^|]+ \| ([\d,]+) \| ([\d.]+) \| (\d+) \| ([A-Za-z ]+) \|$", GUIDE,
