@@ -29,6 +29,7 @@ from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.reconstruct import reconstruct
 from inversion.core.stages import STAGE_SOURCES
 from inversion.testing import detr_r50_config, r50_config, tiny_config
+from inversion.training import recipe
 from inversion.training.feature_cache import (
     CACHED_STAGES,
     FeatureCache,
@@ -36,7 +37,6 @@ from inversion.training.feature_cache import (
     collate_features,
     write_cache,
 )
-from inversion.training import recipe
 from inversion.training.objectives import ModularObjective
 
 INVERSE_BACKBONE_BUDGET = 0.15  # the inverse backbone's FLOPs over DETR-R50's forward at 480x640 (issue 22)
