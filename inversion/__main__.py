@@ -354,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
 def _train_arguments(command: argparse.ArgumentParser) -> None:
     from .command_line import add_classifier
     from .training.networks import NETWORKS
+    from .training.objectives import DEFAULT_FEATURE_WEIGHT
     from .training.trainer import TrainingConfig
 
     defaults = TrainingConfig(data="")
@@ -372,7 +373,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
                          help="modular objective: add this weight times the feature-matching term through the detector's "
                               "own backbone (a relative error, so a weight means the same for any detector) to the "
-                              "inverse backbone's pixel MSE (default 0: pixel MSE alone, the paper's)")
+                              f"inverse backbone's pixel MSE (default {DEFAULT_FEATURE_WEIGHT:g}, the headroom study's "
+                              "choice; 0: pixel MSE alone, the paper's)")
     command.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
                          help="modular objective: add this weight times a patch critic's hinge loss to the inverse "
                               "backbone's (the critic trains beside it; default 0: none)")

@@ -55,6 +55,10 @@ def images(tmp_path):
     (["--working-size", "64", "100"], "The working size 64x100 must be a multiple of the detector's stride 32"),
     (["--objective", "end_to_end", "--stages", "backbone"],
      "Cannot train with these settings: stages choose modules of the modular objective"),
+    (["--feature-weight", "-1"], "Cannot train with these settings: feature_weight must be at least 0, not -1.0."),
+    (["--adversarial-weight", "-0.5"], "Cannot train with these settings: adversarial_weight must be at least 0, not -0.5."),
+    (["--backbone-widths", "32", "16"], "backbone_widths has 2 entries; stride 32 needs 5"),
+    (["--backbone-widths", "32", "33", "16", "8", "8"], "backbone_widths [33] cannot be group-normalised"),
 ])
 def test_settings_train_cannot_use_are_refused_before_anything_is_written(tmp_path, capsys, tiny_detector_folder, images,
                                                                           arguments, message):

@@ -110,6 +110,7 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
         f"seed {train_config.get('seed', 'unknown')}",
         f"- architecture: d_model {architecture['d_model']}, {architecture['encoder_layers']} encoder and "
         f"{architecture['decoder_layers']} decoder layers, inverse backbone widths {architecture['backbone_widths']}",
+        f"- inverse backbone loss: {backbone_loss_words(notes.get('backbone_loss'))}",
         "",
         *command_and_metrics(command, None if not results else [
             f"`python -m inversion evaluate` on `{results['data']}` ({results['images']} images); detector AP "
@@ -117,6 +118,17 @@ def model_card(config: dict, repo_id: str, results: dict | None) -> str:
             *metrics_table(results)]),
     ]
     return "\n".join([*lines, "", *licence_section("detector")])
+
+
+def backbone_loss_words(loss: dict | None) -> str:
+    """The inverse backbone's training loss as recorded in a checkpoint's notes, in words."""
+    if loss is None:
+        return "not recorded"
+    terms = {"pixel_mse": "pixel MSE", "backbone_feature_relative_mse": "the relative feature-matching error through "
+             "the detector's backbone", "backbone_feature_mse": "the feature-matching MSE through the detector's backbone",
+             "patch_adversarial": "a patch critic's hinge loss"}
+    return " + ".join(name if weight == 1 and key == "pixel_mse" else f"{weight:g} x {name}"
+                      for key, name in terms.items() if (weight := loss.get(key)))
 
 
 def build_repo_folder(checkpoint: str | Path, repo_id: str, folder: str | Path, eval_dir: str | Path | None) -> Path:

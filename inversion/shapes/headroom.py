@@ -52,7 +52,7 @@ LENGTHS = (625, 2500, 10_000)  # training steps, 4x apart
 FEATURE_WEIGHT = 1.65
 ADVERSARIAL_WEIGHT = 0.01  # pix2pix's ratio of the adversarial term to the reconstruction term (1 : 100)
 OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MSE, + the feature term, + a patch critic
-    "mse": {}, "feature": {"feature_weight": FEATURE_WEIGHT},
+    "mse": {"feature_weight": 0.0}, "feature": {"feature_weight": FEATURE_WEIGHT},
     "adversarial": {"feature_weight": FEATURE_WEIGHT, "adversarial_weight": ADVERSARIAL_WEIGHT}}
 CONVERGED_PSNR_GAIN = 0.3  # dB
 CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again

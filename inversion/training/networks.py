@@ -27,7 +27,7 @@ from ..core.stages import STAGE_SOURCES, STAGES, Source
 from .classifier_cache import CLASSIFIER_CACHED_STAGES, cached_classifier_representations
 from .classifier_objectives import DEFAULT_CLASSIFIER_LEARNING_RATES, ClassifierModularObjective
 from .feature_cache import CACHED_STAGES, cached_representations
-from .objectives import DEFAULT_LEARNING_RATES, EndToEndObjective, ModularObjective
+from .objectives import DEFAULT_FEATURE_WEIGHT, DEFAULT_LEARNING_RATES, EndToEndObjective, ModularObjective
 
 Reconstruction = tuple[str, torch.Tensor, torch.Tensor]  # (stage, one reconstruction, the image it should give back)
 
@@ -42,6 +42,11 @@ class DetectorNetwork:
 
     def __init__(self, detector: Detector, folder: Path | None = None):
         self.model, self.folder = detector, folder
+
+    @staticmethod
+    def feature_weight(objective: str) -> float:
+        """The default weight of the feature-matching term: the modular objective's inverse backbone has it."""
+        return DEFAULT_FEATURE_WEIGHT if objective == "modular" else 0.0
 
     @staticmethod
     def problems(config) -> list[str]:
@@ -98,6 +103,11 @@ class ClassifierNetwork:
 
     def __init__(self, classifier: Classifier, folder: Path | None = None):
         self.model, self.folder = classifier, folder
+
+    @staticmethod
+    def feature_weight(objective: str) -> float:
+        """None: the feature-matching term is a detector's inverse-backbone term."""
+        return 0.0
 
     @classmethod
     def problems(cls, config) -> list[str]:
@@ -161,9 +171,10 @@ def network_type(config) -> type[Network]:
 
 
 def with_defaults(config, network: type[Network]):
-    """The config with its stages (none: all the network's) and learning rates (the network's, overridden by the
-    config's) filled in: what a run records and runs with."""
-    return dataclasses.replace(config, stages=tuple(config.stages) or network.stages,
+    """The config with its stages (none: all the network's), learning rates (the network's, overridden by the
+    config's) and feature weight (none: the network's for the objective) filled in: what a run records and runs with."""
+    feature_weight = network.feature_weight(config.objective) if config.feature_weight is None else config.feature_weight
+    return dataclasses.replace(config, stages=tuple(config.stages) or network.stages, feature_weight=feature_weight,
                                learning_rates={**network.learning_rates, **config.learning_rates})
 
 

@@ -28,6 +28,7 @@ from ..core.inverters import InverterConfig, InverterStack
 from ..core.stages import STAGES, Representations, Source
 
 DEFAULT_LEARNING_RATES = {"backbone": 2e-3, "encoder": 5e-4, "decoder": 3e-4, "prediction": 1e-3}
+DEFAULT_FEATURE_WEIGHT = 1.65  # a detector's modular objective: the headroom study's choice (checkpoints/shapes/headroom)
 CRITIC = "critic"  # the patch critic's loss and optimizer (beside the stages')
 CRITIC_LEARNING_RATE = 2e-4
 
@@ -69,14 +70,14 @@ def feature_loss(images: torch.Tensor, representations: Representations, backbon
     height, width = representations.pixels.shape[-2:]
     mask = pixel_mask(representations)
     features = backbone_levels(images[..., :height, :width] * mask, mask[:, 0].long())
-    return sum(masked_mse(feature, level, level_mask[:, None]) / masked_mse(level, torch.zeros_like(level), level_mask[:, None])
+    return sum(masked_mse(feature, level, level_mask[:, None]) / masked_mean(level**2, level_mask[:, None])
                for feature, level, level_mask in zip(features, representations.levels, representations.level_masks))
 
 
 class PatchCritic(nn.Module):
-    """A patch critic (PatchGAN, Isola et al. 2017): scores every 22 x 22 patch of a normalised image as an
-    original's (high) or a reconstruction's (low), one score per 8 x 8 cell (B x 1 x H/8 x W/8). Group norm,
-    not batch norm, so that it holds no running state."""
+    """A patch critic (PatchGAN, Isola et al. 2017): scores every 38 x 38 patch (its convolutions' field) of a
+    normalised image as an original's (high) or a reconstruction's (low), one score per 8 x 8 cell
+    (B x 1 x H/8 x W/8). Group norm, not batch norm, so that it holds no running state."""
 
     def __init__(self, width: int = 32):
         super().__init__()

@@ -66,7 +66,8 @@ class TrainingConfig:
     val_split: str | None = None
     val_fraction: float = 0.05
     objective: str = "modular"  # or "end_to_end"
-    feature_weight: float = 0.0  # modular: weight of the backbone feature-matching term (relative error) beside pixel MSE (0: the paper's)
+    feature_weight: float | None = None  # modular: the backbone feature-matching term's weight (0: the paper's pixel MSE
+    #                                      alone; None: the network's default for the objective)
     adversarial_weight: float = 0.0  # modular: weight of the inverse backbone's patch-adversarial term (0: none)
     stages: tuple[str, ...] = ()  # modular: which inverse modules to train (none named: all the network's)
     init: str | None = None  # start from the weights of this inverter checkpoint
@@ -92,10 +93,11 @@ class TrainingConfig:
 
 def check_config(config: TrainingConfig, network: type[Network] = DetectorNetwork) -> None:
     """Refuse settings a run of this kind of `network` cannot use, naming each (before anything is read or
-    written); the config's stages and learning rates filled in (`networks.with_defaults`)."""
+    written); the config's stages, learning rates and feature weight filled in (`networks.with_defaults`)."""
     problems = [f"{name} must be at least {low}, not {getattr(config, name)}"
                 for name, low in (("steps", 1), ("batch_size", 1), ("val_every", 1), ("val_images", 1), ("save_every", 1),
-                                  ("log_every", 1), ("warmup_steps", 0), ("workers", 0), ("weight_decay", 0))
+                                  ("log_every", 1), ("warmup_steps", 0), ("workers", 0), ("weight_decay", 0),
+                                  ("feature_weight", 0), ("adversarial_weight", 0))
                 if not getattr(config, name) >= low]
     if config.working_size is not None and (len(config.working_size) != 2 or min(config.working_size) < 1):
         problems.append(f"working_size must be two positive sizes (height, width), not {config.working_size}")

@@ -28,7 +28,8 @@ def evaluated_checkpoint(tmp_path):
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config), (128, 128), name=str(tmp_path / "detector"))
     detector.model.save_pretrained(tmp_path / "detector")
-    notes = {"objective": "modular", "step": 10,
+    notes = {"objective": "modular", "step": 10, "backbone_loss": {"pixel_mse": 1.0, "backbone_feature_relative_mse": 1.65,
+                                                                    "patch_adversarial": 0.0},
              "train_config": {"data": "data/shapes-train", "steps": 10, "batch_size": 8, "seed": 3,
                               "learning_rates": {"backbone": 0.002}, "resume": False}}
     save_inverters(InverterStack(InverterConfig.for_detector(detector)),
@@ -45,7 +46,9 @@ def test_dry_run_folder_loads_as_a_hub_repo_and_its_card_names_the_metrics(evalu
                  "--dry-run", str(out)]) == 0
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0")
-    for words in ("| backbone |", "| prediction |", "PSNR (dB)", "SSIM", "detector AP", "--batch-size 8", "--seed 3"):
+    for words in ("| backbone |", "| prediction |", "PSNR (dB)", "SSIM", "detector AP", "--batch-size 8", "--seed 3",
+                  "inverse backbone loss: pixel MSE + 1.65 x the relative feature-matching error through the detector's "
+                  "backbone\n"):
         assert words in card
     assert (out / "results.json").is_file() and (out / "stages.png").is_file()
 

@@ -9,8 +9,15 @@ from torch import nn
 from inversion.core.errors import UserFacingError
 from inversion.core.stages import STAGES
 from inversion.testing import random_image
-from inversion.training.networks import DetectorNetwork
-from inversion.training.objectives import ModularObjective, PatchCritic, adversarial_losses, feature_loss, pixel_mask
+from inversion.training.networks import ClassifierNetwork, DetectorNetwork, with_defaults
+from inversion.training.objectives import (
+    DEFAULT_FEATURE_WEIGHT,
+    ModularObjective,
+    PatchCritic,
+    adversarial_losses,
+    feature_loss,
+    pixel_mask,
+)
 from inversion.training.trainer import TrainingConfig, build_objective
 
 # What each inverse module must reproduce (docs/method.md, "Training: modular").
@@ -136,3 +143,11 @@ def test_the_patch_critic_learns_to_tell_originals_from_blurred_reconstructions_
     assert float(judging) < first / 2, (first, float(judging))
     overhanging = torch.nn.functional.pad(blurred + (1 - pixel_mask(reps)) * 0.7, (0, 8, 0, 8), value=0.3)
     assert adversarial_losses(critic, overhanging, reps)[0] == pytest.approx(float(fooling), rel=1e-5)
+
+
+def test_a_detectors_modular_run_takes_the_studys_feature_weight_unless_told_and_zero_is_the_papers(tiny_detector_folder):
+    config = TrainingConfig(data="", detector=str(tiny_detector_folder))
+    assert with_defaults(config, DetectorNetwork).feature_weight == DEFAULT_FEATURE_WEIGHT > 0
+    assert with_defaults(replace(config, feature_weight=0.0), DetectorNetwork).feature_weight == 0
+    assert with_defaults(replace(config, objective="end_to_end"), DetectorNetwork).feature_weight == 0
+    assert with_defaults(config, ClassifierNetwork).feature_weight == 0

@@ -8,6 +8,7 @@ import pytest
 
 from inversion.release.jobs import FLAVORS, estimate
 from inversion.training import recipe
+from inversion.training.objectives import DEFAULT_FEATURE_WEIGHT
 from support.paths import REPO
 
 GUIDE = (REPO / "docs" / "training.md").read_text()
@@ -33,7 +34,7 @@ def test_the_guides_recipe_is_the_recipe():
         steps = recipe.steps(gpus)
         assert f"--steps {steps} --warmup-steps {recipe.warmup_steps(steps)}" in GUIDE
     assert recipe.steps(1) == 200_000 and recipe.warmup_steps(200_000) == 6000  # the shipped Shapes recipe's 3%
-    assert recipe.BACKBONE_WIDTHS == (256, 128, 64, 32, 16) and recipe.FEATURE_WEIGHT == 0
+    assert recipe.BACKBONE_WIDTHS == (256, 128, 64, 32, 16) and recipe.FEATURE_WEIGHT == DEFAULT_FEATURE_WEIGHT > 0
 
 
 @pytest.mark.slow

@@ -240,16 +240,6 @@ def test_a_run_saves_the_detector_it_loaded_when_the_space_config_changes_under_
     assert config["notes"]["step"] == 4 and config["detector"]["id"] == str(dataset.parent / "detector")
 
 
-@pytest.mark.parametrize("widths, named", [(["32", "16"], "needs 5"), (["64", "32", "33", "16", "8"], "[33]")])
-def test_inverse_backbone_widths_it_cannot_build_are_refused_by_name(tiny_detector_folder, image_folder, tmp_path,
-                                                                     capsys, widths, named):
-    code = main(["train", "--data", str(image_folder), "--detector", str(tiny_detector_folder), "--steps", "1",
-                 "--backbone-widths", *widths, "--out", str(tmp_path / "run")])
-    assert code == 2
-    error = capsys.readouterr().err
-    assert "backbone_widths" in error and named in error
-
-
 def test_a_run_with_a_patch_critic_saves_it_with_the_training_state_and_resumes_it(dataset, tmp_path):
     adversarial = dict(adversarial_weight=0.5, stages=("backbone",), save_every=2)
     part = tmp_path / "part"
