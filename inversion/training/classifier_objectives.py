@@ -60,5 +60,5 @@ class ClassifierModularObjective(nn.Module):
         return {stage: list(self.stack.module(stage).parameters()) for stage in self.stages}
 
     def helpers(self) -> dict[str, nn.Module]:
-        """None: every trained module is part of the stack."""
+        """No helpers: every trained module is part of the stack."""
         return {}

@@ -106,7 +106,7 @@ class ClassifierNetwork:
 
     @staticmethod
     def feature_weight(objective: str) -> float:
-        """None: the feature-matching term is a detector's inverse-backbone term."""
+        """0: the feature-matching term is a detector's inverse-backbone term."""
         return 0.0
 
     @classmethod

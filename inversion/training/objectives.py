@@ -208,5 +208,5 @@ class EndToEndObjective(nn.Module):
         return groups
 
     def helpers(self) -> dict[str, nn.Module]:
-        """None: every trained module is part of a chain."""
+        """No helpers: every trained module is part of a chain."""
         return {}

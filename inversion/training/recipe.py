@@ -1,7 +1,7 @@
 """The DETR-R50 GPU recipe: the one home of the settings that docs/training.md's commands and `train-job` use.
 
 Where the values come from: the Shapes headroom study (inversion/shapes/headroom.py,
-checkpoints/shapes/headroom/README.md; 12 points so far, no stage converged yet) says that
+checkpoints/shapes/headroom/README.md; eleven points so far, no stage converged yet) says that
 - training length gains at every size measured: the shipped size M gains 3.3 dB from the backbone from 625 to
   10,000 steps, while capacity gains nothing at 625 steps (M to L: -0.03 dB) and more the longer the training
   (S to M: 0.17 dB at 625 steps, 0.45 at 2,500, 0.82 at 10,000); so the recipe spends its budget on steps and
