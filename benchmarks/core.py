@@ -30,6 +30,7 @@ from inversion.core.reconstruct import reconstruct
 from inversion.core.stages import STAGE_SOURCES
 from inversion.testing import detr_r50_config, r50_config, tiny_config
 from inversion.training import recipe
+from inversion.training.cost import training_step_flops
 from inversion.training.feature_cache import (
     CACHED_STAGES,
     FeatureCache,
@@ -113,14 +114,9 @@ def recipe_training_gflops(working_size: tuple[int, int] = recipe.WORKING_SIZE) 
     detector's backbone with a feature term); what `recipe.TRAINING_GFLOPS_PER_IMAGE` records."""
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(detr_r50_config()), working_size=working_size, name="detr-r50-random")
-    detector.model.requires_grad_(False)
-    with torch.no_grad():
-        capture_flops = count_flops(lambda: detector.capture([_test_image(working_size)]))
-        representations = detector.capture([_test_image(working_size)])
     stack = InverterStack(InverterConfig.for_detector(detector, backbone_widths=list(recipe.BACKBONE_WIDTHS)))
-    objective = ModularObjective(stack, feature_weight=recipe.FEATURE_WEIGHT, backbone_levels=detector.backbone_levels,
-                                 adversarial_weight=recipe.ADVERSARIAL_WEIGHT)
-    inverse_flops = count_flops(lambda: sum(objective(representations).values()).backward())
+    capture_flops, inverse_flops = training_step_flops(detector, [_test_image(working_size)], stack,
+                                                       recipe.FEATURE_WEIGHT, recipe.ADVERSARIAL_WEIGHT)
     return {"detector_capture": round(capture_flops / 1e9, 1), "inverse_modules": round(inverse_flops / 1e9, 1),
             "total": round((capture_flops + inverse_flops) / 1e9, 1)}
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
@@ -34,7 +33,7 @@ from ..core.registry import find_spec, load_detector
 from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import headroom_plot
-from ..training.objectives import ModularObjective
+from ..training.cost import training_step_flops
 from ..training.recipe import warmup_steps
 from ..training.trainer import TrainingConfig, train
 from .world import export_coco, generate_sample, sample_rng
@@ -120,14 +119,10 @@ def training_step_gflops(size: str, objective: str, batch_size: int = 16) -> dic
     for the feature term), counted on two Shapes images and scaled to the batch."""
     detector = load_detector(find_spec("shapes"))
     images = [generate_sample(sample_rng(10, index))[0] for index in range(2)]
-    with FlopCounterMode(display=False) as capture:
-        representations = detector.capture(images)
     stack = InverterStack(InverterConfig.for_detector(detector, **SIZES[size]))
-    objective_module = ModularObjective(stack, STAGES, backbone_levels=detector.backbone_levels, **OBJECTIVES[objective])
-    with FlopCounterMode(display=False) as inverses:
-        sum(objective_module(representations).values()).backward()
+    capture, inverses = training_step_flops(detector, images, stack, **OBJECTIVES[objective])
     scale = batch_size / len(images) / 1e9
-    return {"detector_capture": capture.get_total_flops() * scale, "inverse_modules": inverses.get_total_flops() * scale}
+    return {"detector_capture": capture * scale, "inverse_modules": inverses * scale}
 
 
 def ensure_data(folders: dict[str, tuple[int, int]] = DATA) -> None:
