@@ -34,6 +34,7 @@ from ..core.stages import STAGES
 from ..experiments.evaluate import evaluate
 from ..figures import headroom_plot
 from ..training.cost import training_step_flops
+from ..training.objectives import DEFAULT_FEATURE_WEIGHT
 from ..training.recipe import warmup_steps
 from ..training.trainer import TrainingConfig, train
 from .world import export_coco, generate_sample, sample_rng
@@ -46,9 +47,7 @@ SIZES: dict[str, dict] = {  # InverterConfig overrides; every module has at leas
           "prediction_hidden": [1100, 550]},
 }
 LENGTHS = (625, 2500, 10_000)  # training steps, 4x apart
-# The relative feature term about as large as pixel MSE at the shipped inverse backbone (0.066 x 1.65 vs 0.12): 5 x the
-# absolute term the first three feature points trained with, over the map's mean square (0.331 on 256 training images).
-FEATURE_WEIGHT = 1.65
+FEATURE_WEIGHT = DEFAULT_FEATURE_WEIGHT  # calibrated here, on the Shapes DETR (see its definition)
 ADVERSARIAL_WEIGHT = 0.01  # pix2pix's ratio of the adversarial term to the reconstruction term (1 : 100)
 OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MSE, + the feature term, + a patch critic
     "mse": {"feature_weight": 0.0}, "feature": {"feature_weight": FEATURE_WEIGHT},
