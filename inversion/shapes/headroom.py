@@ -85,6 +85,15 @@ class Point:
         return cls(size, int(steps), objective)
 
 
+def is_point(name: str) -> bool:
+    """Whether a name is a study point's (a run folder or result beside them may be anything else)."""
+    try:
+        Point.parse(name)
+    except UserFacingError:
+        return False
+    return True
+
+
 SHIPPED_POINT, SHIPPED_CHECKPOINT = Point("M", 10_000), "checkpoints/shapes/inverters"  # trained by the same recipe
 
 # The order the runs are taken in: the cheapest first, so that every session finishes points.
@@ -308,15 +317,29 @@ def direction_headroom(values: list[float]) -> dict:
     return {"last_gain": last, "rest": rest}
 
 
+def measured_lengths(points: dict[str, dict]) -> tuple[int, ...]:
+    """The grid's lengths, continued by every further 4x step that some finished point reached (M-40000 beyond
+    10,000), so that the curves and the plateau read them."""
+    lengths = list(LENGTHS)
+    while any(record["steps"] == lengths[-1] * STEP for record in points.values()):
+        lengths.append(lengths[-1] * STEP)
+    return tuple(lengths)
+
+
 def plateau(points: dict[str, dict], objective: str, stage: str, metric: str) -> dict:
     """The plateau of one stage's metric, estimated from the last 4x step in each direction: along capacity at the
-    longest length with two sizes finished, along steps at the largest size with two lengths finished; the estimate is
+    longest length with two sizes finished, along steps at the size whose curve reaches furthest (of those with two
+    lengths finished; the larger size on a tie); the estimate is
     the best measured value plus both directions' geometric rests (None when either is unknown)."""
-    grid = {(size, steps): curve_value(points, size, steps, objective, stage, metric) for size in SIZES for steps in LENGTHS}
+    lengths = measured_lengths(points)
+    grid = {(size, steps): curve_value(points, size, steps, objective, stage, metric) for size in SIZES for steps in lengths}
     along_capacity = next(({"at_steps": steps, **direction_headroom([grid[(size, steps)] for size in SIZES])}
-                           for steps in reversed(LENGTHS) if sum(grid[(s, steps)] is not None for s in SIZES) >= 2), None)
-    along_steps = next(({"at_size": size, **direction_headroom([grid[(size, steps)] for steps in LENGTHS])}
-                        for size in reversed(list(SIZES)) if sum(grid[(size, n)] is not None for n in LENGTHS) >= 2), None)
+                           for steps in reversed(lengths) if sum(grid[(s, steps)] is not None for s in SIZES) >= 2), None)
+    curves = [size for size in SIZES if sum(grid[(size, n)] is not None for n in lengths) >= 2]
+    longest = max(curves, key=lambda size: (max(n for n in lengths if grid[(size, n)] is not None), list(SIZES).index(size)),
+                  default=None)
+    along_steps = None if longest is None else {
+        "at_size": longest, **direction_headroom([grid[(longest, steps)] for steps in lengths])}
     measured = [value for value in grid.values() if value is not None]
     best = max(measured) if measured else None
     rests = [None if d is None else d["rest"] for d in (along_capacity, along_steps)]
@@ -402,14 +425,16 @@ def study(points: dict[str, dict]) -> dict:
     return result
 
 
+def study_order(point: Point) -> tuple:
+    """Points by objective, then size, then length: the order of the study's tables."""
+    return list(OBJECTIVES).index(point.objective), list(SIZES).index(point.size), point.steps
+
+
 def table(points: dict[str, dict]) -> str:
     """The finished points as a markdown table, one row per point and stage, and the baselines."""
     lines = ["| point | parameters (M) | stage | PSNR (dB) | SSIM | objects found again | detector AP |",
              "|---|---|---|---|---|---|---|"]
-    def order(record: dict) -> tuple:
-        return list(OBJECTIVES).index(record["objective"]), list(SIZES).index(record["size"]), record["steps"]
-
-    for record in sorted(points.values(), key=order):
+    for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"]))):
         name = record["point"]
         millions = sum(record["parameters"].values()) / 1e6
         for stage in STAGES:
@@ -459,14 +484,16 @@ def write_report(out: str | Path) -> dict:
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     write_atomically(folder / "table.md", certificate_table(analysis) + "\n" + table(points))
     for stage in STAGES:
-        headroom_plot(points, stage, list(SIZES), LENGTHS).savefig(folder / f"{stage}.png", dpi=110)
+        headroom_plot(points, stage, list(SIZES), measured_lengths(points)).savefig(folder / f"{stage}.png", dpi=110)
     return analysis
 
 
 def status(out: str | Path, work: str | Path) -> list[str]:
-    """One line per grid point: finished, in progress (the step saved), started (none saved yet), or not started."""
+    """One line per point, the grid's and any other with a result or a run folder (M-40000-feature): finished, in
+    progress (the step saved), started (none saved yet), or not started."""
+    others = {path.stem for path in Path(out).glob("points/*.json")} | {path.name for path in Path(work).glob("*-*-*")}
     lines = []
-    for point in GRID:
+    for point in [*GRID, *sorted({Point.parse(name) for name in others if is_point(name)} - set(GRID), key=study_order)]:
         if (Path(out) / "points" / f"{point.name}.json").is_file():
             state = "finished"
         elif point == SHIPPED_POINT:

@@ -7,7 +7,9 @@ checkpoints/shapes/headroom/README.md; twelve points so far, no stage converged 
   (S to M: 0.17 dB at 625 steps, 0.45 at 2,500, 0.82 at 10,000; M to L 0.44 at 2,500); so the recipe spends its
   budget on steps and keeps the shipped architecture (the inverse backbone halving its width from d_model at every
   x2 step, as the Shapes M: here 256, 128, 64, 32, 16; 6.6% of the detector's forward at 480x640, inside the 15%
-  budget, which allows 1.5x the width: the next candidate, once L-10000 and the app's request time say so);
+  FLOPs budget; 1.5x the width would keep that budget (14.0%) but not the app's request time, capture and every
+  reconstruction within 2x a plain forward on CPU: 1.76 with this width, 1.99 to 2.08 at 1.25x, 2.12 to 2.25 at
+  1.5x, docs/benchmarks.md);
 - the feature-matching term (relative, weight DEFAULT_FEATURE_WEIGHT) is adopted: at 10,000 steps it costs
   0.27 dB from the backbone and finds 0.91 of the objects again against 0.66 (from the decoder 0.67 against 0.30),
   and detectors whose features it never matched find them too; a patch critic on top of it is not adopted

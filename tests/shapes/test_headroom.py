@@ -78,6 +78,15 @@ def test_a_curve_that_does_not_bend_has_no_plateau_estimate():
     assert partial["steps"]["at_size"] == "M" and partial["capacity"]["at_steps"] == 10_000
 
 
+def test_a_point_4x_beyond_the_grid_continues_its_curve():
+    points = grid(lambda i, j: 20.0 + 2.0 * j, lambda i, j: 0.5)  # 2 dB per 4x steps at every size
+    points["M-40000-mse"] = record("M", 40_000, 25.0, 0.5)  # then 1 dB: the curve bends
+    points["M-5000-mse"] = record("M", 5_000, 30.0, 0.5)  # not a 4x step of the grid: read by no curve
+    assert headroom.measured_lengths(points) == (*LENGTHS, 40_000)
+    steps = headroom.study(points)["objectives"]["mse"]["backbone"]["plateau"]["psnr"]["steps"]
+    assert steps["at_size"] == "M" and steps["last_gain"] == pytest.approx(1.0) and steps["rest"] == pytest.approx(1.0)
+
+
 def test_point_names_parse_and_bad_ones_say_how_to_write_them():
     assert Point.parse("L-2500-feature") == Point("L", 2500, "feature")
     adversarial = headroom.point_config(Point.parse("M-2500-adversarial"), "work")
@@ -161,7 +170,13 @@ def test_status_says_where_each_point_stands(tmp_path):
     (tmp_path / "work" / "M-625-mse").mkdir(parents=True)
     (tmp_path / "work" / "S-2500-mse").mkdir()
     (tmp_path / "work" / "S-2500-mse" / "training_state.json").write_text('{"step": 1000}')
+    (tmp_path / "work" / "M-40000-feature").mkdir()  # beyond the grid
+    (tmp_path / "work" / "M-40000-feature" / "training_state.json").write_text('{"step": 500}')
+    (tmp_path / "work" / "evaluations").mkdir()
+    (tmp_path / "work" / "my-own-run").mkdir()
     lines = dict(line.split(": ", 1) for line in headroom.status(tmp_path / "out", tmp_path / "work"))
+    assert lines["M-40000-feature"] == "saved at step 500 of 40000" and list(lines)[-1] == "M-40000-feature"
+    assert len(lines) == len(headroom.GRID) + 1
     assert lines["S-625-mse"] == "finished" and lines["M-625-mse"] == "started, nothing saved yet"
     assert lines["S-2500-mse"] == "saved at step 1000 of 2500" and lines["L-625-mse"] == "not started"
     assert lines["M-10000-mse"].startswith("the shipped checkpoint")
