@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset, IterableDataset, Subset
+from torch.utils.data import Dataset, IterableDataset, Sampler, Subset
 from tqdm import tqdm
 
 from ..core.errors import DatasetError, UserFacingError
@@ -154,6 +154,28 @@ def first_readable(dataset: Dataset, count: int, unreadable: UnreadableImages) -
             unreadable.add([(item.path, item.reason)])
         else:
             yield index, item
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random generator of one epoch's order, from the seed and the epoch alone: every process of a
+    distributed run, and a resumed run, draws the same order."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+class EpochShuffle(Sampler[int]):
+    """The items in a new random order every epoch (`epoch_generator`); a resumed run sets `epoch` to take up the
+    order where it stopped."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = epoch_generator(self.seed, self.epoch)
+        self.epoch += 1
+        yield from torch.randperm(self.size, generator=generator).tolist()
 
 
 def readable(dataset: Dataset) -> Dataset:

@@ -32,7 +32,7 @@ from ..core.classifier import Classifier
 from ..core.detector import Detector
 from ..core.stages import Representations, tokens_to_levels
 from .classifier_cache import classifier_targets
-from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable
+from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, epoch_generator, readable
 
 CACHE_FILE = "cache.json"
 CACHED_STAGES = ("encoder", "decoder", "prediction")
@@ -169,7 +169,7 @@ class ShardGroupedSampler(Sampler[int]):
         return self.ends[-1] if self.ends else 0
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = epoch_generator(self.seed, self.epoch)
         self.epoch += 1
         for shard in torch.randperm(len(self.ends), generator=generator).tolist():
             start = self.ends[shard - 1] if shard else 0

@@ -58,13 +58,15 @@ def clear_run(out: Path) -> None:
 
 
 def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, schedulers: dict,
-                        helpers: dict[str, torch.nn.Module] | None = None) -> None:
-    """Write optimizer and scheduler states, the step and the weights of `helpers` (modules that train beside
-    the inverters, e.g. a patch critic), as safetensors tensors plus JSON."""
+                        helpers: dict[str, torch.nn.Module] | None = None, batches_drawn: int | None = None) -> None:
+    """Write optimizer and scheduler states, the step, the batches drawn from the data so far (`step` unless some
+    held no readable image) and the weights of `helpers` (modules that train beside the inverters, e.g. a patch
+    critic), as safetensors tensors plus JSON."""
     tensors: dict[str, torch.Tensor] = {f"helper/{name}/{key}": value.detach().contiguous().cpu()
                                         for name, module in (helpers or {}).items()
                                         for key, value in module.state_dict().items()}
-    document = {"step": step, "optimizers": {}, "schedulers": {}}
+    document = {"step": step, "batches_drawn": step if batches_drawn is None else batches_drawn, "optimizers": {},
+                "schedulers": {}}
     for name, optimizer in optimizers.items():
         state = optimizer.state_dict()
         scalars = {}
@@ -85,8 +87,9 @@ def save_training_state(folder: str | os.PathLike, step: int, optimizers: dict, 
 
 
 def load_training_state(folder: str | os.PathLike, optimizers: dict, schedulers: dict,
-                        helpers: dict[str, torch.nn.Module] | None = None) -> int:
-    """Restore optimizer and scheduler states and the helpers' weights saved by save_training_state; return the step."""
+                        helpers: dict[str, torch.nn.Module] | None = None) -> tuple[int, int]:
+    """Restore optimizer and scheduler states and the helpers' weights saved by save_training_state; return the step
+    and the batches drawn (the step, for a state saved before they were recorded)."""
     folder = Path(folder)
     try:
         document = json.loads((folder / STATE_CONFIG_FILE).read_text())
@@ -116,4 +119,4 @@ def load_training_state(folder: str | os.PathLike, optimizers: dict, schedulers:
             raise CheckpointError(f"Cannot resume from {folder}: it has no weights for its {name}.")
         module.load_state_dict(weights)
     torch.set_rng_state(tensors["rng/torch"])
-    return int(document["step"])
+    return int(document["step"]), int(document.get("batches_drawn", document["step"]))

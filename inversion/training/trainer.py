@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -34,7 +34,15 @@ from ..core.detector import Detector
 from ..core.errors import UserFacingError
 from ..core.metrics import image_quality
 from ..core.stages import STAGES
-from .data import MAX_UNREADABLE_SHARE, DatasetError, UnreadableImages, collate, readable, split_dataset
+from .data import (
+    MAX_UNREADABLE_SHARE,
+    DatasetError,
+    EpochShuffle,
+    UnreadableImages,
+    collate,
+    readable,
+    split_dataset,
+)
 from .feature_cache import FeatureCache, ShardGroupedSampler, collate_features
 from .networks import DetectorNetwork, Network, network_for, network_type, with_defaults
 from .objectives import CRITIC, CRITIC_LEARNING_RATE
@@ -199,7 +207,8 @@ def validation_line(result: dict) -> str:
                      for stage, metrics in result["stages"].items())
 
 
-def save_run(config: TrainingConfig, objective, network: Network, optimizers, schedulers, step: int) -> None:
+def save_run(config: TrainingConfig, objective, network: Network, optimizers, schedulers, step: int,
+             batches_drawn: int) -> None:
     """Write the inverters (one folder per stack, recording the network and its local folder) and the training
     state into config.out."""
     out = Path(config.out)
@@ -210,21 +219,22 @@ def save_run(config: TrainingConfig, objective, network: Network, optimizers, sc
                                   "patch_adversarial": config.adversarial_weight}
     for name, stack in objective.stacks().items():
         network.save(stack, out / name, notes)
-    save_training_state(out, step, optimizers, schedulers, objective.helpers())
+    save_training_state(out, step, optimizers, schedulers, objective.helpers(), batches_drawn)
 
 
-def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> int:
-    """Load the weights and training state written by `save`; return the step to continue from."""
+def resume_run(config: TrainingConfig, objective, optimizers, schedulers) -> tuple[int, int]:
+    """Load the weights and training state written by `save`; return the step to continue from and the batches
+    drawn from the data until then."""
     out = Path(config.out)
     if not (out / STATE_CONFIG_FILE).is_file():
         raise CheckpointError(f"--resume: {out} has no {STATE_CONFIG_FILE} to continue from.")
     for name, stack in objective.stacks().items():
         load_weights(stack, out / name / WEIGHTS_FILE)
-    step = load_training_state(out, optimizers, schedulers, objective.helpers())
+    step, batches_drawn = load_training_state(out, optimizers, schedulers, objective.helpers())
     if step >= config.steps:
         raise UserFacingError(f"--resume: the run in {out} already finished at step {step} (--steps {config.steps}): "
                               "pass a larger --steps to train further.")
-    return step
+    return step, batches_drawn
 
 
 def training_step(accelerator: Accelerator, network: Network, objective, optimizers: dict, schedulers: dict,
@@ -270,7 +280,7 @@ def train(config: TrainingConfig) -> dict:
     network.model.to(accelerator.device)  # cannot change what it saves
     if isinstance(network, DetectorNetwork):
         check_working_size(network.model)
-    sampler = None
+    sampler = None if streamed else EpochShuffle(len(train_set), config.seed)
     if config.feature_cache:
         train_set = FeatureCache(config.feature_cache)
         train_set.check_network(network.model)
@@ -280,7 +290,7 @@ def train(config: TrainingConfig) -> dict:
     unreadable = UnreadableImages(len(train_set) + len(val_set), config.max_unreadable)
     loader = DataLoader(
         train_set if config.feature_cache else readable(train_set), batch_size=config.batch_size,
-        shuffle=sampler is None and not streamed, sampler=sampler,
+        sampler=sampler,
         drop_last=not streamed and len(train_set) > config.batch_size,
         collate_fn=collate_features if config.feature_cache else collate, num_workers=config.workers,
         generator=torch.Generator().manual_seed(config.seed),
@@ -290,7 +300,7 @@ def train(config: TrainingConfig) -> dict:
 
     objective = build_objective(config, network).to(accelerator.device)
     optimizers, schedulers = build_optimizers(config, objective)
-    start = resume_run(config, objective, optimizers, schedulers) if config.resume else 0
+    start, drawn = resume_run(config, objective, optimizers, schedulers) if config.resume else (0, 0)
     objective, loader, *prepared = accelerator.prepare(objective, loader, *optimizers.values())
     optimizers = dict(zip(optimizers, prepared))
     plain_objective = accelerator.unwrap_model(objective)
@@ -304,7 +314,9 @@ def train(config: TrainingConfig) -> dict:
     log = (out / METRICS_FILE).open("a") if accelerator.is_main_process else None
 
     # -- loop ----------------------------------------------------------------------------------
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    batches = EndlessBatches(loader, sampler, accelerator, drawn)
+    if drawn and sampler is None and accelerator.is_main_process:
+        tqdm.write("resumed: a streamed dataset is read again from its first image")
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps,
                     disable=not accelerator.is_main_process, desc=f"{config.objective} inverters")
     result: dict = {}
@@ -335,7 +347,7 @@ def train(config: TrainingConfig) -> dict:
         if done % config.save_every == 0 or done == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_run(config, plain_objective, network, optimizers, schedulers, done)
+                save_run(config, plain_objective, network, optimizers, schedulers, done, batches.drawn)
     if log:
         if unreadable.found:
             log.write(json.dumps({"step": config.steps, "split": "unreadable", "images": unreadable.found}) + "\n")
@@ -343,6 +355,27 @@ def train(config: TrainingConfig) -> dict:
         log.close()
     accelerator.end_training()
     return result
+
+
+class EndlessBatches:
+    """The loader's batches, epoch after epoch, counting those drawn (per process). Started `drawn` batches in, it
+    takes up the order where a run stopped: the sampler's epoch is set and the batches drawn in it are skipped by
+    index, unread (without a sampler, a streamed dataset, it starts from the first batch)."""
+
+    def __init__(self, loader: DataLoader, sampler: Sampler | None, accelerator: Accelerator, drawn: int = 0):
+        self.drawn = drawn
+        first = loader
+        if sampler is not None and drawn:
+            sampler.epoch, within = divmod(drawn, len(loader))
+            first = accelerator.skip_first_batches(loader, within) if within else loader
+        self.batches = itertools.chain.from_iterable(itertools.chain([first], itertools.repeat(loader)))
+
+    def __iter__(self) -> EndlessBatches:
+        return self
+
+    def __next__(self):
+        self.drawn += 1
+        return next(self.batches)
 
 
 def next_batch(batches, unreadable: UnreadableImages, from_cache: str | None):

@@ -14,6 +14,7 @@ from inversion.core.families import FAMILIES, family_for
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.registry import load_model
 from inversion.testing import random_image, tiny_config
+from inversion.training import trainer
 from inversion.training.networks import network_for, network_type, with_defaults
 from inversion.training.objectives import EndToEndObjective, ModularObjective
 from inversion.training.trainer import TrainingConfig, build_objective, build_optimizers, resume_run, train
@@ -135,6 +136,34 @@ def test_resume_continues_from_the_saved_step_with_the_same_optimizer_state(data
     assert steps and all(float(t) == 4 for t in steps)
 
 
+class Killed(Exception):
+    """Stands for the process being killed in the middle of a run."""
+
+
+def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_weights_of_one_never_stopped(dataset, tmp_path, monkeypatch):
+    # 3 batches an epoch; killed at step 3 (saved at 2): the resumed run must skip the epoch's first two batches
+    # and go on to the next epoch's order, as the run that never stopped did.
+    settings = dict(steps=6, batch_size=3, save_every=2, val_every=6, log_every=6)
+    train(run_config(dataset, tmp_path / "whole", **settings))
+    step, calls = trainer.training_step, []
+
+    def killed_at_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_step", killed_at_3)
+    with pytest.raises(Killed):
+        train(run_config(dataset, tmp_path / "killed", **settings))
+    monkeypatch.setattr(trainer, "training_step", step)
+    assert json.loads((tmp_path / "killed" / "training_state.json").read_text())["batches_drawn"] == 2
+    train(run_config(dataset, tmp_path / "killed", resume=True, **settings))
+    whole = load_file(tmp_path / "whole" / "inverters.safetensors")
+    resumed = load_file(tmp_path / "killed" / "inverters.safetensors")
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
 def test_the_same_seed_gives_the_same_weights(dataset, tmp_path):
     train(run_config(dataset, tmp_path / "a", steps=2, seed=7))
     train(run_config(dataset, tmp_path / "b", steps=2, seed=7))
@@ -252,7 +281,7 @@ def test_a_run_with_a_patch_critic_saves_it_with_the_training_state_and_resumes_
     config = with_defaults(config, network_type(config))
     objective = build_objective(config, network_for(config))
     fresh = {key: tensor.clone() for key, tensor in objective.critic.state_dict().items()}
-    assert resume_run(config, objective, *build_optimizers(config, objective)) == 2
+    assert resume_run(config, objective, *build_optimizers(config, objective)) == (2, 2)
     resumed = objective.critic.state_dict()
     assert all(torch.equal(resumed[key], saved[key]) for key in resumed) and set(resumed) == set(saved)
     assert not all(torch.equal(fresh[key], saved[key]) for key in saved)
