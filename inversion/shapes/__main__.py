@@ -19,7 +19,7 @@ import dataclasses
 import json
 import sys
 
-from ..command_line import dispatch
+from ..command_line import dispatch, positive_int
 from .detector import HELDOUT_SEED, DetectorRecipe, evaluate, heldout, load_trained, train
 from .world import IMAGE_SIZE, PROTOTYPE_PROB, export_coco
 
@@ -97,7 +97,7 @@ def headroom_command(args: argparse.Namespace) -> None:
         return
     if args.action == "run":
         points = [headroom.Point.parse(name) for name in args.points] if args.points else list(headroom.GRID)
-        for path in headroom.run_points(points, args.out, args.work):
+        for path in headroom.run_points(points, args.out, args.work, threads=args.threads):
             print(f"wrote {path}")
             headroom.write_report(args.out)
     headroom.write_report(args.out)
@@ -182,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
                          help="the points to run, e.g. S-625-mse M-2500-feature (default: the whole grid, cheapest first)")
     command.add_argument("--out", default="checkpoints/shapes/headroom", help="points/*.json, results.json, table.md, plots")
     command.add_argument("--work", default="runs/headroom", help="the training runs and their evaluations")
+    command.add_argument("--threads", type=positive_int, default=1,
+                         help="CPU threads for training (default 1: one queue per core)")
     command.set_defaults(handler=headroom_command)
 
     command = commands.add_parser("architectures", help="what the Shapes DETR, ViT and Swin keep, depth by depth")

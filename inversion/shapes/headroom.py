@@ -150,10 +150,11 @@ class CpuLedger:
     """Books this process's CPU seconds against a run folder while it trains, every `LEDGER_EVERY` seconds and at
     the end, one entry per session, so that the study's CPU cost survives a killed run."""
 
-    def __init__(self, folder: Path, start_step: int):
+    def __init__(self, folder: Path, start_step: int, threads: int = 1):
         self.path = folder / LEDGER_FILE
         self.entries = json.loads(self.path.read_text()) if self.path.is_file() else []
-        self.entry = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "from_step": start_step, "cpu_seconds": 0.0}
+        self.entry = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "from_step": start_step,
+                      "threads": threads, "cpu_seconds": 0.0}
         self.entries.append(self.entry)
         self.begin = time.process_time()
         self.stopped = threading.Event()
@@ -184,9 +185,9 @@ def cpu_seconds(folder: str | Path) -> float:
     return sum(entry["cpu_seconds"] for entry in json.loads(path.read_text())) if path.is_file() else 0.0
 
 
-def train_point(config: TrainingConfig) -> None:
-    """Train a point's run to its last step: continue from its saved state, or start afresh (a folder without
-    a saved state holds nothing worth keeping), or nothing when it is finished."""
+def train_point(config: TrainingConfig, threads: int = 1) -> None:
+    """Train a point's run to its last step on `threads` CPU threads: continue from its saved state, or start afresh
+    (a folder without a saved state holds nothing worth keeping), or nothing when it is finished."""
     folder = Path(config.out)
     step = saved_step(folder)
     if step >= config.steps:
@@ -197,8 +198,8 @@ def train_point(config: TrainingConfig) -> None:
         if ledger:  # the CPU seconds a killed start cost still count
             folder.mkdir(parents=True)
             (folder / LEDGER_FILE).write_text(ledger)
-    torch.set_num_threads(1)
-    with CpuLedger(folder, step):
+    torch.set_num_threads(threads)
+    with CpuLedger(folder, step, threads):
         train(TrainingConfig(**{**asdict(config), "stages": tuple(config.stages), "resume": bool(step)}))
 
 
@@ -241,9 +242,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def run_points(points: list[Point], out: str | Path, work: str | Path, data: dict[str, str] | None = None,
-               max_images: int | None = None) -> Iterator[Path]:
-    """Train (or continue) each point in turn, evaluate it when finished and write OUT/points/<point>.json, yielding
-    its path; a point whose JSON exists is skipped. The shipped checkpoint stands for its point."""
+               max_images: int | None = None, threads: int = 1) -> Iterator[Path]:
+    """Train (or continue) each point in turn on `threads` CPU threads (one: a queue per core), evaluate it when
+    finished and write OUT/points/<point>.json, yielding its path; a point whose JSON exists is skipped. The shipped
+    checkpoint stands for its point."""
     data = data or {"train": TRAIN, "val": VAL, "heldout": HELDOUT}
     if data == {"train": TRAIN, "val": VAL, "heldout": HELDOUT}:
         ensure_data()
@@ -255,7 +257,7 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
         if point == SHIPPED_POINT:
             checkpoint = SHIPPED_CHECKPOINT
         else:
-            train_point(config)
+            train_point(config, threads)
             checkpoint = config.out
         torch.set_num_threads(1)
         result = point_result(point, config, checkpoint, data["heldout"], work, max_images)

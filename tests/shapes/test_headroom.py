@@ -5,6 +5,7 @@ import copy
 import json
 
 import pytest
+import torch
 
 from inversion.core.errors import UserFacingError
 from inversion.core.registry import load_model
@@ -118,7 +119,7 @@ def test_a_killed_point_resumes_from_its_saved_step_and_a_finished_one_is_not_re
     kill_after = [3]  # steps this session survives
 
     def counted(*args, **kwargs):
-        calls.append(1)
+        calls.append(torch.get_num_threads())
         if kill_after and len(calls) > kill_after[0]:
             raise Killed
         return step(*args, **kwargs)
@@ -128,12 +129,17 @@ def test_a_killed_point_resumes_from_its_saved_step_and_a_finished_one_is_not_re
         headroom.train_point(config)
     assert headroom.saved_step(config.out) == 2
     calls.clear(), kill_after.clear()
-    headroom.train_point(config)
-    assert headroom.saved_step(config.out) == 6 and len(calls) == 4  # steps 3 to 6, not 1 to 6
+    threads = torch.get_num_threads()
+    try:
+        headroom.train_point(config, threads=2)  # the session after, on two threads
+    finally:
+        torch.set_num_threads(threads)
+    assert headroom.saved_step(config.out) == 6 and calls == [2] * 4  # steps 3 to 6, not 1 to 6
     steps = [json.loads(line)["step"] for line in (tmp_path / "work" / point.name / "metrics.jsonl").read_text().splitlines()]
     assert steps == [6, 6]  # one train log and one validation, both from the resumed session (log every 50)
     ledger = json.loads((tmp_path / "work" / point.name / headroom.LEDGER_FILE).read_text())
     assert [entry["from_step"] for entry in ledger] == [0, 2] and all(entry["cpu_seconds"] > 0 for entry in ledger)
+    assert [entry["threads"] for entry in ledger] == [1, 2]
     notes = json.loads((tmp_path / "work" / point.name / "inverters.json").read_text())["notes"]
     assert notes["backbone_loss"] == {"pixel_mse": 1.0, "backbone_feature_relative_mse": headroom.FEATURE_WEIGHT,
                                       "patch_adversarial": 0.0}
