@@ -20,6 +20,7 @@ import json
 import sys
 
 from ..command_line import dispatch, positive_int
+from ..core.errors import UserFacingError
 from .detector import HELDOUT_SEED, DetectorRecipe, evaluate, heldout, load_trained, train
 from .world import IMAGE_SIZE, PROTOTYPE_PROB, export_coco
 
@@ -95,6 +96,11 @@ def headroom_command(args: argparse.Namespace) -> None:
     if args.action == "status":
         print("\n".join(headroom.status(args.out, args.work)))
         return
+    if args.action == "ship":
+        if len(args.points or []) != 1:
+            raise UserFacingError("headroom ship takes one finished point: --points M-40000-feature")
+        folder = headroom.ship(headroom.Point.parse(args.points[0]), args.out)
+        print(f"wrote {folder}: the Shapes DETR's inverters are now {args.points[0]}")
     if args.action == "run":
         points = [headroom.Point.parse(name) for name in args.points] if args.points else list(headroom.GRID)
         for path in headroom.run_points(points, args.out, args.work, threads=args.threads):
@@ -175,9 +181,10 @@ def parser() -> argparse.ArgumentParser:
     command.set_defaults(handler=colour_dial_command)
 
     command = commands.add_parser("headroom", help="reconstruction quality against inverter capacity and training length")
-    command.add_argument("action", nargs="?", choices=("run", "report", "status"), default="run",
+    command.add_argument("action", nargs="?", choices=("run", "report", "status", "ship"), default="run",
                          help="run: train, continue or evaluate points, then report (default); report: from the finished "
-                              "points only; status: where each point stands")
+                              "points only; status: where each point stands; ship: make one finished point's stack the "
+                              "bundled Shapes DETR's inverters, then report")
     command.add_argument("--points", nargs="+", metavar="SIZE-STEPS-OBJECTIVE",
                          help="the points to run, e.g. S-625-mse M-2500-feature (default: the whole grid, cheapest first)")
     command.add_argument("--out", default="checkpoints/shapes/headroom", help="points/*.json, results.json, table.md, plots")

@@ -6,8 +6,9 @@ module at least 4x the parameters of the size below; M is the shipped architectu
 length (625, 2,500, 10,000 steps: 4x apart), for pixel MSE and for pixel MSE plus the feature-matching
 term through the detector's own backbone. Each point is one training run of the shipped recipe
 (batch 16, seed 0, the default learning rates, warm-up 3% of the steps, cosine decay to zero) in
-WORK/<point>, resumable; a finished point's result is a small JSON in OUT/points/. The shipped
-checkpoint is the point M-10000-mse (the same recipe), so it is evaluated, not retrained.
+WORK/<point>, resumable; a finished point's result is a small JSON in OUT/points/. The bundled Shapes DETR's
+inverters are a point too: their inverters.json names it (`shipped_point`), `ship` makes a finished point the bundled
+one; the first, M-10000-mse, was trained before the study by the same recipe and is evaluated where it lies.
 
 A stage is converged at a point when 4x the capacity and 4x the steps each gain less than
 `CONVERGED_PSNR_GAIN` dB and less than `CONVERGED_FOUND_GAIN` objects found again; the plateau is
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.checkpoints import load_inverters, read_config, save_inverters
 from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.registry import find_spec, load_detector
@@ -36,6 +38,7 @@ from ..figures import headroom_plot
 from ..training.cost import training_step_flops
 from ..training.objectives import DEFAULT_FEATURE_WEIGHT
 from ..training.recipe import warmup_steps
+from ..training.state import METRICS_FILE, RUN_CONFIG_FILE
 from ..training.trainer import TrainingConfig, train
 from .world import export_coco, generate_sample, sample_rng
 
@@ -94,7 +97,23 @@ def is_point(name: str) -> bool:
     return True
 
 
-SHIPPED_POINT, SHIPPED_CHECKPOINT = Point("M", 10_000), "checkpoints/shapes/inverters"  # trained by the same recipe
+SHIPPED_MODEL = "shapes"  # the bundled model whose inverters the study certifies; its inverters.json names their point
+
+
+def shipped_folder() -> Path:
+    """Where the bundled Shapes DETR's inverters lie (space_config.yaml's folder)."""
+    spec = find_spec(SHIPPED_MODEL)
+    return Path(spec.locate(spec.inverters))
+
+
+def shipped_point() -> Point:
+    """The study point the bundled inverters are: their checkpoint's `notes.headroom_point`, written by `ship`."""
+    folder = shipped_folder()
+    name = read_config(folder)["notes"].get("headroom_point")
+    if name is None:
+        raise UserFacingError(f"{folder / 'inverters.json'} names no study point (notes.headroom_point): ship a finished "
+                              "point with `python -m inversion.shapes headroom ship POINT`.")
+    return Point.parse(name)
 
 # The order the runs are taken in: the cheapest first, so that every session finishes points.
 GRID: tuple[Point, ...] = (
@@ -254,8 +273,8 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
         if path.is_file():
             continue
         config = point_config(point, work, data)
-        if point == SHIPPED_POINT:
-            checkpoint = SHIPPED_CHECKPOINT
+        if point == shipped_point():  # trained before the study (M-10000-mse): evaluated where it is
+            checkpoint = str(shipped_folder())
         else:
             train_point(config, threads)
             checkpoint = config.out
@@ -359,16 +378,16 @@ def step_gain(points: dict[str, dict], lower: Point, upper: Point, stage: str) -
                for metric in ("psnr", "objects_found")}}
 
 
-def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
-    """The shipped inverters' certificate for one stage (`SHIPPED_POINT`): their scores, their margin over each
+def shipped_certificate(points: dict[str, dict], stage: str, shipped: Point) -> dict | None:
+    """The shipped inverters' certificate for one stage (they are the point `shipped`): their scores, their margin over each
     baseline, and a verdict: 'converged' (the rule holds at their point), 'not converged' (a measured 4x step beyond
     them gains as much as the rule forbids), 'still improving' (none beyond is measured, and the last 4x step up to
     them did), or 'undecided'; `evidence` is the 4x step that decided it, `why` the same in words (the report and the
     app's About tab print it). None if the point is not evaluated."""
-    record = points.get(SHIPPED_POINT.name)
+    record = points.get(shipped.name)
     if record is None:
         return None
-    size, steps, objective = SHIPPED_POINT.size, SHIPPED_POINT.steps, SHIPPED_POINT.objective
+    size, steps, objective = shipped.size, shipped.steps, shipped.objective
     sizes = list(SIZES)
     index = sizes.index(size)
     beyond = [Point(sizes[index + 1], steps, objective)] if index + 1 < len(sizes) else []
@@ -380,8 +399,8 @@ def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
         return gain is not None and ((gain["psnr"] or 0.0) >= CONVERGED_PSNR_GAIN
                                      or (gain["objects_found"] or 0.0) >= CONVERGED_FOUND_GAIN)
 
-    gains_beyond = [step_gain(points, SHIPPED_POINT, upper, stage) for upper in beyond]
-    gains_below = [step_gain(points, lower, SHIPPED_POINT, stage) for lower in below]
+    gains_beyond = [step_gain(points, shipped, upper, stage) for upper in beyond]
+    gains_below = [step_gain(points, lower, shipped, stage) for lower in below]
     if converged(gains(points, size, steps, objective, stage)):
         verdict, evidence = "converged", None
     elif any(map(too_large, gains_beyond)):
@@ -391,15 +410,16 @@ def shipped_certificate(points: dict[str, dict], stage: str) -> dict | None:
     else:
         verdict, evidence = "undecided", None
     scores = record["stages"][stage]
-    return {"point": SHIPPED_POINT.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
+    return {"point": shipped.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
             "objects_found": scores["objects_found"], "verdict": verdict, "evidence": evidence,
             "why": evidence_text(evidence),
             "margin_over_baselines_db": {label: scores["psnr"] - values["psnr"] for label, values in record["baselines"].items()}}
 
 
-def study(points: dict[str, dict]) -> dict:
+def study(points: dict[str, dict], shipped: Point) -> dict:
     """The analysis of the finished points: per objective and stage, each point's gains and convergence, the best point
-    and its margins over the baselines, and the plateau of PSNR and of objects found again."""
+    and its margins over the baselines, the plateau of PSNR and of objects found again, and the certificate of the
+    shipped inverters (the point `shipped`)."""
     baselines = next(iter(points.values()))["baselines"] if points else {}
     result: dict = {"rule": {"psnr_gain_below": CONVERGED_PSNR_GAIN, "objects_found_gain_below": CONVERGED_FOUND_GAIN,
                              "step": STEP}, "baselines": baselines, "objectives": {}}
@@ -422,7 +442,7 @@ def study(points: dict[str, dict]) -> dict:
                 "plateau": {metric: plateau(points, objective, stage, metric) for metric in ("psnr", "objects_found")},
             }
         result["objectives"][objective] = by_stage
-    result["shipped"] = {stage: shipped_certificate(points, stage) for stage in STAGES}
+    result["shipped"] = {stage: shipped_certificate(points, stage, shipped) for stage in STAGES}
     result["cpu_hours"] = sum(sum(record["cpu_seconds"].values()) for record in points.values()) / 3600
     return result
 
@@ -460,7 +480,8 @@ def evidence_text(evidence: dict | None) -> str:
 def certificate_table(analysis: dict) -> str:
     """The shipped inverters' certificate as a markdown table: per stage, its scores, its margins over the baselines
     and whether it is converged by the rule, with the 4x step that says so."""
-    lines = [f"Shipped inverters ({SHIPPED_POINT.name}), per stage: converged when 4x the capacity and 4x the steps "
+    shipped = next((certificate["point"] for certificate in analysis["shipped"].values() if certificate), "not evaluated")
+    lines = [f"Shipped inverters ({shipped}), per stage: converged when 4x the capacity and 4x the steps "
              f"each gain < {CONVERGED_PSNR_GAIN} dB and < {CONVERGED_FOUND_GAIN} objects found again.", "",
              "| stage | PSNR (dB) | objects found again | over mean colour (dB) | over grid average (dB) | verdict | why |",
              "|---|---|---|---|---|---|---|"]
@@ -480,7 +501,7 @@ def write_report(out: str | Path) -> dict:
     points = load_points(folder)
     if not points:
         raise UserFacingError(f"{folder / 'points'} holds no finished point: run `python -m inversion.shapes headroom run` first.")
-    analysis = study(points)
+    analysis = study(points, shipped_point())
     analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
                                             for size in SIZES for objective in OBJECTIVES}
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
@@ -490,16 +511,39 @@ def write_report(out: str | Path) -> dict:
     return analysis
 
 
+def ship(point: Point, out: str | Path) -> Path:
+    """Make a finished point's stack the bundled Shapes DETR's inverters: its weights, with `notes.headroom_point`
+    naming the point, its training log and config. The record of the point shipped before keeps its numbers; its
+    checkpoint is then in git's history, which the record says."""
+    records = load_points(out)
+    if point.name not in records:
+        raise UserFacingError(f"{point.name} is not a finished point of {out}: run it first "
+                              f"(`python -m inversion.shapes headroom run --points {point.name}`).")
+    before, folder = shipped_point(), shipped_folder()
+    spec = find_spec(SHIPPED_MODEL)
+    detector = load_detector(spec)
+    source = Path(records[point.name]["checkpoint"])
+    if source.resolve() != folder.resolve():
+        stack, config = load_inverters(source, detector)
+        save_inverters(stack, folder, detector, {**config["notes"], "headroom_point": point.name}, spec.detector_location())
+        for name in (METRICS_FILE, RUN_CONFIG_FILE):
+            shutil.copyfile(source / name, folder / name)
+    if before != point and before.name in records:
+        record = {**records[before.name], "checkpoint": f"{folder} until {point.name} was shipped (git history)"}
+        write_atomically(Path(out) / "points" / f"{before.name}.json", json.dumps(record, indent=1, allow_nan=False) + "\n")
+    return folder
+
+
 def status(out: str | Path, work: str | Path) -> list[str]:
     """One line per point, the grid's and any other with a result or a run folder (M-40000-feature): finished, in
     progress (the step saved), started (none saved yet), or not started."""
     others = {path.stem for path in Path(out).glob("points/*.json")} | {path.name for path in Path(work).glob("*-*-*")}
-    lines = []
+    shipped, lines = shipped_point(), []
     for point in [*GRID, *sorted({Point.parse(name) for name in others if is_point(name)} - set(GRID), key=study_order)]:
         if (Path(out) / "points" / f"{point.name}.json").is_file():
             state = "finished"
-        elif point == SHIPPED_POINT:
-            state = f"the shipped checkpoint ({SHIPPED_CHECKPOINT}): to evaluate"
+        elif point == shipped:
+            state = f"the shipped checkpoint ({shipped_folder()}): to evaluate"
         else:
             folder = Path(work) / point.name
             step = saved_step(folder)

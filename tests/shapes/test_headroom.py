@@ -3,18 +3,23 @@ killed, and the report written from finished points."""
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from inversion.core.checkpoints import read_config, recorded_detector_folder
 from inversion.core.errors import UserFacingError
-from inversion.core.registry import load_model
+from inversion.core.registry import find_spec, load_model
 from inversion.shapes import headroom
 from inversion.shapes.headroom import LENGTHS, SIZES, Point
 from inversion.shapes.world import export_coco
 from inversion.training import trainer
 
 STAGES = ("backbone", "encoder", "decoder", "prediction")
+SHIPPED = Point("M", 10_000)  # the shipped point of the synthetic grids
 
 
 def record(size: str, steps: int, psnr: float, found: float, objective: str = "mse") -> dict:
@@ -55,7 +60,7 @@ def test_a_point_converges_where_4x_capacity_and_4x_steps_stop_paying():
     psnr_steps = (20.0, 22.0, 22.2)
     found_steps = (0.5, 0.6, 0.61)
     points = grid(lambda i, j: psnr_steps[i] + psnr_steps[j], lambda i, j: found_steps[i] + found_steps[j])
-    result = headroom.study(points)["objectives"]["mse"]["backbone"]
+    result = headroom.study(points, SHIPPED)["objectives"]["mse"]["backbone"]
     assert result["converged_at"] == ["M-2500-mse"]  # the one point with both 4x neighbours measured and small gains
     verdicts = result["points"]
     assert verdicts["S-625-mse"]["converged"] is False and verdicts["L-10000-mse"]["converged"] is None
@@ -66,16 +71,16 @@ def test_a_point_converges_where_4x_capacity_and_4x_steps_stop_paying():
     # Each direction's gains shrink 10x per 4x step: the rest is 0.2 x 0.1 / 0.9 per direction.
     assert plateau["capacity"]["last_gain"] == pytest.approx(0.2) and plateau["capacity"]["rest"] == pytest.approx(0.2 / 9)
     assert plateau["estimate"] == pytest.approx(44.4 + 2 * 0.2 / 9)
-    assert headroom.study(points)["cpu_hours"] == pytest.approx(len(points) * 0.5)
+    assert headroom.study(points, SHIPPED)["cpu_hours"] == pytest.approx(len(points) * 0.5)
 
 
 def test_a_curve_that_does_not_bend_has_no_plateau_estimate():
     points = grid(lambda i, j: 20.0 + i + j, lambda i, j: 0.5)  # 1 dB per 4x, every time
-    plateau = headroom.study(points)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
+    plateau = headroom.study(points, SHIPPED)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
     assert plateau["capacity"]["last_gain"] == pytest.approx(1.0) and plateau["capacity"]["rest"] is None
     assert plateau["estimate"] is None and plateau["best"] == pytest.approx(24.0)
     del points["L-10000-mse"], points["L-2500-mse"], points["L-625-mse"]
-    partial = headroom.study(points)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
+    partial = headroom.study(points, SHIPPED)["objectives"]["mse"]["encoder"]["plateau"]["psnr"]
     assert partial["steps"]["at_size"] == "M" and partial["capacity"]["at_steps"] == 10_000
 
 
@@ -84,7 +89,7 @@ def test_a_point_4x_beyond_the_grid_continues_its_curve():
     points["M-40000-mse"] = record("M", 40_000, 25.0, 0.5)  # then 1 dB: the curve bends
     points["M-5000-mse"] = record("M", 5_000, 30.0, 0.5)  # not a 4x step of the grid: read by no curve
     assert headroom.measured_lengths(points) == (*LENGTHS, 40_000)
-    steps = headroom.study(points)["objectives"]["mse"]["backbone"]["plateau"]["psnr"]["steps"]
+    steps = headroom.study(points, SHIPPED)["objectives"]["mse"]["backbone"]["plateau"]["psnr"]["steps"]
     assert steps["at_size"] == "M" and steps["last_gain"] == pytest.approx(1.0) and steps["rest"] == pytest.approx(1.0)
 
 
@@ -170,6 +175,33 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert all((out / f"{stage}.png").is_file() for stage in STAGES)
 
 
+@pytest.mark.shapes
+@pytest.mark.slow
+def test_shipping_a_finished_point_makes_it_the_bundled_stack_and_the_certificate_follows(tmp_path, tiny_data, monkeypatch):
+    bundled = tmp_path / "bundled"  # a copy of the bundled stack: the test never writes tracked files
+    shutil.copytree(headroom.shipped_folder(), bundled)
+    monkeypatch.setattr(headroom, "shipped_folder", lambda: bundled)
+    out = tmp_path / "out"
+    with pytest.raises(UserFacingError, match=r"S-2-mse is not a finished point .* headroom run --points S-2-mse"):
+        headroom.ship(Point("S", 2), out)
+    list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data, max_images=4))
+    previous = record("M", 10_000, 24.0, 0.66)
+    (out / "points" / "M-10000-mse.json").write_text(json.dumps({**previous, "checkpoint": str(bundled)}))
+    assert headroom.shipped_point() == Point("M", 10_000)
+    headroom.ship(Point("S", 2), out)
+    assert headroom.shipped_point() == Point("S", 2)
+    run = tmp_path / "work" / "S-2-mse"
+    shipped, trained = load_file(bundled / "inverters.safetensors"), load_file(run / "inverters.safetensors")
+    assert shipped.keys() == trained.keys() and all(torch.equal(shipped[key], trained[key]) for key in shipped)
+    assert (bundled / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    detector = Path(find_spec("shapes").detector_location()).resolve()
+    assert recorded_detector_folder(read_config(bundled), bundled) == detector  # recorded from the new place
+    before = json.loads((out / "points" / "M-10000-mse.json").read_text())
+    assert before["checkpoint"] == f"{bundled} until S-2-mse was shipped (git history)"
+    assert headroom.write_report(out)["shipped"]["backbone"]["point"] == "S-2-mse"
+    assert "Shipped inverters (S-2-mse)" in (out / "table.md").read_text()
+
+
 def test_status_says_where_each_point_stands(tmp_path):
     (tmp_path / "out" / "points").mkdir(parents=True)
     (tmp_path / "out" / "points" / "S-625-mse.json").write_text("{}")
@@ -197,34 +229,34 @@ def test_the_shipped_certificate_says_converged_only_when_the_rule_holds_at_the_
     # M-10000 is the shipped point; beyond it (L-10000, and M-40000 past the grid) PSNR gains 0.2 dB and objects
     # found .01: converged. Without M-40000 the rule cannot be applied.
     flat = grid(lambda i, j: 20.0 + 2.0 * j + 0.2 * i, lambda i, j: 0.6 + 0.01 * i)
-    certificate = headroom.study(flat)["shipped"]["backbone"]
+    certificate = headroom.study(flat, SHIPPED)["shipped"]["backbone"]
     assert certificate["verdict"] == "still improving"  # M-2500 to M-10000 gained 2 dB, and M-40000 is not measured
     flat["M-40000-mse"] = record("M", 40_000, 24.4, 0.61)
-    certificate = headroom.study(flat)["shipped"]["backbone"]
+    certificate = headroom.study(flat, SHIPPED)["shipped"]["backbone"]
     assert certificate["verdict"] == "converged" and certificate["evidence"] is None
     assert certificate["margin_over_baselines_db"] == pytest.approx({"mean_colour": 24.2 - 19.0, "grid_average": 0.2})
     flat["M-40000-mse"] = record("M", 40_000, 24.5, 0.61)  # 0.3 dB more: not converged, by that step
-    certificate = headroom.study(flat)["shipped"]["backbone"]
+    certificate = headroom.study(flat, SHIPPED)["shipped"]["backbone"]
     assert certificate["verdict"] == "not converged" and certificate["evidence"]["to"] == "M-40000-mse"
 
 
 def test_the_shipped_certificate_names_the_4x_step_that_decides_it():
     steep = grid(lambda i, j: 20.0 + i + 2 * j, lambda i, j: 0.5)  # 1 dB per 4x capacity, 2 dB per 4x steps
-    certificate = headroom.study(steep)["shipped"]["encoder"]
+    certificate = headroom.study(steep, SHIPPED)["shipped"]["encoder"]
     assert certificate["verdict"] == "not converged"
     assert certificate["evidence"]["from"] == "M-10000-mse" and certificate["evidence"]["to"] == "L-10000-mse"
     assert certificate["evidence"]["psnr"] == pytest.approx(1.0)
     del steep["L-10000-mse"]  # nothing beyond the shipped point measured: the last 4x step up to it decides
-    certificate = headroom.study(steep)["shipped"]["encoder"]
+    certificate = headroom.study(steep, SHIPPED)["shipped"]["encoder"]
     assert certificate["verdict"] == "still improving"
     assert (certificate["evidence"]["from"], certificate["evidence"]["psnr"]) == ("S-10000-mse", pytest.approx(1.0))
-    table = headroom.certificate_table(headroom.study(steep))
+    table = headroom.certificate_table(headroom.study(steep, SHIPPED))
     assert "| encoder | 25.00 | 0.500 | +6.00 | +1.00 | still improving | S-10000-mse to M-10000-mse: +1.00 dB" in table
     objects_only = copy.deepcopy({name: steep[name] for name in ("M-2500-mse", "M-10000-mse")})
     objects_only["M-2500-mse"]["stages"]["encoder"].update(psnr=25.0 - 0.1, objects_found=0.45)  # 0.1 dB, .05 found
-    certificate = headroom.study(objects_only)["shipped"]["encoder"]
+    certificate = headroom.study(objects_only, SHIPPED)["shipped"]["encoder"]
     assert certificate["verdict"] == "still improving" and certificate["evidence"]["objects_found"] == pytest.approx(0.05)
     del objects_only["M-2500-mse"]
-    assert headroom.study(objects_only)["shipped"]["encoder"]["verdict"] == "undecided"
-    assert "shipped" in headroom.study({"S-625-mse": steep["S-625-mse"]}) and \
-        headroom.study({"S-625-mse": steep["S-625-mse"]})["shipped"]["encoder"] is None
+    assert headroom.study(objects_only, SHIPPED)["shipped"]["encoder"]["verdict"] == "undecided"
+    assert "shipped" in headroom.study({"S-625-mse": steep["S-625-mse"]}, SHIPPED) and \
+        headroom.study({"S-625-mse": steep["S-625-mse"]}, SHIPPED)["shipped"]["encoder"] is None
