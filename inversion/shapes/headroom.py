@@ -241,8 +241,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
                           max_images=max_images, layers=False)
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
-        "parameters": parameters(point.size), "feature_weight": config.feature_weight,
-        "adversarial_weight": config.adversarial_weight,
+        "parameters": parameters(point.size),
         "train_config": {key: value for key, value in asdict(config).items() if key not in ("out", "resume")},
         "heldout": {"data": heldout, "images": evaluation["images"]},
         "detector_ap_clean": evaluation["detector"]["AP"],

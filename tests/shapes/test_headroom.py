@@ -163,7 +163,7 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert [path.name for path in written] == ["S-2-mse.json"]
     point = json.loads(written[0].read_text())
     assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
-    assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["feature_weight"] == 0.0
+    assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["train_config"]["feature_weight"] == 0.0
     assert point["cpu_seconds"]["training"] > 0
     evaluation = json.loads((tmp_path / "work" / "evaluations" / "S-2-mse" / "results.json").read_text())
     assert set(evaluation["stages"]["quality"]) == {*STAGES, "baseline: mean_colour", "baseline: grid_average"}  # no layers
