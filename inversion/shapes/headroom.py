@@ -55,6 +55,8 @@ ADVERSARIAL_WEIGHT = 0.01  # pix2pix's ratio of the adversarial term to the reco
 OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MSE, + the feature term, + a patch critic
     "mse": {"feature_weight": 0.0}, "feature": {"feature_weight": FEATURE_WEIGHT},
     "adversarial": {"feature_weight": FEATURE_WEIGHT, "adversarial_weight": ADVERSARIAL_WEIGHT}}
+JUDGES = ("shapes-conditional", "shapes-deformable")  # bundled detectors trained apart, each with its own ResNet: they
+# score the reconstructions too, since the feature term matches the DETR's own features and may please it alone
 CONVERGED_PSNR_GAIN = 0.3  # dB
 CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again
 STEP = 4  # the ratio between neighbouring sizes and lengths
@@ -223,14 +225,17 @@ def train_point(config: TrainingConfig, threads: int = 1) -> None:
 
 
 def stage_scores(evaluation: dict) -> dict:
-    """Every stage's PSNR, SSIM, objects found again and detector AP, and the baselines' PSNR and SSIM."""
+    """Every stage's PSNR, SSIM, objects found again and detector AP, the baselines' PSNR and SSIM, and each judge's
+    objects found again and AP per stage."""
     stages = evaluation["stages"]
     scores = {stage: {"psnr": stages["quality"][stage]["psnr"], "ssim": stages["quality"][stage]["ssim"],
                       "objects_found": stages["shape_preservation"][stage]["found"], "ap": stages["ap"][stage]["AP"]}
               for stage in STAGES}
     baselines = {label.removeprefix("baseline: "): {"psnr": metrics["psnr"], "ssim": metrics["ssim"]}
                  for label, metrics in stages["quality"].items() if label.startswith("baseline: ")}
-    return {"stages": scores, "baselines": baselines}
+    judged = {name: {stage: {"objects_found": judge["shape_preservation"][stage]["found"], "ap": judge["ap"][stage]["AP"]}
+                     for stage in STAGES} for name, judge in stages.get("judged", {}).items()}
+    return {"stages": scores, "baselines": baselines, "judged": judged}
 
 
 def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, work: str | Path,
@@ -238,7 +243,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
     """Evaluate a finished point's checkpoint on the held-out set; the point's record."""
     started = time.process_time()
     evaluation = evaluate(checkpoint, heldout, str(Path(work) / "evaluations" / point.name), sections=("stages",),
-                          max_images=max_images, layers=False)
+                          max_images=max_images, layers=False, judges=JUDGES)
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
         "parameters": parameters(point.size),
@@ -468,6 +473,23 @@ def table(points: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def judged_table(points: dict[str, dict]) -> str:
+    """Each judge's objects found again and AP on the reconstructions of the points it scored, as a markdown table."""
+    judged = [record for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"])))
+              if record.get("judged")]
+    if not judged:
+        return ""
+    judges = list(judged[0]["judged"])
+    lines = ["Judged by detectors the inverters never met (objects found again / AP on the reconstructions):", "",
+             "| point | stage | " + " | ".join(judges) + " |", "|---|---|" + "---|" * len(judges)]
+    for record in judged:
+        for stage in STAGES:
+            cells = [f"{record['judged'][judge][stage]['objects_found']:.3f} / {record['judged'][judge][stage]['ap']:.3f}"
+                     for judge in judges]
+            lines.append(f"| {record['point']} | {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def evidence_text(evidence: dict | None) -> str:
     """The 4x step behind a verdict, in words ('' for none)."""
     if evidence is None:
@@ -504,7 +526,8 @@ def write_report(out: str | Path) -> dict:
     analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
                                             for size in SIZES for objective in OBJECTIVES}
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
-    write_atomically(folder / "table.md", certificate_table(analysis) + "\n" + table(points))
+    write_atomically(folder / "table.md", "\n".join(filter(None, (certificate_table(analysis), table(points),
+                                                                  judged_table(points)))))
     for stage in STAGES:
         headroom_plot(points, stage, list(SIZES), measured_lengths(points)).savefig(folder / f"{stage}.png", dpi=110)
     return analysis

@@ -93,6 +93,21 @@ def test_a_point_4x_beyond_the_grid_continues_its_curve():
     assert steps["at_size"] == "M" and steps["last_gain"] == pytest.approx(1.0) and steps["rest"] == pytest.approx(1.0)
 
 
+def test_the_judges_scores_reach_the_record_and_their_own_columns():
+    def section(found: float, ap: float) -> dict:
+        return {"shape_preservation": {stage: {"found": found + i / 100} for i, stage in enumerate(STAGES)},
+                "ap": {stage: {"AP": ap + i / 100} for i, stage in enumerate(STAGES)}}
+
+    evaluation = {"stages": {"quality": {stage: {"psnr": 20.0, "ssim": 0.5} for stage in STAGES}, **section(0.9, 0.6),
+                             "judged": {"shapes-conditional": section(0.5, 0.3), "shapes-deformable": section(0.2, 0.1)}}}
+    scores = headroom.stage_scores(evaluation)
+    assert scores["judged"]["shapes-deformable"]["decoder"] == {"objects_found": pytest.approx(0.22), "ap": pytest.approx(0.12)}
+    assert scores["stages"]["decoder"]["objects_found"] == pytest.approx(0.92)
+    point = {**record("M", 2500, 22.0, 0.9), **{"judged": scores["judged"]}}
+    assert "| M-2500-mse | decoder | 0.520 / 0.320 | 0.220 / 0.120 |" in headroom.judged_table({"M-2500-mse": point})
+    assert headroom.judged_table({"M-2500-mse": record("M", 2500, 22.0, 0.9)}) == ""  # not judged: no table
+
+
 def test_point_names_parse_and_bad_ones_say_how_to_write_them():
     assert Point.parse("L-2500-feature") == Point("L", 2500, "feature")
     adversarial = headroom.point_config(Point.parse("M-2500-adversarial"), "work")
@@ -165,6 +180,7 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
     assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["train_config"]["feature_weight"] == 0.0
     assert point["cpu_seconds"]["training"] > 0
+    assert set(point["judged"]) == set(headroom.JUDGES) and all(set(scores) == set(STAGES) for scores in point["judged"].values())
     evaluation = json.loads((tmp_path / "work" / "evaluations" / "S-2-mse" / "results.json").read_text())
     assert set(evaluation["stages"]["quality"]) == {*STAGES, "baseline: mean_colour", "baseline: grid_average"}  # no layers
     assert list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data)) == []  # finished: skipped
@@ -172,6 +188,10 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert cost["M-feature"]["inverse_modules"] > cost["M-mse"]["inverse_modules"] > cost["S-mse"]["inverse_modules"]
     assert cost["S-mse"]["detector_capture"] == pytest.approx(cost["L-feature"]["detector_capture"])
     assert "| S-2-mse |" in (out / "table.md").read_text()
+    judged = point["judged"]["shapes-deformable"]["decoder"]
+    assert f"| S-2-mse | decoder | {point['judged']['shapes-conditional']['decoder']['objects_found']:.3f} / " \
+           f"{point['judged']['shapes-conditional']['decoder']['ap']:.3f} | {judged['objects_found']:.3f} / {judged['ap']:.3f} |" \
+           in (out / "table.md").read_text()
     assert all((out / f"{stage}.png").is_file() for stage in STAGES)
 
 
