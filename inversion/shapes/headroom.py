@@ -114,7 +114,7 @@ def shipped_point() -> Point:
     name = read_config(folder)["notes"].get("headroom_point")
     if name is None:
         raise UserFacingError(f"{folder / 'inverters.json'} names no study point (notes.headroom_point): ship a finished "
-                              "point with `python -m inversion.shapes headroom ship POINT`.")
+                              "point with `python -m inversion.shapes headroom ship --points POINT`.")
     return Point.parse(name)
 
 # The order the runs are taken in: the cheapest first, so that every session finishes points.
