@@ -12,6 +12,7 @@ or --classifier FOLDER_OR_HUB_ID; the others, a detector.
     train-job       train, evaluate and publish inverters as one Hugging Face Job (--dry-run: its spec and cost)
     deploy          upload the app to a Hugging Face Space (--dry-run lists what it would send)
     interventions   attention in boxes, feature transplants and layer skips as numbers (no inverters needed)
+    certify         whether a detector's inverters are the limit, from evaluations of 4x larger and longer stacks
 
 The Shapes world and the trade-off study have their own: `python -m inversion.shapes`,
 `python -m inversion.tradeoff`.
@@ -41,7 +42,8 @@ from .command_line import (
 )
 from .core.errors import UserFacingError
 
-ARCHITECTURE_FLAGS = ("backbone_widths", "prediction_input", "backbone_architecture")  # InverterConfig overrides
+ARCHITECTURE_FLAGS = ("backbone_widths", "encoder_layers", "decoder_layers", "ffn_dim", "prediction_hidden",
+                      "prediction_input", "backbone_architecture")  # InverterConfig overrides
 PATH_FIELDS = ("data", "val_data", "init", "feature_cache", "detector", "classifier")  # resolved against the current folder
 
 
@@ -141,6 +143,16 @@ def evaluate_command(args: argparse.Namespace) -> None:
         print("PSNR (dB) / agreement by stage: " + ", ".join(
             f"{stage} {quality[stage]['psnr']:.2f} / {quality[stage]['agreement']:.2f}" for stage in CLASSIFIER_STAGES)
             + f"; wrote {args.out}")
+
+
+def certify_command(args: argparse.Namespace) -> None:
+    from .experiments.certificate import certificate_table, certify
+
+    certificates = certify(args.evaluation, args.more_capacity, args.more_steps, args.less_capacity, args.fewer_steps)
+    print(certificate_table(certificates), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(certificates, indent=1) + "\n")
+        print(f"wrote {args.json}")
 
 
 def interventions_command(args: argparse.Namespace) -> None:
@@ -287,6 +299,16 @@ def parser() -> argparse.ArgumentParser:
                               "too: their AP and the objects they find again")
     command.set_defaults(handler=evaluate_command)
 
+    command = commands.add_parser("certify", help="whether a detector's inverters are the limit: their certificate from "
+                                                  "the evaluations of 4x larger and 4x longer-trained neighbours")
+    command.add_argument("evaluation", help="the stack's evaluation folder (`evaluate --out`, stages section)")
+    command.add_argument("--more-capacity", metavar="EVALUATION", help="the same recipe with 4x the inverse modules' parameters")
+    command.add_argument("--more-steps", metavar="EVALUATION", help="the same recipe with 4x the training steps")
+    command.add_argument("--less-capacity", metavar="EVALUATION", help="the same recipe with a quarter of the parameters")
+    command.add_argument("--fewer-steps", metavar="EVALUATION", help="the same recipe with a quarter of the steps")
+    command.add_argument("--json", metavar="FILE", help="also write the certificate as JSON")
+    command.set_defaults(handler=certify_command)
+
     command = commands.add_parser("interventions", help="attention in boxes, feature transplants and layer skips as numbers")
     add_model(command)
     add_data(command, coco_only=True)
@@ -395,6 +417,10 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                          help="learning rates by stage (defaults: " + "; ".join(
                              f"a {kind}'s {network.learning_rates}" for kind, network in NETWORKS.items()) + ")")
     command.add_argument("--backbone-widths", type=positive_int, nargs="+", help="inverse backbone channels per x2 step")
+    command.add_argument("--encoder-layers", type=positive_int, help="inverse encoder layers (default: the detector's)")
+    command.add_argument("--decoder-layers", type=positive_int, help="inverse decoder layers (default: the detector's)")
+    command.add_argument("--ffn-dim", type=positive_int, help="their feed-forward width (default: the detector's)")
+    command.add_argument("--prediction-hidden", type=positive_int, nargs="+", help="the inverse prediction MLP's hidden widths")
     command.add_argument("--prediction-input", choices=["onehot", "probabilities"])
     command.add_argument("--backbone-architecture", choices=["pixel_shuffle", "upconv"],
                          help="the inverse backbone (upconv: the reference's heavy decoder, for comparison)")

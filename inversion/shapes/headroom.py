@@ -33,6 +33,17 @@ from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.registry import find_spec, load_detector
 from ..core.stages import STAGES
+from ..experiments.certificate import (
+    CONVERGED_FOUND_GAIN,
+    CONVERGED_PSNR_GAIN,
+    METRICS,
+    STEP,
+    certificate_table,
+    converged,
+    stage_certificate,
+    stage_scores,
+    step_gain,
+)
 from ..experiments.evaluate import evaluate
 from ..figures import headroom_plot
 from ..training.cost import training_step_flops
@@ -57,9 +68,6 @@ OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MS
     "adversarial": {"feature_weight": FEATURE_WEIGHT, "adversarial_weight": ADVERSARIAL_WEIGHT}}
 JUDGES = ("shapes-conditional", "shapes-deformable")  # bundled detectors trained apart, each with its own ResNet: they
 # score the reconstructions too, since the feature term matches the DETR's own features and may please it alone
-CONVERGED_PSNR_GAIN = 0.3  # dB
-CONVERGED_FOUND_GAIN = 0.02  # share of the objects found again
-STEP = 4  # the ratio between neighbouring sizes and lengths
 DATA = {  # folder: (images, stream seed), as the shipped inverters were trained and evaluated
     "runs/data/shapes-train": (20_000, 10), "runs/data/shapes-val": (500, 11), "runs/data/shapes-heldout": (500, 1)}
 TRAIN, VAL, HELDOUT = DATA
@@ -224,20 +232,6 @@ def train_point(config: TrainingConfig, threads: int = 1) -> None:
         train(TrainingConfig(**{**asdict(config), "stages": tuple(config.stages), "resume": bool(step)}))
 
 
-def stage_scores(evaluation: dict) -> dict:
-    """Every stage's PSNR, SSIM, objects found again and detector AP, the baselines' PSNR and SSIM, and each judge's
-    objects found again and AP per stage."""
-    stages = evaluation["stages"]
-    scores = {stage: {"psnr": stages["quality"][stage]["psnr"], "ssim": stages["quality"][stage]["ssim"],
-                      "objects_found": stages["shape_preservation"][stage]["found"], "ap": stages["ap"][stage]["AP"]}
-              for stage in STAGES}
-    baselines = {label.removeprefix("baseline: "): {"psnr": metrics["psnr"], "ssim": metrics["ssim"]}
-                 for label, metrics in stages["quality"].items() if label.startswith("baseline: ")}
-    judged = {name: {stage: {"objects_found": judge["shape_preservation"][stage]["found"], "ap": judge["ap"][stage]["AP"]}
-                     for stage in STAGES} for name, judge in stages.get("judged", {}).items()}
-    return {"stages": scores, "baselines": baselines, "judged": judged}
-
-
 def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, work: str | Path,
                  max_images: int | None = None) -> dict:
     """Evaluate a finished point's checkpoint on the held-out set; the point's record."""
@@ -299,27 +293,30 @@ def curve_value(points: dict[str, dict], size: str, steps: int, objective: str, 
     return None if record is None else record["stages"][stage][metric]
 
 
-def gains(points: dict[str, dict], size: str, steps: int, objective: str, stage: str) -> dict:
-    """What 4x the capacity and 4x the steps add to a point, in PSNR and objects found again (None: not measured)."""
+def neighbours(points: dict[str, dict], point: Point) -> tuple[dict[str, tuple[str, dict] | None], list[tuple[str, dict]]]:
+    """The finished points 4x beyond `point` (by direction: the next size up, 4x the steps; None where not finished)
+    and those 4x below it, with their records."""
     sizes = list(SIZES)
-    bigger = sizes[sizes.index(size) + 1] if sizes.index(size) + 1 < len(sizes) else None
-    result = {}
-    for direction, other in (("capacity", (bigger, steps)), ("steps", (size, steps * STEP))):
-        result[direction] = {}
-        for metric in ("psnr", "objects_found"):
-            here = curve_value(points, size, steps, objective, stage, metric)
-            there = None if other[0] is None else curve_value(points, *other, objective, stage, metric)
-            result[direction][metric] = None if here is None or there is None else there - here
-    return result
+    index = sizes.index(point.size)
+
+    def finished(size: str | None, steps: int) -> tuple[str, dict] | None:
+        name = None if size is None else Point(size, steps, point.objective).name
+        return (name, points[name]) if name in points else None
+
+    beyond = {"capacity": finished(sizes[index + 1] if index + 1 < len(sizes) else None, point.steps),
+              "steps": finished(point.size, point.steps * STEP)}
+    below = [neighbour for neighbour in (finished(sizes[index - 1] if index else None, point.steps),
+                                         finished(point.size, point.steps // STEP)) if neighbour]
+    return beyond, below
 
 
-def converged(step_gains: dict) -> bool | None:
-    """The rule: 4x capacity and 4x steps each gain < 0.3 dB and < 0.02 objects found (None: not all measured)."""
-    values = [step_gains[d][m] for d in ("capacity", "steps") for m in ("psnr", "objects_found")]
-    if any(value is None for value in values):
-        return None
-    return all(step_gains[d]["psnr"] < CONVERGED_PSNR_GAIN and step_gains[d]["objects_found"] < CONVERGED_FOUND_GAIN
-               for d in ("capacity", "steps"))
+def gains(points: dict[str, dict], point: Point, stage: str) -> dict:
+    """What 4x the capacity and 4x the steps add to a finished point, in PSNR and objects found again (None: not
+    measured)."""
+    beyond, _ = neighbours(points, point)
+    here = (point.name, points[point.name])
+    return {direction: {metric: None if neighbour is None else step_gain(here, neighbour, stage)[metric] for metric in METRICS}
+            for direction, neighbour in beyond.items()}
 
 
 def direction_headroom(values: list[float]) -> dict:
@@ -372,52 +369,12 @@ def plateau(points: dict[str, dict], objective: str, stage: str, metric: str) ->
     return {"best": best, "capacity": along_capacity, "steps": along_steps, "estimate": estimate}
 
 
-def step_gain(points: dict[str, dict], lower: Point, upper: Point, stage: str) -> dict | None:
-    """What the 4x step from `lower` to `upper` gains at one stage (None unless both are finished)."""
-    if lower.name not in points or upper.name not in points:
-        return None
-    upper_scores, lower_scores = points[upper.name]["stages"][stage], points[lower.name]["stages"][stage]
-    return {"from": lower.name, "to": upper.name,
-            **{metric: None if None in (upper_scores[metric], lower_scores[metric]) else upper_scores[metric] - lower_scores[metric]
-               for metric in ("psnr", "objects_found")}}
-
-
 def shipped_certificate(points: dict[str, dict], stage: str, shipped: Point) -> dict | None:
-    """The shipped inverters' certificate for one stage (they are the point `shipped`): their scores, their margin over each
-    baseline, and a verdict: 'converged' (the rule holds at their point), 'not converged' (a measured 4x step beyond
-    them gains as much as the rule forbids), 'still improving' (none beyond is measured, and the last 4x step up to
-    them did), or 'undecided'; `evidence` is the 4x step that decided it, `why` the same in words (the report and the
-    app's About tab print it). None if the point is not evaluated."""
-    record = points.get(shipped.name)
-    if record is None:
+    """The shipped inverters' certificate for one stage (they are the point `shipped`), from the finished points 4x
+    beyond and below it (`certificate.stage_certificate`); None if the point is not evaluated."""
+    if shipped.name not in points:
         return None
-    size, steps, objective = shipped.size, shipped.steps, shipped.objective
-    sizes = list(SIZES)
-    index = sizes.index(size)
-    beyond = [Point(sizes[index + 1], steps, objective)] if index + 1 < len(sizes) else []
-    beyond.append(Point(size, steps * STEP, objective))
-    below = [Point(sizes[index - 1], steps, objective)] if index > 0 else []
-    below.append(Point(size, steps // STEP, objective))
-
-    def too_large(gain: dict | None) -> bool:
-        return gain is not None and ((gain["psnr"] or 0.0) >= CONVERGED_PSNR_GAIN
-                                     or (gain["objects_found"] or 0.0) >= CONVERGED_FOUND_GAIN)
-
-    gains_beyond = [step_gain(points, shipped, upper, stage) for upper in beyond]
-    gains_below = [step_gain(points, lower, shipped, stage) for lower in below]
-    if converged(gains(points, size, steps, objective, stage)):
-        verdict, evidence = "converged", None
-    elif any(map(too_large, gains_beyond)):
-        verdict, evidence = "not converged", next(filter(too_large, gains_beyond))
-    elif any(map(too_large, gains_below)):
-        verdict, evidence = "still improving", next(filter(too_large, gains_below))
-    else:
-        verdict, evidence = "undecided", None
-    scores = record["stages"][stage]
-    return {"point": shipped.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
-            "objects_found": scores["objects_found"], "verdict": verdict, "evidence": evidence,
-            "why": evidence_text(evidence),
-            "margin_over_baselines_db": {label: scores["psnr"] - values["psnr"] for label, values in record["baselines"].items()}}
+    return stage_certificate((shipped.name, points[shipped.name]), stage, *neighbours(points, shipped))
 
 
 def study(points: dict[str, dict], shipped: Point) -> dict:
@@ -433,7 +390,7 @@ def study(points: dict[str, dict], shipped: Point) -> dict:
             continue
         by_stage = {}
         for stage in STAGES:
-            verdicts = {name: {"gains": gains(points, record["size"], record["steps"], objective, stage)} for name, record in mine.items()}
+            verdicts = {name: {"gains": gains(points, Point.parse(name), stage)} for name in mine}
             for verdict in verdicts.values():
                 verdict["converged"] = converged(verdict["gains"])
             best = max(mine, key=lambda name: mine[name]["stages"][stage]["psnr"])
@@ -490,32 +447,6 @@ def judged_table(points: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evidence_text(evidence: dict | None) -> str:
-    """The 4x step behind a verdict, in words ('' for none)."""
-    if evidence is None:
-        return ""
-    found = "" if evidence["objects_found"] is None else f", {evidence['objects_found']:+.3f} objects found again"
-    return f"{evidence['from']} to {evidence['to']}: {evidence['psnr']:+.2f} dB{found}"
-
-
-def certificate_table(analysis: dict) -> str:
-    """The shipped inverters' certificate as a markdown table: per stage, its scores, its margins over the baselines
-    and whether it is converged by the rule, with the 4x step that says so."""
-    shipped = next((certificate["point"] for certificate in analysis["shipped"].values() if certificate), "not evaluated")
-    lines = [f"Shipped inverters ({shipped}), per stage: converged when 4x the capacity and 4x the steps "
-             f"each gain < {CONVERGED_PSNR_GAIN} dB and < {CONVERGED_FOUND_GAIN} objects found again.", "",
-             "| stage | PSNR (dB) | objects found again | over mean colour (dB) | over grid average (dB) | verdict | why |",
-             "|---|---|---|---|---|---|---|"]
-    for stage, certificate in analysis["shipped"].items():
-        if certificate is None:
-            continue
-        margins = certificate["margin_over_baselines_db"]
-        lines.append(f"| {stage} | {certificate['psnr']:.2f} | {certificate['objects_found']:.3f} | "
-                     f"{margins['mean_colour']:+.2f} | {margins['grid_average']:+.2f} | {certificate['verdict']} | "
-                     f"{certificate['why']} |")
-    return "\n".join(lines) + "\n"
-
-
 def write_report(out: str | Path) -> dict:
     """Write OUT/results.json (the analysis), OUT/table.md and one plot per stage, OUT/<stage>.png, from OUT/points."""
     folder = Path(out)
@@ -526,8 +457,9 @@ def write_report(out: str | Path) -> dict:
     analysis["gflops_per_training_step"] = {f"{size}-{objective}": training_step_gflops(size, objective)
                                             for size in SIZES for objective in OBJECTIVES}
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
-    write_atomically(folder / "table.md", "\n".join(filter(None, (certificate_table(analysis), table(points),
-                                                                  judged_table(points)))))
+    label = f"Shipped inverters ({analysis['shipped']['backbone']['point']})" if analysis["shipped"]["backbone"] else None
+    write_atomically(folder / "table.md", "\n".join(filter(None, (certificate_table(analysis["shipped"], label),
+                                                                  table(points), judged_table(points)))))
     for stage in STAGES:
         headroom_plot(points, stage, list(SIZES), measured_lengths(points)).savefig(folder / f"{stage}.png", dpi=110)
     return analysis

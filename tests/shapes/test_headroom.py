@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from inversion.core.checkpoints import read_config, recorded_detector_folder
 from inversion.core.errors import UserFacingError
 from inversion.core.registry import find_spec, load_model
+from inversion.experiments.certificate import certificate_table, converged, stage_scores
 from inversion.shapes import headroom
 from inversion.shapes.headroom import LENGTHS, SIZES, Point
 from inversion.shapes.world import export_coco
@@ -50,9 +51,9 @@ def test_sizes_and_lengths_are_at_least_4x_apart():
     (0.29, 0.019, True), (0.31, 0.0, False), (0.0, 0.021, False), (-0.5, -0.1, True)])
 def test_the_rule_needs_both_directions_under_both_thresholds(psnr_gain, found_gain, expected):
     small = {"psnr": 0.1, "objects_found": 0.005}
-    assert headroom.converged({"capacity": small, "steps": {"psnr": psnr_gain, "objects_found": found_gain}}) is expected
-    assert headroom.converged({"capacity": {"psnr": psnr_gain, "objects_found": found_gain}, "steps": small}) is expected
-    assert headroom.converged({"capacity": small, "steps": {"psnr": None, "objects_found": 0.0}}) is None
+    assert converged({"capacity": small, "steps": {"psnr": psnr_gain, "objects_found": found_gain}}) is expected
+    assert converged({"capacity": {"psnr": psnr_gain, "objects_found": found_gain}, "steps": small}) is expected
+    assert converged({"capacity": small, "steps": {"psnr": None, "objects_found": 0.0}}) is None
 
 
 def test_a_point_converges_where_4x_capacity_and_4x_steps_stop_paying():
@@ -100,7 +101,7 @@ def test_the_judges_scores_reach_the_record_and_their_own_columns():
 
     evaluation = {"stages": {"quality": {stage: {"psnr": 20.0, "ssim": 0.5} for stage in STAGES}, **section(0.9, 0.6),
                              "judged": {"shapes-conditional": section(0.5, 0.3), "shapes-deformable": section(0.2, 0.1)}}}
-    scores = headroom.stage_scores(evaluation)
+    scores = stage_scores(evaluation)
     assert scores["judged"]["shapes-deformable"]["decoder"] == {"objects_found": pytest.approx(0.22), "ap": pytest.approx(0.12)}
     assert scores["stages"]["decoder"]["objects_found"] == pytest.approx(0.92)
     point = {**record("M", 2500, 22.0, 0.9), **{"judged": scores["judged"]}}
@@ -270,7 +271,7 @@ def test_the_shipped_certificate_names_the_4x_step_that_decides_it():
     certificate = headroom.study(steep, SHIPPED)["shipped"]["encoder"]
     assert certificate["verdict"] == "still improving"
     assert (certificate["evidence"]["from"], certificate["evidence"]["psnr"]) == ("S-10000-mse", pytest.approx(1.0))
-    table = headroom.certificate_table(headroom.study(steep, SHIPPED))
+    table = certificate_table(headroom.study(steep, SHIPPED)["shipped"])
     assert "| encoder | 25.00 | 0.500 | +6.00 | +1.00 | still improving | S-10000-mse to M-10000-mse: +1.00 dB" in table
     objects_only = copy.deepcopy({name: steep[name] for name in ("M-2500-mse", "M-10000-mse")})
     objects_only["M-2500-mse"]["stages"]["encoder"].update(psnr=25.0 - 0.1, objects_found=0.45)  # 0.1 dB, .05 found

@@ -223,6 +223,18 @@ def test_stages_a_run_does_not_train_are_marked_and_not_scored(dataset, tmp_path
     assert config["notes"]["trained_stages"] == ["backbone"]
 
 
+def test_the_inverse_modules_capacity_is_set_from_the_command_line(dataset, tmp_path):
+    flags = ["--encoder-layers", "1", "--decoder-layers", "2", "--ffn-dim", "48", "--prediction-hidden", "40", "20",
+             "--backbone-widths", "24", "16", "16", "8", "8"]
+    assert main(["train", "--data", str(dataset), "--detector", str(dataset.parent / "detector"), "--working-size", "64",
+                 "96", "--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "2", "--val-images", "1", *flags]) == 0
+    stack, config = load_inverters(tmp_path / "run")
+    assert {key: config["architecture"][key] for key in ("encoder_layers", "decoder_layers", "ffn_dim", "prediction_hidden",
+                                                         "backbone_widths")} == {
+        "encoder_layers": 1, "decoder_layers": 2, "ffn_dim": 48, "prediction_hidden": [40, 20], "backbone_widths": [24, 16, 16, 8, 8]}
+    assert len(stack.encoder.layers) == 1 and len(stack.decoder.layers) == 2
+
+
 def test_validation_is_logged_while_training(dataset, tmp_path, capsys):
     train(run_config(dataset, tmp_path / "run", steps=4, val_every=2))
     printed = capsys.readouterr().out
