@@ -1,2 +1,2 @@
 """The paper's experiments as code: evaluation, colour perturbations, layer similarity, detection
-matching, COCO AP and optimisation-based inversion."""
+matching, COCO AP, optimisation-based inversion, and the certificate of a stack's inverse modules."""
