@@ -8,7 +8,7 @@ import pytest
 from inversion.__main__ import main
 from inversion.core.errors import UserFacingError
 from inversion.core.stages import STAGES
-from inversion.experiments.certificate import certify
+from inversion.experiments.certificate import certify, converged
 
 
 def evaluation(folder, psnr: float, found: float, images: int = 500) -> str:
@@ -63,3 +63,12 @@ def test_the_command_prints_the_table_and_writes_the_json(tmp_path, capsys):
     assert "| backbone | 25.00 | 0.800 | +6.00 | +1.00 | not converged | r50 to r50-long: +1.00 dB, +0.050 objects found again |" \
         in printed
     assert json.loads((tmp_path / "certificate.json").read_text())["backbone"]["verdict"] == "not converged"
+
+
+@pytest.mark.parametrize(("psnr_gain", "found_gain", "expected"), [
+    (0.29, 0.019, True), (0.31, 0.0, False), (0.0, 0.021, False), (-0.5, -0.1, True)])
+def test_the_rule_needs_both_directions_under_both_thresholds(psnr_gain, found_gain, expected):
+    small = {"psnr": 0.1, "objects_found": 0.005}
+    assert converged({"capacity": small, "steps": {"psnr": psnr_gain, "objects_found": found_gain}}) is expected
+    assert converged({"capacity": {"psnr": psnr_gain, "objects_found": found_gain}, "steps": small}) is expected
+    assert converged({"capacity": small, "steps": {"psnr": None, "objects_found": 0.0}}) is None
