@@ -237,20 +237,29 @@ def backbone_comparison_plot(results: dict) -> Figure:
 
 
 def headroom_plot(points: dict[str, dict], stage: str, sizes: list[str], lengths: tuple[int, ...]) -> Figure:
-    """One stage of the headroom study: PSNR, SSIM and objects found again against training steps, a line per
-    inverter size and objective (pixel MSE solid, with the feature term dashed, with a patch critic too dotted), the
-    baselines as horizontal lines."""
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3)
+    """One stage of the headroom study: PSNR, SSIM, objects found again by the DETR and by the judges (their mean, for
+    the points they scored) against training steps, a line per inverter size and objective (pixel MSE solid, with the
+    feature term dashed, with a patch critic too dotted), the baselines as horizontal lines."""
+    fig = Figure(figsize=(17, 3.8), layout="constrained")
+    axes = fig.subplots(1, 4)
     colours = dict(zip(sizes, colormaps["viridis"](np.linspace(0.1, 0.85, len(sizes)))))
     styles = {"mse": ("-", "pixel MSE"), "feature": ("--", "+ feature term"), "adversarial": (":", "+ feature, patch critic")}
     baselines = next(iter(points.values()))["baselines"]
-    for axis, metric, title in zip(axes, ("psnr", "ssim", "objects_found"), ("PSNR (dB)", "SSIM", "objects found again, same label")):
+
+    def value(record: dict, metric: str) -> float | None:
+        if metric != "judged":
+            return record["stages"][stage][metric]
+        judged = [judge[stage]["objects_found"] for judge in record.get("judged", {}).values()]
+        return sum(judged) / len(judged) if judged else None
+
+    panels = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("objects_found", "objects found again by the DETR, same label"),
+              ("judged", "... by the judges (mean of the two)"))
+    for axis, (metric, title) in zip(axes, panels):
         for size in sizes:
             for objective, (style, objective_label) in styles.items():
-                runs = sorted((record["steps"], record["stages"][stage][metric]) for record in points.values()
+                runs = sorted((record["steps"], value(record, metric)) for record in points.values()
                               if record["size"] == size and record["objective"] == objective
-                              and record["stages"][stage][metric] is not None)
+                              and value(record, metric) is not None)
                 if runs:
                     millions = sum(next(r for r in points.values() if r["size"] == size)["parameters"].values()) / 1e6
                     axis.plot(*zip(*runs), style, marker="o", color=colours[size],
@@ -258,6 +267,8 @@ def headroom_plot(points: dict[str, dict], stage: str, sizes: list[str], lengths
         if metric in ("psnr", "ssim"):
             for (label, values), line in zip(baselines.items(), (":", "-.")):
                 axis.axhline(values[metric], color="tab:red", linestyle=line, linewidth=1, label=f"baseline: {label.replace('_', ' ')}")
+        else:
+            axis.set_ylim(0, 1)  # the DETR's count and the judges' on one scale
         axis.set_xscale("log")
         axis.set_xticks(list(lengths), [f"{n:,}" for n in lengths])
         axis.minorticks_off()
