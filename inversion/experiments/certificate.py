@@ -124,7 +124,8 @@ def read_evaluation(folder: str | Path) -> Neighbour:
     if "shape_preservation" not in results.get("stages", {}):
         raise UserFacingError(f"{path} holds no detector's stage evaluation (objects found again): certify reads the "
                               "stages section of a detector's evaluation.")
-    return Path(folder).name, {**stage_scores(results), "data": results["data"], "images": results["images"]}
+    return str(folder), {**stage_scores(results), "data": results["data"], "images": results["images"],
+                         "threshold": results.get("threshold")}  # (not recorded by evaluations before it was)
 
 
 def certify(stack: str | Path, more_capacity: str | Path | None = None, more_steps: str | Path | None = None,
@@ -142,6 +143,10 @@ def certify(stack: str | Path, more_capacity: str | Path | None = None, more_ste
             raise UserFacingError(f"{name} ({role}) was evaluated on {scores['images']} images of {scores['data']}, "
                                   f"{evaluated[0]} on {evaluated[1]['images']} of {evaluated[1]['data']}: evaluate both "
                                   "on the same images.")
+        if scores["threshold"] != evaluated[1]["threshold"]:
+            raise UserFacingError(f"{name} ({role}) counted detections above {scores['threshold']}, {evaluated[0]} above "
+                                  f"{evaluated[1]['threshold']}: objects found again compare only at one threshold "
+                                  "(evaluate both as the same model, or both as checkpoint folders).")
     beyond = {direction: others.get(direction) for direction in DIRECTIONS}
     below = [others[role] for role in ("less capacity", "fewer steps") if role in others]
     return {stage: stage_certificate(evaluated, stage, beyond, below) for stage in STAGES}

@@ -202,11 +202,11 @@ def evaluate_stages(model: Model, coco, samples: list[Sample], batch_size: int,
 def judged_stages(judge: Model, ground_truth, samples: list[Sample], stage_images: dict[str, list[Image.Image]],
                   batch_size: int) -> dict:
     """Another detector's view of the stage reconstructions: its AP on them against the annotations, and the share
-    of the objects it finds on the originals that it finds again on them."""
+    of the objects it finds on the originals that it finds again on them (detections: scores above its threshold)."""
     ids = [s.image_id for s in samples]
     originals = run_detector(judge, [s.image for s in samples], ids, batch_size)
     runs = {stage: run_detector(judge, images, ids, batch_size) for stage, images in stage_images.items()}
-    return {"clean": coco_ap(ground_truth, originals.ranked),
+    return {"threshold": judge.detector.threshold, "clean": coco_ap(ground_truth, originals.ranked),
             "ap": {stage: coco_ap(ground_truth, run.ranked) for stage, run in runs.items()},
             "shape_preservation": {stage: shape_preservation(list(zip(originals.found, run.found)))
                                    for stage, run in runs.items()}}
@@ -380,7 +380,8 @@ def report(results: dict, plots: list[str]) -> str:
         lines += ["## Reconstruction by stage", "",
                   "Baselines: the input's mean colour, and the input averaged over the detector's feature grid. "
                   "Shape preservation: the share of the objects detected on the input that the detector finds again, "
-                  "with the same label, on the reconstruction, and their mean IoU.", "",
+                  "with the same label, on the reconstruction, and their mean IoU (a detection: a query scoring above "
+                  f"{results['threshold']}).", "",
                   "| source | MSE | PSNR (dB) | SSIM | detector AP | AP50 | objects found again | their IoU |",
                   "|---|---|---|---|---|---|---|---|"]
         for label, metrics in stages["quality"].items():
@@ -469,7 +470,7 @@ def evaluate(model: Model | ClassifierModel | str, data: str, out: str, split: s
         model.require_inverters()
     samples, unreadable = load_samples(dataset, max_images, max_unreadable)
     results: dict = {"model": model.spec.name, "family": model.detector.family.name, "data": str(data),
-                     "images": len(samples), **dataset_notes(dataset, unreadable)}
+                     "images": len(samples), "threshold": model.detector.threshold, **dataset_notes(dataset, unreadable)}
     results["detector"] = evaluate_detector(model, dataset.coco, samples, batch_size)
     gallery: list[ErrorCase] = []
     with torch.no_grad():

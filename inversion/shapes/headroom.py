@@ -242,7 +242,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
         "parameters": parameters(point.size),
         "train_config": {key: value for key, value in asdict(config).items() if key not in ("out", "resume")},
-        "heldout": {"data": heldout, "images": evaluation["images"]},
+        "heldout": {"data": heldout, "images": evaluation["images"], "threshold": evaluation["threshold"]},
         "detector_ap_clean": evaluation["detector"]["AP"],
         **stage_scores(evaluation),
         "cpu_seconds": {"training": cpu_seconds(checkpoint), "evaluation": round(time.process_time() - started, 1)},

@@ -2,6 +2,7 @@
 certify`), on evaluation folders written here with chosen numbers."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,41 +12,49 @@ from inversion.core.stages import STAGES
 from inversion.experiments.certificate import certify, converged
 
 
-def evaluation(folder, psnr: float, found: float, images: int = 500) -> str:
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the evaluation folders below are named as a user would pass them
+
+
+def evaluation(name: str, psnr: float, found: float, images: int = 500, threshold: float = 0.7) -> str:
     """An evaluation folder as `evaluate` writes it (stages section), the same numbers at every stage."""
     stages = {"quality": {**{stage: {"psnr": psnr, "ssim": 0.6} for stage in STAGES},
                           "baseline: mean_colour": {"psnr": 19.0, "ssim": 0.6},
                           "baseline: grid_average": {"psnr": 24.0, "ssim": 0.7}},
               "shape_preservation": {stage: {"found": found} for stage in STAGES},
               "ap": {stage: {"AP": 0.4} for stage in STAGES}}
-    folder.mkdir()
-    (folder / "results.json").write_text(json.dumps({"data": "coco/val2017", "images": images, "stages": stages}))
-    return str(folder)
+    Path(name).mkdir()
+    (Path(name) / "results.json").write_text(json.dumps({"data": "coco/val2017", "images": images, "threshold": threshold,
+                                                         "stages": stages}))
+    return name
 
 
 def test_converged_only_when_both_4x_steps_beyond_gain_less_than_the_rule(tmp_path):
-    stack = evaluation(tmp_path / "r50", 25.0, 0.80)
-    wider, longer = evaluation(tmp_path / "r50-wide", 25.29, 0.819), evaluation(tmp_path / "r50-long", 25.2, 0.81)
+    stack = evaluation("r50", 25.0, 0.80)
+    wider, longer = evaluation("r50-wide", 25.29, 0.819), evaluation("r50-long", 25.2, 0.81)
     assert {c["verdict"] for c in certify(stack, wider, longer).values()} == {"converged"}
     assert certify(stack, wider)["backbone"]["verdict"] == "undecided"  # 4x the steps not measured
-    certificate = certify(stack, wider, evaluation(tmp_path / "r50-longer", 25.31, 0.80))["encoder"]
+    certificate = certify(stack, wider, evaluation("r50-longer", 25.31, 0.80))["encoder"]
     assert certificate["verdict"] == "not converged" and certificate["why"] == "r50 to r50-longer: +0.31 dB, +0.000 objects found again"
-    found = certify(stack, wider, evaluation(tmp_path / "r50-more-found", 25.0, 0.821))["decoder"]
+    found = certify(stack, wider, evaluation("r50-more-found", 25.0, 0.821))["decoder"]
     assert found["verdict"] == "not converged" and found["evidence"]["to"] == "r50-more-found"
     assert certificate["margin_over_baselines_db"] == pytest.approx({"mean_colour": 6.0, "grid_average": 1.0})
 
 
 def test_the_4x_step_up_to_the_stack_says_whether_it_was_still_improving(tmp_path):
-    stack = evaluation(tmp_path / "r50", 25.0, 0.80)
-    certificate = certify(stack, fewer_steps=evaluation(tmp_path / "r50-quarter", 24.0, 0.80))["prediction"]
+    stack = evaluation("r50", 25.0, 0.80)
+    certificate = certify(stack, fewer_steps=evaluation("r50-quarter", 24.0, 0.80))["prediction"]
     assert certificate["verdict"] == "still improving" and certificate["evidence"]["from"] == "r50-quarter"
-    assert certify(stack, less_capacity=evaluation(tmp_path / "r50-narrow", 24.9, 0.79))["backbone"]["verdict"] == "undecided"
+    assert certify(stack, less_capacity=evaluation("r50-narrow", 24.9, 0.79))["backbone"]["verdict"] == "undecided"
 
 
 def test_evaluations_that_cannot_be_compared_are_refused_in_one_line(tmp_path, capsys):
-    stack = evaluation(tmp_path / "r50", 25.0, 0.80)
+    stack = evaluation("r50", 25.0, 0.80)
     with pytest.raises(UserFacingError, match=r"r50-few \(steps\) was evaluated on 100 images .* the same images"):
-        certify(stack, more_steps=evaluation(tmp_path / "r50-few", 25.0, 0.80, images=100))
+        certify(stack, more_steps=evaluation("r50-few", 25.0, 0.80, images=100))
+    with pytest.raises(UserFacingError, match=r"r50-at-half \(capacity\) counted detections above 0.5, r50 above 0.7"):
+        certify(stack, more_capacity=evaluation("r50-at-half", 25.0, 0.80, threshold=0.5))
     with pytest.raises(UserFacingError, match="needs a neighbour"):
         certify(stack)
     classifier = tmp_path / "vit"
@@ -56,8 +65,8 @@ def test_evaluations_that_cannot_be_compared_are_refused_in_one_line(tmp_path, c
 
 
 def test_the_command_prints_the_table_and_writes_the_json(tmp_path, capsys):
-    stack = evaluation(tmp_path / "r50", 25.0, 0.80)
-    longer = evaluation(tmp_path / "r50-long", 26.0, 0.85)
+    stack = evaluation("r50", 25.0, 0.80)
+    longer = evaluation("r50-long", 26.0, 0.85)
     assert main(["certify", stack, "--more-steps", longer, "--json", str(tmp_path / "certificate.json")]) == 0
     printed = capsys.readouterr().out
     assert "| backbone | 25.00 | 0.800 | +6.00 | +1.00 | not converged | r50 to r50-long: +1.00 dB, +0.050 objects found again |" \

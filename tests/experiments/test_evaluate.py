@@ -8,7 +8,7 @@ from transformers import DetrForObjectDetection
 
 from inversion.__main__ import main
 from inversion.core.checkpoints import save_inverters
-from inversion.core.detector import Detector
+from inversion.core.detector import DEFAULT_THRESHOLD, Detector
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.shapes.world import CLASS_NAMES, export_coco
 from inversion.testing import tiny_shapes_detr_config
@@ -41,7 +41,8 @@ def test_evaluate_writes_every_section(shapes_data, random_model, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(random_model), "--data", str(shapes_data), "--out", str(out), "--batch-size", "8"]) == 0
     results = json.loads((out / "results.json").read_text(), parse_constant=reject)  # strict JSON: no NaN
-    assert results["images"] == 20
+    assert results["images"] == 20 and results["threshold"] == DEFAULT_THRESHOLD  # a checkpoint folder's detector
+    assert "a query scoring above 0.7" in (out / "report.md").read_text()
     assert set(results["detector"]) >= {"AP", "AP50", "per_class"}
     quality = results["stages"]["quality"]
     assert {"backbone", "encoder", "decoder", "prediction", "encoder 0", "decoder 2"} <= set(quality)

@@ -29,6 +29,7 @@ def test_a_judge_reads_the_images_it_is_given(heldout):
     grey = [Image.new("RGB", image.size, (128, 128, 128)) for image in originals]
     judged = judged_stages(judge, coco, samples, {"backbone": originals, "prediction": grey}, batch_size=6)
     assert judged["clean"]["AP"] == pytest.approx(evaluate_detector(judge, coco, samples, 6)["AP"])
+    assert judged["threshold"] == judge.detector.threshold == 0.5  # its own, from the space config
     assert judged["ap"]["backbone"]["AP"] == pytest.approx(judged["clean"]["AP"])  # the originals themselves
     assert judged["shape_preservation"]["backbone"]["found"] == pytest.approx(1.0)
     assert judged["ap"]["prediction"]["AP"] < 0.01 and judged["shape_preservation"]["prediction"]["found"] < 0.05

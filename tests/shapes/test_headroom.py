@@ -170,6 +170,7 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     assert [path.name for path in written] == ["S-2-mse.json"]
     point = json.loads(written[0].read_text())
     assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
+    assert point["heldout"]["threshold"] == 0.7  # a run folder's detector counts detections above DETR's default
     assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["train_config"]["feature_weight"] == 0.0
     assert point["cpu_seconds"]["training"] > 0
     assert set(point["judged"]) == set(headroom.JUDGES) and all(set(scores) == set(STAGES) for scores in point["judged"].values())
