@@ -66,6 +66,7 @@ ADVERSARIAL_WEIGHT = 0.01  # pix2pix's ratio of the adversarial term to the reco
 OBJECTIVES = {  # the trainer's settings of each objective: the paper's pixel MSE, + the feature term, + a patch critic
     "mse": {"feature_weight": 0.0}, "feature": {"feature_weight": FEATURE_WEIGHT},
     "adversarial": {"feature_weight": FEATURE_WEIGHT, "adversarial_weight": ADVERSARIAL_WEIGHT}}
+TRAINING_FIT_IMAGES = 500  # a point also reconstructs this many of its own training images: does it overfit?
 JUDGES = ("shapes-conditional", "shapes-deformable")  # bundled detectors trained apart, each with its own ResNet: they
 # score the reconstructions too, since the feature term matches the DETR's own features and may please it alone
 DATA = {  # folder: (images, stream seed), as the shipped inverters were trained and evaluated
@@ -234,10 +235,13 @@ def train_point(config: TrainingConfig, threads: int = 1) -> None:
 
 def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, work: str | Path,
                  max_images: int | None = None) -> dict:
-    """Evaluate a finished point's checkpoint on the held-out set; the point's record."""
+    """Evaluate a finished point's checkpoint on the held-out set, and on the first of its own training images; the
+    point's record."""
     started = time.process_time()
     evaluation = evaluate(checkpoint, heldout, str(Path(work) / "evaluations" / point.name), sections=("stages",),
                           max_images=max_images, layers=False, judges=JUDGES)
+    fit = evaluate(checkpoint, config.data, str(Path(work) / "evaluations" / f"{point.name}-training-images"),
+                   sections=("stages",), max_images=min(TRAINING_FIT_IMAGES, max_images or TRAINING_FIT_IMAGES), layers=False)
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
         "parameters": parameters(point.size),
@@ -245,6 +249,7 @@ def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout:
         "heldout": {"data": heldout, "images": evaluation["images"], "threshold": evaluation["threshold"]},
         "detector_ap_clean": evaluation["detector"]["AP"],
         **stage_scores(evaluation),
+        "training_images": {"images": fit["images"], "stages": stage_scores(fit)["stages"]},
         "cpu_seconds": {"training": cpu_seconds(checkpoint), "evaluation": round(time.process_time() - started, 1)},
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -447,6 +452,23 @@ def judged_table(points: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fit_table(points: dict[str, dict]) -> str:
+    """For the points that reconstructed their own training images too: PSNR and objects found again there against
+    held out, per stage (a wide gap: the point overfits its training set)."""
+    fitted = [record for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"])))
+              if record.get("training_images")]
+    if not fitted:
+        return ""
+    lines = ["On the point's own training images against held-out ones (PSNR in dB; objects found again):", "",
+             "| point | stage | PSNR training / held-out | objects found again training / held-out |", "|---|---|---|---|"]
+    for record in fitted:
+        for stage in STAGES:
+            mine, heldout = record["training_images"]["stages"][stage], record["stages"][stage]
+            lines.append(f"| {record['point']} | {stage} | {mine['psnr']:.2f} / {heldout['psnr']:.2f} | "
+                         f"{mine['objects_found']:.3f} / {heldout['objects_found']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: str | Path) -> dict:
     """Write OUT/results.json (the analysis), OUT/table.md and one plot per stage, OUT/<stage>.png, from OUT/points."""
     folder = Path(out)
@@ -459,7 +481,7 @@ def write_report(out: str | Path) -> dict:
     write_atomically(folder / "results.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     label = f"Shipped inverters ({analysis['shipped']['backbone']['point']})" if analysis["shipped"]["backbone"] else None
     write_atomically(folder / "table.md", "\n".join(filter(None, (certificate_table(analysis["shipped"], label),
-                                                                  table(points), judged_table(points)))))
+                                                                  table(points), judged_table(points), fit_table(points)))))
     for stage in STAGES:
         headroom_plot(points, stage, list(SIZES), measured_lengths(points)).savefig(folder / f"{stage}.png", dpi=110)
     return analysis

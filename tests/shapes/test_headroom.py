@@ -100,6 +100,14 @@ def test_the_judges_scores_reach_the_record_and_their_own_columns():
     assert headroom.judged_table({"M-2500-mse": record("M", 2500, 22.0, 0.9)}) == ""  # not judged: no table
 
 
+def test_the_fit_on_training_images_sits_beside_the_held_out_numbers():
+    point = record("M", 2500, 22.0, 0.9)
+    point["training_images"] = {"images": 500, "stages": copy.deepcopy(point["stages"])}
+    point["training_images"]["stages"]["decoder"].update(psnr=25.0, objects_found=0.95)
+    assert "| M-2500-mse | decoder | 25.00 / 22.00 | 0.950 / 0.900 |" in headroom.fit_table({"M-2500-mse": point})
+    assert headroom.fit_table({"M-2500-mse": record("M", 2500, 22.0, 0.9)}) == ""
+
+
 def test_point_names_parse_and_bad_ones_say_how_to_write_them():
     assert Point.parse("L-2500-feature") == Point("L", 2500, "feature")
     adversarial = headroom.point_config(Point.parse("M-2500-adversarial"), "work")
@@ -171,6 +179,7 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     point = json.loads(written[0].read_text())
     assert point["heldout"]["images"] == 6 and set(point["stages"]) == set(STAGES)
     assert point["heldout"]["threshold"] == 0.7  # a run folder's detector counts detections above DETR's default
+    assert point["training_images"]["images"] == 6 and set(point["training_images"]["stages"]) == set(STAGES)
     assert set(point["baselines"]) == {"mean_colour", "grid_average"} and point["train_config"]["feature_weight"] == 0.0
     assert point["cpu_seconds"]["training"] > 0
     assert set(point["judged"]) == set(headroom.JUDGES) and all(set(scores) == set(STAGES) for scores in point["judged"].values())
