@@ -126,6 +126,7 @@ def shipped_point() -> Point:
                               "point with `python -m inversion.shapes headroom ship --points POINT`.")
     return Point.parse(name)
 
+
 # The order the runs are taken in: the cheapest first, so that every session finishes points.
 GRID: tuple[Point, ...] = (
     Point("S", 625), Point("M", 625), Point("M", 625, "feature"), Point("S", 2500), Point("M", 2500),
@@ -405,7 +406,7 @@ def study(points: dict[str, dict], shipped: Point) -> dict:
                 "best": best,
                 "margin_over_baselines_db": {label: mine[best]["stages"][stage]["psnr"] - values["psnr"]
                                              for label, values in baselines.items()},
-                "plateau": {metric: plateau(points, objective, stage, metric) for metric in ("psnr", "objects_found")},
+                "plateau": {metric: plateau(points, objective, stage, metric) for metric in METRICS},
             }
         result["objectives"][objective] = by_stage
     result["shipped"] = {stage: shipped_certificate(points, stage, shipped) for stage in STAGES}
