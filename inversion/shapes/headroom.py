@@ -272,12 +272,13 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
     data = data or {"train": TRAIN, "val": VAL, "heldout": HELDOUT}
     if data == {"train": TRAIN, "val": VAL, "heldout": HELDOUT}:
         ensure_data()
+    shipped = shipped_point()
     for point in points:
         path = Path(out) / "points" / f"{point.name}.json"
         if path.is_file():
             continue
         config = point_config(point, work, data)
-        if point == shipped_point():  # trained before the study (M-10000-mse): evaluated where it is
+        if point == shipped:  # trained before the study (M-10000-mse): evaluated where it is
             checkpoint = str(shipped_folder())
         else:
             train_point(config, threads)
@@ -419,11 +420,16 @@ def study_order(point: Point) -> tuple:
     return list(OBJECTIVES).index(point.objective), list(SIZES).index(point.size), point.steps
 
 
+def in_study_order(points: dict[str, dict]) -> list[dict]:
+    """The finished points' records in `study_order`."""
+    return sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"])))
+
+
 def table(points: dict[str, dict]) -> str:
     """The finished points as a markdown table, one row per point and stage, and the baselines."""
     lines = ["| point | parameters (M) | stage | PSNR (dB) | SSIM | objects found again | detector AP |",
              "|---|---|---|---|---|---|---|"]
-    for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"]))):
+    for record in in_study_order(points):
         name = record["point"]
         millions = sum(record["parameters"].values()) / 1e6
         for stage in STAGES:
@@ -438,8 +444,7 @@ def table(points: dict[str, dict]) -> str:
 
 def judged_table(points: dict[str, dict]) -> str:
     """Each judge's objects found again and AP on the reconstructions of the points it scored, as a markdown table."""
-    judged = [record for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"])))
-              if record.get("judged")]
+    judged = [record for record in in_study_order(points) if record.get("judged")]
     if not judged:
         return ""
     judges = list(judged[0]["judged"])
@@ -456,8 +461,7 @@ def judged_table(points: dict[str, dict]) -> str:
 def fit_table(points: dict[str, dict]) -> str:
     """For the points that reconstructed their own training images too: PSNR and objects found again there against
     held out, per stage (a wide gap: the point overfits its training set)."""
-    fitted = [record for record in sorted(points.values(), key=lambda record: study_order(Point.parse(record["point"])))
-              if record.get("training_images")]
+    fitted = [record for record in in_study_order(points) if record.get("training_images")]
     if not fitted:
         return ""
     lines = ["On the point's own training images against held-out ones (PSNR in dB; objects found again):", "",
