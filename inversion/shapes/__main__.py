@@ -99,7 +99,7 @@ def headroom_command(args: argparse.Namespace) -> None:
     if args.action == "ship":
         if len(args.points or []) != 1:
             raise UserFacingError("headroom ship takes one finished point: --points M-40000-feature")
-        folder = headroom.ship(headroom.Point.parse(args.points[0]), args.out)
+        folder = headroom.ship(headroom.Point.parse(args.points[0]), args.out, args.work)
         print(f"wrote {folder}: the Shapes DETR's inverters are now {args.points[0]}")
     if args.action == "run":
         points = [headroom.Point.parse(name) for name in args.points] if args.points else list(headroom.GRID)

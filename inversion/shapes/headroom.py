@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.checkpoints import load_inverters, read_config, save_inverters
+from ..core.checkpoints import WEIGHTS_FILE, load_inverters, read_config, save_inverters
 from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.registry import find_spec, load_detector
@@ -492,25 +492,29 @@ def write_report(out: str | Path) -> dict:
     return analysis
 
 
-def ship(point: Point, out: str | Path) -> Path:
+def ship(point: Point, out: str | Path, work: str | Path) -> Path:
     """Make a finished point's stack the bundled Shapes DETR's inverters: its weights, with `notes.headroom_point`
-    naming the point, its training log and config. The record of the point shipped before keeps its numbers; its
-    checkpoint is then in git's history, which the record says."""
+    naming the point, its training log and config. The stack it replaces is kept in WORK/<its point> (unless a run of
+    that point lies there already), where its record now points, so that it can be shipped again."""
     records = load_points(out)
     if point.name not in records:
         raise UserFacingError(f"{point.name} is not a finished point of {out}: run it first "
                               f"(`python -m inversion.shapes headroom run --points {point.name}`).")
     before, folder = shipped_point(), shipped_folder()
+    source = Path(records[point.name]["checkpoint"])
+    if source.resolve() == folder.resolve():
+        return folder
+    kept = Path(work) / before.name
+    if not (kept / WEIGHTS_FILE).is_file():
+        shutil.copytree(folder, kept, dirs_exist_ok=True)
     spec = find_spec(SHIPPED_MODEL)
     detector = load_detector(spec)
-    source = Path(records[point.name]["checkpoint"])
-    if source.resolve() != folder.resolve():
-        stack, config = load_inverters(source, detector)
-        save_inverters(stack, folder, detector, {**config["notes"], "headroom_point": point.name}, spec.detector_location())
-        for name in (METRICS_FILE, RUN_CONFIG_FILE):
-            shutil.copyfile(source / name, folder / name)
-    if before != point and before.name in records:
-        record = {**records[before.name], "checkpoint": f"{folder} until {point.name} was shipped (git history)"}
+    stack, config = load_inverters(source, detector)
+    save_inverters(stack, folder, detector, {**config["notes"], "headroom_point": point.name}, spec.detector_location())
+    for name in (METRICS_FILE, RUN_CONFIG_FILE):
+        shutil.copyfile(source / name, folder / name)
+    if before.name in records:
+        record = {**records[before.name], "checkpoint": str(kept)}
         write_atomically(Path(out) / "points" / f"{before.name}.json", json.dumps(record, indent=1, allow_nan=False) + "\n")
     return folder
 

@@ -204,24 +204,38 @@ def test_shipping_a_finished_point_makes_it_the_bundled_stack_and_the_certificat
     shutil.copytree(headroom.shipped_folder(), bundled)
     monkeypatch.setattr(headroom, "shipped_folder", lambda: bundled)
     out = tmp_path / "out"
+    work = tmp_path / "work"
     with pytest.raises(UserFacingError, match=r"S-2-mse is not a finished point .* headroom run --points S-2-mse"):
-        headroom.ship(Point("S", 2), out)
-    list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data, max_images=4))
+        headroom.ship(Point("S", 2), out, work)
+    list(headroom.run_points([Point("S", 2)], out, work, tiny_data, max_images=4))
     previous = record("M", 10_000, 24.0, 0.66)
     (out / "points" / "M-10000-mse.json").write_text(json.dumps({**previous, "checkpoint": str(bundled)}))
     assert headroom.shipped_point() == Point("M", 10_000)
-    headroom.ship(Point("S", 2), out)
+    original = weights(bundled)
+    headroom.ship(Point("S", 2), out, work)
     assert headroom.shipped_point() == Point("S", 2)
-    run = tmp_path / "work" / "S-2-mse"
-    shipped, trained = load_file(bundled / "inverters.safetensors"), load_file(run / "inverters.safetensors")
-    assert shipped.keys() == trained.keys() and all(torch.equal(shipped[key], trained[key]) for key in shipped)
-    assert (bundled / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    run = work / "S-2-mse"
+    assert same(weights(bundled), weights(run)) and (bundled / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
     detector = Path(find_spec("shapes").detector_location()).resolve()
     assert recorded_detector_folder(read_config(bundled), bundled) == detector  # recorded from the new place
     before = json.loads((out / "points" / "M-10000-mse.json").read_text())
-    assert before["checkpoint"] == f"{bundled} until S-2-mse was shipped (git history)"
+    assert before["checkpoint"] == str(work / "M-10000-mse")  # the replaced stack is kept, not lost
     assert headroom.write_report(out)["shipped"]["backbone"]["point"] == "S-2-mse"
     assert "Shipped inverters (S-2-mse)" in (out / "table.md").read_text()
+    headroom.ship(Point("M", 10_000), out, work)  # and it ships back
+    assert headroom.shipped_point() == Point("M", 10_000)
+    assert same(weights(bundled), original)
+    assert json.loads((out / "points" / "S-2-mse.json").read_text())["checkpoint"] == str(run)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint folder's inverter weights."""
+    return load_file(folder / "inverters.safetensors")
+
+
+def same(mine: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> bool:
+    """Whether two sets of weights are equal."""
+    return mine.keys() == theirs.keys() and all(torch.equal(mine[key], theirs[key]) for key in mine)
 
 
 def test_status_says_where_each_point_stands(tmp_path):
