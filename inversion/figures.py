@@ -257,9 +257,9 @@ def headroom_plot(points: dict[str, dict], stage: str, sizes: list[str], lengths
     for axis, (metric, title) in zip(axes, panels):
         for size in sizes:
             for objective, (style, objective_label) in styles.items():
-                runs = sorted((record["steps"], value(record, metric)) for record in points.values()
+                runs = sorted((record["steps"], measured) for record in points.values()
                               if record["size"] == size and record["objective"] == objective
-                              and value(record, metric) is not None)
+                              and (measured := value(record, metric)) is not None)
                 if runs:
                     millions = sum(next(r for r in points.values() if r["size"] == size)["parameters"].values()) / 1e6
                     axis.plot(*zip(*runs), style, marker="o", color=colours[size],
