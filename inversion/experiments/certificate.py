@@ -66,7 +66,8 @@ def stage_certificate(stack: Neighbour, stage: str, beyond: dict[str, Neighbour 
     """One stage's certificate: the stack's scores, its margin over each baseline, and a verdict: 'converged' (4x the
     capacity and 4x the steps, both measured, each gain less than the rule allows), 'not converged' (a measured 4x
     step beyond it gains as much as the rule forbids), 'still improving' (none beyond does, and a 4x step up to it
-    did), or 'undecided'; `evidence` is the 4x step that decided it, `why` the same in words. `beyond` maps each
+    did), or 'undecided'; `evidence` is the 4x step that decided it (undecided: a measured 4x step up to it, which
+    gained less than the rule's bar or lost), `why` the same in words. `beyond` maps each
     direction to its neighbour (None: not measured); `below` lists the neighbours a quarter the size or length."""
     gains_beyond = {direction: step_gain(stack, neighbour, stage) if neighbour else None
                     for direction, neighbour in beyond.items()}
@@ -79,7 +80,7 @@ def stage_certificate(stack: Neighbour, stage: str, beyond: dict[str, Neighbour 
     elif any(map(too_large, gains_below)):
         verdict, evidence = "still improving", next(filter(too_large, gains_below))
     else:
-        verdict, evidence = "undecided", None
+        verdict, evidence = "undecided", next(iter(gains_below), None)
     name, record = stack
     scores = record["stages"][stage]
     return {"point": name, "psnr": scores["psnr"], "ssim": scores["ssim"], "objects_found": scores["objects_found"],

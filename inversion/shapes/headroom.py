@@ -520,10 +520,11 @@ def ship(point: Point, out: str | Path, work: str | Path) -> Path:
 
 
 def status(out: str | Path, work: str | Path) -> list[str]:
-    """One line per point, the grid's and any other with a result or a run folder (M-40000-feature): finished, in
-    progress (the step saved), started (none saved yet), or not started."""
-    others = {path.stem for path in Path(out).glob("points/*.json")} | {path.name for path in Path(work).glob("*-*-*")}
+    """One line per point, the grid's, the shipped one and any other with a result or a run folder (M-40000-mse):
+    finished, in progress (the step saved), started (none saved yet), or not started."""
     shipped, lines = shipped_point(), []
+    others = ({path.stem for path in Path(out).glob("points/*.json")} | {path.name for path in Path(work).glob("*-*-*")}
+              | {shipped.name})
     for point in [*GRID, *sorted({Point.parse(name) for name in others if is_point(name)} - set(GRID), key=study_order)]:
         if (Path(out) / "points" / f"{point.name}.json").is_file():
             state = "finished"

@@ -46,7 +46,9 @@ def test_the_4x_step_up_to_the_stack_says_whether_it_was_still_improving(tmp_pat
     stack = evaluation("r50", 25.0, 0.80)
     certificate = certify(stack, fewer_steps=evaluation("r50-quarter", 24.0, 0.80))["prediction"]
     assert certificate["verdict"] == "still improving" and certificate["evidence"]["from"] == "r50-quarter"
-    assert certify(stack, less_capacity=evaluation("r50-narrow", 24.9, 0.79))["backbone"]["verdict"] == "undecided"
+    undecided = certify(stack, less_capacity=evaluation("r50-narrow", 24.9, 0.79))["backbone"]
+    assert undecided["verdict"] == "undecided" and undecided["why"] == "r50-narrow to r50: +0.10 dB, +0.010 objects found again"
+    assert certify(stack, evaluation("r50-wide", 25.29, 0.819))["backbone"]["why"] == ""  # nothing measured up to it
 
 
 def test_evaluations_that_cannot_be_compared_are_refused_in_one_line(tmp_path, capsys):

@@ -208,9 +208,9 @@ def test_shipping_a_finished_point_makes_it_the_bundled_stack_and_the_certificat
     with pytest.raises(UserFacingError, match=r"S-2-mse is not a finished point .* headroom run --points S-2-mse"):
         headroom.ship(Point("S", 2), out, work)
     list(headroom.run_points([Point("S", 2)], out, work, tiny_data, max_images=4))
-    previous = record("M", 10_000, 24.0, 0.66)
-    (out / "points" / "M-10000-mse.json").write_text(json.dumps({**previous, "checkpoint": str(bundled)}))
-    assert headroom.shipped_point() == Point("M", 10_000)
+    first = headroom.shipped_point()  # whichever point the bundled stack is
+    previous = record(first.size, first.steps, 24.0, 0.66, first.objective)
+    (out / "points" / f"{first.name}.json").write_text(json.dumps({**previous, "checkpoint": str(bundled)}))
     original = weights(bundled)
     headroom.ship(Point("S", 2), out, work)
     assert headroom.shipped_point() == Point("S", 2)
@@ -218,12 +218,12 @@ def test_shipping_a_finished_point_makes_it_the_bundled_stack_and_the_certificat
     assert same(weights(bundled), weights(run)) and (bundled / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
     detector = Path(find_spec("shapes").detector_location()).resolve()
     assert recorded_detector_folder(read_config(bundled), bundled) == detector  # recorded from the new place
-    before = json.loads((out / "points" / "M-10000-mse.json").read_text())
-    assert before["checkpoint"] == str(work / "M-10000-mse")  # the replaced stack is kept, not lost
+    before = json.loads((out / "points" / f"{first.name}.json").read_text())
+    assert before["checkpoint"] == str(work / first.name)  # the replaced stack is kept, not lost
     assert headroom.write_report(out)["shipped"]["backbone"]["point"] == "S-2-mse"
     assert "Shipped inverters (S-2-mse)" in (out / "table.md").read_text()
-    headroom.ship(Point("M", 10_000), out, work)  # and it ships back
-    assert headroom.shipped_point() == Point("M", 10_000)
+    headroom.ship(first, out, work)  # and it ships back
+    assert headroom.shipped_point() == first
     assert same(weights(bundled), original)
     assert json.loads((out / "points" / "S-2-mse.json").read_text())["checkpoint"] == str(run)
 
@@ -238,22 +238,23 @@ def same(mine: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> bool
     return mine.keys() == theirs.keys() and all(torch.equal(mine[key], theirs[key]) for key in mine)
 
 
-def test_status_says_where_each_point_stands(tmp_path):
+def test_status_says_where_each_point_stands(tmp_path, monkeypatch):
+    monkeypatch.setattr(headroom, "shipped_point", lambda: Point("M", 40_000, "feature"))  # beyond the grid, listed too
     (tmp_path / "out" / "points").mkdir(parents=True)
     (tmp_path / "out" / "points" / "S-625-mse.json").write_text("{}")
     (tmp_path / "work" / "M-625-mse").mkdir(parents=True)
     (tmp_path / "work" / "S-2500-mse").mkdir()
     (tmp_path / "work" / "S-2500-mse" / "training_state.json").write_text('{"step": 1000}')
-    (tmp_path / "work" / "M-40000-feature").mkdir()  # beyond the grid
-    (tmp_path / "work" / "M-40000-feature" / "training_state.json").write_text('{"step": 500}')
+    (tmp_path / "work" / "M-40000-mse").mkdir()  # beyond the grid
+    (tmp_path / "work" / "M-40000-mse" / "training_state.json").write_text('{"step": 500}')
     (tmp_path / "work" / "evaluations").mkdir()
     (tmp_path / "work" / "my-own-run").mkdir()
     lines = dict(line.split(": ", 1) for line in headroom.status(tmp_path / "out", tmp_path / "work"))
-    assert lines["M-40000-feature"] == "saved at step 500 of 40000" and list(lines)[-1] == "M-40000-feature"
-    assert len(lines) == len(headroom.GRID) + 1
+    assert lines["M-40000-mse"] == "saved at step 500 of 40000" and list(lines)[-2:] == ["M-40000-mse", "M-40000-feature"]
+    assert len(lines) == len(headroom.GRID) + 2
     assert lines["S-625-mse"] == "finished" and lines["M-625-mse"] == "started, nothing saved yet"
     assert lines["S-2500-mse"] == "saved at step 1000 of 2500" and lines["L-625-mse"] == "not started"
-    assert lines["M-10000-mse"].startswith("the shipped checkpoint")
+    assert lines["M-40000-feature"].startswith("the shipped checkpoint") and lines["M-10000-mse"] == "not started"
 
 
 def test_a_gap_in_a_curve_is_not_taken_for_one_4x_step():
