@@ -10,6 +10,7 @@
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
     python -m inversion.shapes architectures --out checkpoints/shapes/architectures [--n 200]
+    python -m inversion.shapes chain-swap BASE_FOLDER OTHER_FOLDER --stage prediction [--images 200]
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ def headroom_command(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/results.json, table.md and a plot per stage")
 
 
+def chain_swap_command(args: argparse.Namespace) -> None:
+    from .chain_swap import chain_swap
+
+    print(f"| {args.stage} reconstructed by | PSNR (dB) |\n|---|---|")
+    for name, psnr in chain_swap(args.base, args.other, args.stage, args.images).items():
+        print(f"| {name} | {psnr:.2f} |")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m inversion.shapes", description="The synthetic Shapes world.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -198,6 +207,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--n", type=int, default=200, help="held-out images (stream seed 1)")
     command.add_argument("--batch-size", type=int, default=50)
     command.set_defaults(handler=architectures_command)
+
+    command = commands.add_parser("chain-swap", help="which inverse module makes a stage's chain lose: swap each for another stack's")
+    command.add_argument("base", help="the Shapes DETR's inverter folder to swap modules in")
+    command.add_argument("other", help="the Shapes DETR's inverter folder to take them from")
+    command.add_argument("--stage", choices=("encoder", "decoder", "prediction"), default="prediction")
+    command.add_argument("--images", type=positive_int, default=200, help="held-out images (stream seed 1)")
+    command.set_defaults(handler=chain_swap_command)
     return main
 
 
