@@ -404,7 +404,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                          help="modular objective: which inverse modules to train (default all four of the network's: "
                               + "; ".join(f"a {kind}'s {', '.join(network.stages)}" for kind, network in NETWORKS.items())
                               + ")")
-    command.add_argument("--init", help="start from the weights of this inverter checkpoint folder")
+    command.add_argument("--init", help="start from the weights of this inverter checkpoint folder (made for this "
+                         "detector, or for another of its sizes and family: the one it was fine-tuned from)")
     command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
     for name in ("steps", "batch_size", "val_every", "val_images", "save_every", "log_every"):
         command.add_argument("--" + name.replace("_", "-"), type=positive_int, default=getattr(defaults, name))

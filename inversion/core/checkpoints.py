@@ -113,12 +113,14 @@ def read_config(folder: Path) -> dict:
 
 
 def load_inverters(
-    name_or_path: str | os.PathLike, detector: Detector | None = None, revision: str | None = None
+    name_or_path: str | os.PathLike, detector: Detector | None = None, revision: str | None = None,
+    warm_start: bool = False,
 ) -> tuple[InverterStack, dict]:
     """Load an InverterStack (and its config dict) from a folder or Hub repo.
 
     With a detector, refuse a checkpoint made for another detector: different sizes, or a
-    different detector id or revision, are named in the error.
+    different detector id or revision, are named in the error. A `warm_start` (weights to train
+    on, e.g. for a fine-tune of the detector they were made for) needs only the sizes and family.
     """
     folder = checkpoint_folder(name_or_path, revision)
     config = read_config(folder)
@@ -127,14 +129,15 @@ def load_inverters(
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG_FILE} has an unusable architecture: {error}.") from error
     if detector is not None:
-        check_detector_match(config, architecture, detector)
+        check_detector_match(config, architecture, detector, same_detector=not warm_start)
     stack = InverterStack(architecture)
     load_weights(stack, folder / WEIGHTS_FILE)
     return stack.eval(), config
 
 
-def check_detector_match(config: dict, architecture: InverterConfig, detector: Detector) -> None:
-    """Raise CheckpointError if these inverters were not made for `detector`."""
+def check_detector_match(config: dict, architecture: InverterConfig, detector: Detector, same_detector: bool = True) -> None:
+    """Raise CheckpointError if these inverters were not made for `detector` (with `same_detector` False: for a
+    detector of its sizes and family)."""
     expected = InverterConfig.for_detector(detector)
     mismatches = [
         f"{field} is {getattr(architecture, field)} in the checkpoint but {getattr(expected, field)} in the detector"
@@ -142,7 +145,7 @@ def check_detector_match(config: dict, architecture: InverterConfig, detector: D
         if getattr(architecture, field) != getattr(expected, field)
     ]
     trained_for = config.get("detector", {})
-    if trained_for.get("id") not in (None, detector.name) or trained_for.get("revision") != detector.revision:
+    if same_detector and (trained_for.get("id") not in (None, detector.name) or trained_for.get("revision") != detector.revision):
         mismatches.append(
             f"it was trained for detector {trained_for.get('id')!r} at revision {trained_for.get('revision')!r}, "
             f"not {detector.name!r} at revision {detector.revision!r}"

@@ -45,9 +45,10 @@ def save_classifier_inverters(stack: ClassifierInverterStack, folder: str | os.P
 
 
 def load_classifier_inverters(name_or_path: str | os.PathLike, classifier: Classifier | None = None,
-                              revision: str | None = None) -> tuple[ClassifierInverterStack, dict]:
+                              revision: str | None = None, warm_start: bool = False) -> tuple[ClassifierInverterStack, dict]:
     """Load a classifier's inverter stack (and its config dict) from a folder or Hub repo; with a classifier,
-    refuse a checkpoint made for another (its sizes, identity or family differ: each is named)."""
+    refuse a checkpoint made for another (its sizes, identity or family differ: each is named; a `warm_start`
+    needs only the sizes and family)."""
     folder = checkpoint_folder(name_or_path, revision)
     config = read_config(folder)
     if config.get("kind") != KIND:
@@ -57,7 +58,7 @@ def load_classifier_inverters(name_or_path: str | os.PathLike, classifier: Class
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG_FILE} has an unusable architecture: {error}.") from error
     if classifier is not None:
-        check_classifier_match(config, architecture, classifier)
+        check_classifier_match(config, architecture, classifier, same_classifier=not warm_start)
     stack = ClassifierInverterStack(architecture)
     load_weights(stack, folder / WEIGHTS_FILE)
     return stack.eval(), config
@@ -66,13 +67,15 @@ def load_classifier_inverters(name_or_path: str | os.PathLike, classifier: Class
 MIRRORED_FIELDS = ("architecture", "image_size", "patch_size", "special_tokens", "pooled_tokens", "num_labels", "levels")
 
 
-def check_classifier_match(config: dict, architecture: ClassifierInverterConfig, classifier: Classifier) -> None:
-    """Raise CheckpointError if these inverters were not made for `classifier`."""
+def check_classifier_match(config: dict, architecture: ClassifierInverterConfig, classifier: Classifier,
+                           same_classifier: bool = True) -> None:
+    """Raise CheckpointError if these inverters were not made for `classifier` (with `same_classifier` False: for a
+    classifier of its sizes and family)."""
     expected = ClassifierInverterConfig.for_classifier(classifier)
     mismatches = [f"its {field} differs from the classifier's" for field in MIRRORED_FIELDS
                   if getattr(architecture, field) != getattr(expected, field)]
     trained_for = config.get("classifier", {})
-    if trained_for.get("id") != classifier.name or trained_for.get("revision") != classifier.revision:
+    if same_classifier and (trained_for.get("id") != classifier.name or trained_for.get("revision") != classifier.revision):
         mismatches.append(f"it was trained for classifier {trained_for.get('id')!r} at revision {trained_for.get('revision')!r}, "
                           f"not {classifier.name!r} at revision {classifier.revision!r}")
     if trained_for.get("family") != classifier.family.name:

@@ -58,7 +58,7 @@ class DetectorNetwork:
     def objective(self, config) -> ModularObjective | EndToEndObjective:
         """The objective module holding the inverter stack(s) being trained."""
         if config.init:
-            stack, _ = load_inverters(config.init, detector=self.model)
+            stack, _ = load_inverters(config.init, detector=self.model, warm_start=True)
             architecture = stack.config
         else:
             architecture = InverterConfig.for_detector(self.model, **config.architecture)
@@ -128,7 +128,7 @@ class ClassifierNetwork:
     def objective(self, config) -> ClassifierModularObjective:
         """The modular objective over a new stack sized from the classifier (or the `init` checkpoint's)."""
         if config.init:
-            stack, _ = load_classifier_inverters(config.init, self.model)
+            stack, _ = load_classifier_inverters(config.init, self.model, warm_start=True)
         else:
             stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(self.model, **config.architecture))
         return ClassifierModularObjective(stack, tuple(config.stages) or self.stages)

@@ -38,6 +38,8 @@ def test_a_checkpoint_for_another_config_is_refused_naming_the_mismatch(tmp_path
         load_inverters(tmp_path / "other", detector=tiny_detector)
     assert "d_model is 64 in the checkpoint but 32 in the detector" in str(error.value)
     assert "num_queries is 8" in str(error.value)
+    with pytest.raises(CheckpointError, match="d_model is 64 in the checkpoint"):
+        load_inverters(tmp_path / "other", detector=tiny_detector, warm_start=True)
 
 
 def test_a_checkpoint_for_another_family_is_refused(tmp_path, tiny_detector):
@@ -50,6 +52,8 @@ def test_a_checkpoint_for_another_family_is_refused(tmp_path, tiny_detector):
     assert read_config(tmp_path / "table")["detector"]["family"] == "Table Transformer"
     with pytest.raises(CheckpointError, match="trained for a Table Transformer, not a DETR"):
         load_inverters(tmp_path / "table", detector=tiny_detector)
+    with pytest.raises(CheckpointError, match="trained for a Table Transformer, not a DETR"):
+        load_inverters(tmp_path / "table", detector=tiny_detector, warm_start=True)
 
 
 def test_a_checkpoint_for_another_detector_is_refused(tmp_path, tiny_detector, tiny_stack):
@@ -57,6 +61,8 @@ def test_a_checkpoint_for_another_detector_is_refused(tmp_path, tiny_detector, t
     stranger = Detector(tiny_detector.model, (64, 96), name="someone/else", revision="abc123")
     with pytest.raises(CheckpointError, match="trained for detector 'tiny-detr'.*not 'someone/else' at revision 'abc123'"):
         load_inverters(tmp_path / "ckpt", detector=stranger)
+    warm, _ = load_inverters(tmp_path / "ckpt", detector=stranger, warm_start=True)  # a start for a fine-tune of it
+    assert all(torch.equal(warm.state_dict()[name], weights) for name, weights in tiny_stack.state_dict().items())
 
 
 def test_wrong_version_shapes_and_corruption_are_named(tmp_path, tiny_detector, tiny_stack):

@@ -132,5 +132,12 @@ def test_a_saved_stack_loads_back_for_its_classifier_and_is_refused_by_another(t
     with pytest.raises(CheckpointError, match="trained for a Swin, not a ViT") as refused:
         load_classifier_inverters(tmp_path / "inverters", tiny_classifier("vit"))
     assert "levels differs" in str(refused.value) and "\n" not in str(refused.value)
+    fine_tuned = Classifier(classifier.model, name="someone/fine-tuned")  # the same sizes and family, another id
+    with pytest.raises(CheckpointError, match="trained for classifier 'classifier'"):
+        load_classifier_inverters(tmp_path / "inverters", fine_tuned)
+    warm, _ = load_classifier_inverters(tmp_path / "inverters", fine_tuned, warm_start=True)
+    assert all(torch.equal(warm.state_dict()[name], tensor) for name, tensor in stack.state_dict().items())
+    with pytest.raises(CheckpointError, match="trained for a Swin, not a ViT"):
+        load_classifier_inverters(tmp_path / "inverters", tiny_classifier("vit"), warm_start=True)
     with pytest.raises(CheckpointError):  # a detector's loader does not take it either
         load_inverters(tmp_path / "inverters")

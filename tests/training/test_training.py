@@ -136,6 +136,20 @@ def test_resume_continues_from_the_saved_step_with_the_same_optimizer_state(data
     assert steps and all(float(t) == 4 for t in steps)
 
 
+def test_a_run_warm_starts_from_the_inverters_of_another_detector_of_its_sizes(dataset, tmp_path, tiny_detector):
+    start = tmp_path / "start"
+    train(run_config(dataset, start, steps=2))
+    tiny_detector.model.save_pretrained(tmp_path / "fine-tuned")  # another detector (its id differs), the same sizes
+    train(run_config(dataset, tmp_path / "run", detector=str(tmp_path / "fine-tuned"), init=str(start), steps=2,
+                     stages=("backbone",)))
+    started, ended = (load_file(folder / "inverters.safetensors") for folder in (start, tmp_path / "run"))
+    assert started.keys() == ended.keys()
+    assert {name.split(".")[0] for name in started if not torch.equal(started[name], ended[name])} == {"backbone"}
+    _, config = load_inverters(tmp_path / "run")
+    assert config["detector"]["id"] == str(tmp_path / "fine-tuned")
+    assert config["notes"]["train_config"]["init"] == str(start)
+
+
 class Killed(Exception):
     """Stands for the process being killed in the middle of a run."""
 
