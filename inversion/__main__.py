@@ -405,7 +405,8 @@ def _train_arguments(command: argparse.ArgumentParser) -> None:
                               + "; ".join(f"a {kind}'s {', '.join(network.stages)}" for kind, network in NETWORKS.items())
                               + ")")
     command.add_argument("--init", help="start from the weights of this inverter checkpoint folder (made for this "
-                         "detector, or for another of its sizes and family: the one it was fine-tuned from)")
+                         "detector, or for another of its sizes and family: the one it was fine-tuned from); each "
+                         "end-to-end chain starts from the whole stack")
     command.add_argument("--feature-cache", help="train from targets written by `python -m inversion cache-features`")
     for name in ("steps", "batch_size", "val_every", "val_images", "save_every", "log_every"):
         command.add_argument("--" + name.replace("_", "-"), type=positive_int, default=getattr(defaults, name))

@@ -73,7 +73,7 @@ class DetectorNetwork:
         if config.objective == "end_to_end":
             if config.feature_cache:
                 raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
-            return EndToEndObjective(architecture)
+            return EndToEndObjective(architecture, stack if config.init else None)
         raise ValueError(f"Unknown objective {config.objective!r}: choose 'modular' or 'end_to_end'.")
 
     def reconstructions(self, objective, reps, trained: tuple[str, ...]) -> Iterator[Reconstruction]:

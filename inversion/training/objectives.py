@@ -17,6 +17,7 @@ Losses skip padding: masked means over real pixels and real grid cells only.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -184,9 +185,11 @@ class ModularObjective(nn.Module):
 class EndToEndObjective(nn.Module):
     """A separate chain per stage, trained on pixel error only (docs/method.md, "Training: end-to-end")."""
 
-    def __init__(self, config: InverterConfig):
+    def __init__(self, config: InverterConfig, start: InverterStack | None = None):
+        """Chains of `config`'s sizes, each a copy of `start`'s weights when given (a fine-tune of modular inverters)."""
         super().__init__()
-        self.chains = nn.ModuleDict({stage: InverterStack(config) for stage in STAGES})
+        self.chains = nn.ModuleDict({stage: copy.deepcopy(start) if start is not None else InverterStack(config)
+                                     for stage in STAGES})
 
     def forward(self, representations: Representations) -> dict[str, torch.Tensor]:
         reps = representations

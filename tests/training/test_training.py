@@ -150,6 +150,15 @@ def test_a_run_warm_starts_from_the_inverters_of_another_detector_of_its_sizes(d
     assert config["notes"]["train_config"]["init"] == str(start)
 
 
+def test_end_to_end_chains_fine_tune_the_init_stack_each_starting_from_its_weights(dataset, tmp_path):
+    train(run_config(dataset, tmp_path / "modular", steps=2))
+    config = run_config(dataset, tmp_path / "run", objective="end_to_end", feature_weight=0.0, init=str(tmp_path / "modular"))
+    objective = build_objective(config, network_for(config))
+    start, _ = load_inverters(tmp_path / "modular")
+    for chain in objective.chains.values():
+        assert all(torch.equal(chain.state_dict()[name], weights) for name, weights in start.state_dict().items())
+
+
 class Killed(Exception):
     """Stands for the process being killed in the middle of a run."""
 
