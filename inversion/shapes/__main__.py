@@ -195,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
                               "points only; status: where each point stands; ship: make one finished point's stack the "
                               "bundled Shapes DETR's inverters, then report")
     command.add_argument("--points", nargs="+", metavar="SIZE-STEPS-OBJECTIVE",
-                         help="the points to run, e.g. S-625-mse M-2500-feature (default: the whole grid, cheapest first)")
+                         help="the points to run, e.g. S-625-mse M-2500-feature, or a refined one, M-40000-feature+b16000 (default: "
+                              "the whole grid, cheapest first)")
     command.add_argument("--out", default="checkpoints/shapes/headroom", help="points/*.json, results.json, table.md, plots")
     command.add_argument("--work", default="runs/headroom", help="the training runs and their evaluations")
     command.add_argument("--threads", type=positive_int, default=1,

@@ -8,7 +8,9 @@ term through the detector's own backbone. Each point is one training run of the 
 (batch 16, seed 0, the default learning rates, warm-up 3% of the steps, cosine decay to zero) in
 WORK/<point>, resumable; a finished point's result is a small JSON in OUT/points/. The bundled Shapes DETR's
 inverters are a point too: their inverters.json names it (`shipped_point`), `ship` makes a finished point the bundled
-one; the first, M-10000-mse, was trained before the study by the same recipe and is evaluated where it lies.
+one; the first, M-10000-mse, was trained before the study by the same recipe and is evaluated where it lies. A refined
+point (M-40000-feature+b16000) goes on from a finished one, training its inverse backbone alone on 80,000 images, the
+training set's and three fresh streams': more steps and more data for the module the backbone stage rests on.
 
 A stage is converged at a point when 4x the capacity and 4x the steps each gain less than
 `CONVERGED_PSNR_GAIN` dB and less than `CONVERGED_FOUND_GAIN` objects found again; the plateau is
@@ -18,11 +20,12 @@ estimated from the last 4x step in each direction (`plateau`).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,31 +75,44 @@ JUDGES = ("shapes-conditional", "shapes-deformable")  # bundled detectors traine
 DATA = {  # folder: (images, stream seed), as the shipped inverters were trained and evaluated
     "runs/data/shapes-train": (20_000, 10), "runs/data/shapes-val": (500, 11), "runs/data/shapes-heldout": (500, 1)}
 TRAIN, VAL, HELDOUT = DATA
+FRESH_STREAMS = (12, 13, 14)  # a refinement trains on TRAIN's images and 20,000 of each of these streams'
+REFINE_TRAIN = "runs/data/shapes-train-80k"  # hard links to those 80,000 images (a folder of images, no annotations)
+REFINE_LEARNING_RATE = 5e-4  # a refinement's inverse backbone: a quarter of the default, a warm restart
 LEDGER_FILE = "cpu_seconds.json"  # in a run folder: the CPU seconds of each session that trained it
 LEDGER_EVERY = 30.0  # seconds between ledger writes
 
 
 @dataclass(frozen=True)
 class Point:
-    """One run of the study: an inverter size, a training length and an objective."""
+    """One run of the study: an inverter size, a training length and an objective; a refined point then trains its
+    inverse backbone alone `refine` steps more, on 80,000 images (REFINE_TRAIN)."""
 
     size: str
     steps: int
     objective: str = "mse"
+    refine: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.size}-{self.steps}-{self.objective}"
+        return f"{self.size}-{self.steps}-{self.objective}" + (f"+b{self.refine}" if self.refine else "")
+
+    @property
+    def base(self) -> Point:
+        """The point a refined one starts from (itself for any other)."""
+        return Point(self.size, self.steps, self.objective)
 
     @classmethod
     def parse(cls, name: str) -> Point:
-        """The point named like `M-2500-feature`; a clear error for anything else."""
-        size, _, rest = name.partition("-")
+        """The point named like `M-2500-feature` (refined: `M-40000-feature+b16000`); a clear error for anything else."""
+        head, refined, refine = name.partition("+b")
+        size, _, rest = head.partition("-")
         steps, _, objective = rest.partition("-")
-        if size not in SIZES or not steps.isdigit() or objective not in OBJECTIVES:
+        if (size not in SIZES or not steps.isdigit() or objective not in OBJECTIVES
+                or refined and not (refine.isdigit() and int(refine))):
             raise UserFacingError(f"{name!r} is not a study point: write SIZE-STEPS-OBJECTIVE, SIZE one of {', '.join(SIZES)}, "
-                             f"OBJECTIVE one of {', '.join(OBJECTIVES)}, e.g. M-2500-mse.")
-        return cls(size, int(steps), objective)
+                                  f"OBJECTIVE one of {', '.join(OBJECTIVES)}, e.g. M-2500-mse; refined, +bSTEPS after it "
+                                  "(the inverse backbone's further steps, e.g. M-40000-feature+b16000).")
+        return cls(size, int(steps), objective, int(refine or 0))
 
 
 def is_point(name: str) -> bool:
@@ -135,9 +151,17 @@ GRID: tuple[Point, ...] = (
 )
 
 
-def point_config(point: Point, work: str | Path, data: dict[str, str] | None = None) -> TrainingConfig:
-    """The training run of a point: the shipped recipe at the point's size, length and objective."""
-    data = data or {"train": TRAIN, "val": VAL}
+def point_config(point: Point, work: str | Path, data: dict[str, str] | None = None,
+                 start: str | None = None) -> TrainingConfig:
+    """The training run of a point: the shipped recipe at the point's size, length and objective; a refined point's,
+    the inverse backbone alone from the stack `start` (its base point's checkpoint) on data["refine"] (REFINE_TRAIN),
+    at REFINE_LEARNING_RATE with the same warm-up share and cosine decay, validated four times."""
+    data = {"train": TRAIN, "val": VAL, "refine": REFINE_TRAIN, **(data or {})}
+    if point.refine:
+        return replace(point_config(point.base, work, data), data=data["refine"], out=str(Path(work) / point.name),
+                       init=start, stages=("backbone",), steps=point.refine, warmup_steps=warmup_steps(point.refine),
+                       val_every=max(1, point.refine // 4), save_every=min(500, point.refine),
+                       learning_rates={"backbone": REFINE_LEARNING_RATE})
     return TrainingConfig(
         data=data["train"], val_data=data["val"], out=str(Path(work) / point.name), model="shapes",
         objective="modular", **OBJECTIVES[point.objective], steps=point.steps, batch_size=16,
@@ -169,6 +193,20 @@ def ensure_data(folders: dict[str, tuple[int, int]] = DATA) -> None:
     for folder, (count, seed) in folders.items():
         if not (Path(folder) / "annotations.json").is_file():
             export_coco(folder, count, seed)
+
+
+def ensure_refine_data(folder: str | Path = REFINE_TRAIN) -> None:
+    """The refinements' 80,000 images, if not on disk yet: TRAIN's and 20,000 of each fresh stream (exported beside
+    it), hard-linked into FOLDER/stream<seed>/."""
+    count, train_seed = DATA[TRAIN]
+    streams = {train_seed: Path(TRAIN), **{seed: Path(TRAIN).with_name(f"shapes-stream{seed}") for seed in FRESH_STREAMS}}
+    ensure_data({str(source): (count, seed) for seed, source in streams.items()})
+    for seed, source in streams.items():
+        target = Path(folder) / f"stream{seed}"
+        if not target.is_dir():
+            shutil.copytree(source / "images", target.with_name(f".{target.name}.partial"), copy_function=os.link,
+                            dirs_exist_ok=True)
+            target.with_name(f".{target.name}.partial").replace(target)
 
 
 def saved_step(folder: str | Path) -> int:
@@ -234,14 +272,14 @@ def train_point(config: TrainingConfig, threads: int = 1) -> None:
         train(TrainingConfig(**{**asdict(config), "stages": tuple(config.stages), "resume": bool(step)}))
 
 
-def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, work: str | Path,
-                 max_images: int | None = None) -> dict:
-    """Evaluate a finished point's checkpoint on the held-out set, and on the first of its own training images; the
-    point's record."""
+def point_result(point: Point, config: TrainingConfig, checkpoint: str, heldout: str, training: str,
+                 work: str | Path, max_images: int | None = None) -> dict:
+    """Evaluate a finished point's checkpoint on the held-out set, and on the first of its own training images (those
+    of `training`, which a refinement's images include); the point's record."""
     started = time.process_time()
     evaluation = evaluate(checkpoint, heldout, str(Path(work) / "evaluations" / point.name), sections=("stages",),
                           max_images=max_images, layers=False, judges=JUDGES)
-    fit = evaluate(checkpoint, config.data, str(Path(work) / "evaluations" / f"{point.name}-training-images"),
+    fit = evaluate(checkpoint, training, str(Path(work) / "evaluations" / f"{point.name}-training-images"),
                    sections=("stages",), max_images=min(TRAINING_FIT_IMAGES, max_images or TRAINING_FIT_IMAGES), layers=False)
     return {
         "point": point.name, **asdict(point), "checkpoint": checkpoint,
@@ -268,23 +306,33 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
                max_images: int | None = None, threads: int = 1) -> Iterator[Path]:
     """Train (or continue) each point in turn on `threads` CPU threads (one: a queue per core), evaluate it when
     finished and write OUT/points/<point>.json, yielding its path; a point whose JSON exists is skipped. The shipped
-    checkpoint stands for its point."""
-    data = data or {"train": TRAIN, "val": VAL, "heldout": HELDOUT}
-    if data == {"train": TRAIN, "val": VAL, "heldout": HELDOUT}:
+    checkpoint stands for its point. A refined point starts from its base's checkpoint: the base must be finished."""
+    study_data = {"train": TRAIN, "val": VAL, "heldout": HELDOUT, "refine": REFINE_TRAIN}
+    data = {**study_data, **(data or {})}
+    if data == study_data:
         ensure_data()
     shipped = shipped_point()
     for point in points:
         path = Path(out) / "points" / f"{point.name}.json"
         if path.is_file():
             continue
-        config = point_config(point, work, data)
+        start = None
+        if point.refine:
+            base = load_points(out).get(point.base.name)
+            if base is None:
+                raise UserFacingError(f"{point.name} refines {point.base.name}, which is not finished: run it first "
+                                      f"(`python -m inversion.shapes headroom run --points {point.base.name}`).")
+            if data == study_data:
+                ensure_refine_data()
+            start = base["checkpoint"]
+        config = point_config(point, work, data, start)
         if point == shipped:  # trained before the study (M-10000-mse): evaluated where it is
             checkpoint = str(shipped_folder())
         else:
             train_point(config, threads)
             checkpoint = config.out
         torch.set_num_threads(1)
-        result = point_result(point, config, checkpoint, data["heldout"], work, max_images)
+        result = point_result(point, config, checkpoint, data["heldout"], data["train"], work, max_images)
         write_atomically(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
         yield path
 
@@ -301,19 +349,20 @@ def curve_value(points: dict[str, dict], size: str, steps: int, objective: str, 
 
 
 def neighbours(points: dict[str, dict], point: Point) -> tuple[dict[str, tuple[str, dict] | None], list[tuple[str, dict]]]:
-    """The finished points 4x beyond `point` (by direction: the next size up, 4x the steps; None where not finished)
-    and those 4x below it, with their records."""
+    """The finished points 4x beyond `point` (by direction: the next size up, 4x the steps, refinement steps too; None
+    where not finished) and those 4x below it, with their records; below a refined point, its base too."""
     sizes = list(SIZES)
     index = sizes.index(point.size)
 
-    def finished(size: str | None, steps: int) -> tuple[str, dict] | None:
-        name = None if size is None else Point(size, steps, point.objective).name
+    def finished(size: str | None, ratio: float = 1.0) -> tuple[str, dict] | None:
+        name = None if size is None else Point(size, int(point.steps * ratio), point.objective, int(point.refine * ratio)).name
         return (name, points[name]) if name in points else None
 
-    beyond = {"capacity": finished(sizes[index + 1] if index + 1 < len(sizes) else None, point.steps),
-              "steps": finished(point.size, point.steps * STEP)}
-    below = [neighbour for neighbour in (finished(sizes[index - 1] if index else None, point.steps),
-                                         finished(point.size, point.steps // STEP)) if neighbour]
+    beyond = {"capacity": finished(sizes[index + 1] if index + 1 < len(sizes) else None),
+              "steps": finished(point.size, STEP)}
+    base = (point.base.name, points[point.base.name]) if point.refine and point.base.name in points else None
+    below = [neighbour for neighbour in (finished(sizes[index - 1] if index else None),
+                                         finished(point.size, 1 / STEP), base) if neighbour]
     return beyond, below
 
 
@@ -417,7 +466,7 @@ def study(points: dict[str, dict], shipped: Point) -> dict:
 
 def study_order(point: Point) -> tuple:
     """Points by objective, then size, then length: the order of the study's tables."""
-    return list(OBJECTIVES).index(point.objective), list(SIZES).index(point.size), point.steps
+    return list(OBJECTIVES).index(point.objective), list(SIZES).index(point.size), point.steps, point.refine
 
 
 def in_study_order(points: dict[str, dict]) -> list[dict]:
@@ -533,7 +582,7 @@ def status(out: str | Path, work: str | Path) -> list[str]:
         else:
             folder = Path(work) / point.name
             step = saved_step(folder)
-            state = (f"saved at step {step} of {point.steps}" if step else
+            state = (f"saved at step {step} of {point.refine or point.steps}" if step else
                      "started, nothing saved yet" if folder.exists() else "not started")
         lines.append(f"{point.name}: {state}")
     return lines

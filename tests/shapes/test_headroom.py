@@ -117,6 +117,49 @@ def test_point_names_parse_and_bad_ones_say_how_to_write_them():
         Point.parse("XXL-2500-mse")
 
 
+def test_a_refined_point_trains_its_inverse_backbone_alone_from_its_base_on_the_80000_images():
+    refined = Point.parse("M-40000-feature+b16000")
+    assert refined == Point("M", 40_000, "feature", 16_000) and refined.name == "M-40000-feature+b16000"
+    assert refined.base == Point("M", 40_000, "feature")
+    config = headroom.point_config(refined, "work", start="runs/headroom/M-40000-feature")
+    assert (config.init, config.stages, config.steps, config.data) == (
+        "runs/headroom/M-40000-feature", ("backbone",), 16_000, headroom.REFINE_TRAIN)
+    assert (config.warmup_steps, config.learning_rates, config.out) == (480, {"backbone": 5e-4}, "work/M-40000-feature+b16000")
+    assert config.feature_weight == headroom.FEATURE_WEIGHT and config.val_data == headroom.VAL
+    for bad in ("M-40000-feature+b0", "M-40000-feature+bx", "M-40000-feature+16000"):
+        with pytest.raises(UserFacingError, match=r"\+bSTEPS"):
+            Point.parse(bad)
+
+
+def test_a_refined_point_is_certified_by_what_its_refinement_gained_over_its_base():
+    points = {name: record(size, steps, psnr, found, "feature") for name, size, steps, psnr, found in (
+        ("M-10000-feature", "M", 10_000, 23.75, 0.905), ("M-40000-feature", "M", 40_000, 24.95, 0.916))}
+    refined = Point("M", 40_000, "feature", 16_000)
+    points[refined.name] = {**record("M", 40_000, 25.40, 0.92, "feature"), "point": refined.name, "refine": 16_000}
+    certificate = headroom.study(points, refined)["shipped"]["backbone"]
+    assert certificate["point"] == refined.name and certificate["psnr"] == pytest.approx(25.40)
+    assert certificate["verdict"] == "still improving"
+    assert (certificate["evidence"]["from"], certificate["evidence"]["psnr"]) == ("M-40000-feature", pytest.approx(0.45))
+    assert "| M-40000-feature+b16000 | 0.00 | backbone | 25.40 |" in headroom.table(points)
+    rows = [line.split(" | ")[0] for line in headroom.table(points).splitlines() if "| backbone |" in line]
+    assert rows == ["| M-10000-feature", "| M-40000-feature", "| M-40000-feature+b16000"]
+
+
+def test_the_refinement_images_are_the_training_set_and_the_fresh_streams_linked_together(tmp_path, monkeypatch):
+    train = tmp_path / "shapes-train"
+    monkeypatch.setattr(headroom, "TRAIN", str(train))
+    monkeypatch.setattr(headroom, "DATA", {str(train): (3, 10)})
+    monkeypatch.setattr(headroom, "FRESH_STREAMS", (12,))
+    headroom.ensure_refine_data(tmp_path / "refine")
+    assert sorted(path.relative_to(tmp_path / "refine").as_posix() for path in (tmp_path / "refine").rglob("*.png")) == [
+        f"stream{seed}/00000{index}.png" for seed in (10, 12) for index in range(3)]
+    assert (tmp_path / "refine" / "stream12" / "000001.png").read_bytes() == (
+        tmp_path / "shapes-stream12" / "images" / "000001.png").read_bytes()
+    assert (tmp_path / "refine" / "stream10" / "000002.png").stat().st_ino == (train / "images" / "000002.png").stat().st_ino
+    assert (tmp_path / "refine" / "stream10" / "000000.png").read_bytes() != (
+        tmp_path / "refine" / "stream12" / "000000.png").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("headroom-data")
@@ -186,6 +229,14 @@ def test_run_writes_a_point_and_the_report_reads_it(tmp_path, tiny_data):
     evaluation = json.loads((tmp_path / "work" / "evaluations" / "S-2-mse" / "results.json").read_text())
     assert set(evaluation["stages"]["quality"]) == {*STAGES, "baseline: mean_colour", "baseline: grid_average"}  # no layers
     assert list(headroom.run_points([Point("S", 2)], out, tmp_path / "work", tiny_data)) == []  # finished: skipped
+    refined = Point("S", 2, "mse", 2)
+    with pytest.raises(UserFacingError, match=r"S-3-mse\+b2 refines S-3-mse, which is not finished"):
+        list(headroom.run_points([Point("S", 3, "mse", 2)], out, tmp_path / "work", tiny_data))
+    written = list(headroom.run_points([refined], out, tmp_path / "work", {**tiny_data, "refine": tiny_data["val"]}, max_images=6))
+    assert [path.name for path in written] == ["S-2-mse+b2.json"]
+    base, grown = (load_file(tmp_path / "work" / name / "inverters.safetensors") for name in ("S-2-mse", refined.name))
+    assert {name.split(".")[0] for name in base if not torch.equal(base[name], grown[name])} == {"backbone"}
+    assert json.loads(written[0].read_text())["train_config"]["data"] == tiny_data["val"]
     cost = headroom.write_report(out)["gflops_per_training_step"]
     assert cost["M-feature"]["inverse_modules"] > cost["M-mse"]["inverse_modules"] > cost["S-mse"]["inverse_modules"]
     assert cost["S-mse"]["detector_capture"] == pytest.approx(cost["L-feature"]["detector_capture"])
