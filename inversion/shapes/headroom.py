@@ -204,9 +204,10 @@ def ensure_refine_data(folder: str | Path = REFINE_TRAIN) -> None:
     for seed, source in streams.items():
         target = Path(folder) / f"stream{seed}"
         if not target.is_dir():
-            shutil.copytree(source / "images", target.with_name(f".{target.name}.partial"), copy_function=os.link,
-                            dirs_exist_ok=True)
-            target.with_name(f".{target.name}.partial").replace(target)
+            partial = target.with_name(f".{target.name}.partial")  # a killed link run's leftovers are redone
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source / "images", partial, copy_function=os.link)
+            partial.replace(target)
 
 
 def saved_step(folder: str | Path) -> int:
