@@ -350,13 +350,16 @@ def curve_value(points: dict[str, dict], size: str, steps: int, objective: str, 
 
 
 def neighbours(points: dict[str, dict], point: Point) -> tuple[dict[str, tuple[str, dict] | None], list[tuple[str, dict]]]:
-    """The finished points 4x beyond `point` (by direction: the next size up, 4x the steps, refinement steps too; None
-    where not finished) and those 4x below it, with their records; below a refined point, its base too."""
+    """The finished points 4x beyond `point` (by direction: the next size up, 4x the steps; None where not finished)
+    and those 4x below it, with their records. A refined point's steps are its refinement's (the inverse backbone's
+    further steps, from the same base), and its base is below it too (a step smaller than 4x, so a gain above the
+    rule's bar from it counts all the more)."""
     sizes = list(SIZES)
     index = sizes.index(point.size)
 
     def finished(size: str | None, ratio: float = 1.0) -> tuple[str, dict] | None:
-        name = None if size is None else Point(size, int(point.steps * ratio), point.objective, int(point.refine * ratio)).name
+        steps, refine = (point.steps, int(point.refine * ratio)) if point.refine else (int(point.steps * ratio), 0)
+        name = None if size is None or (point.refine and not refine) else Point(size, steps, point.objective, refine).name
         return (name, points[name]) if name in points else None
 
     beyond = {"capacity": finished(sizes[index + 1] if index + 1 < len(sizes) else None),

@@ -143,6 +143,13 @@ def test_a_refined_point_is_certified_by_what_its_refinement_gained_over_its_bas
     assert "| M-40000-feature+b16000 | 0.00 | backbone | 25.40 |" in headroom.table(points)
     rows = [line.split(" | ")[0] for line in headroom.table(points).splitlines() if "| backbone |" in line]
     assert rows == ["| M-10000-feature", "| M-40000-feature", "| M-40000-feature+b16000"]
+    longer = Point("M", 40_000, "feature", 64_000)  # 4x the refinement: the refined point's step beyond in length
+    points[longer.name] = {**record("M", 40_000, 25.50, 0.92, "feature"), "point": longer.name, "refine": 64_000}
+    beyond, _ = headroom.neighbours(points, refined)
+    assert beyond["steps"][0] == longer.name and beyond["capacity"] is None
+    assert headroom.gains(points, refined, "backbone")["steps"]["psnr"] == pytest.approx(0.10)
+    _, below = headroom.neighbours(points, longer)
+    assert [name for name, _ in below] == [refined.name, "M-40000-feature"]  # 4x below it, and its base
 
 
 def test_the_refinement_images_are_the_training_set_and_the_fresh_streams_linked_together(tmp_path, monkeypatch):
