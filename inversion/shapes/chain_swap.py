@@ -50,7 +50,6 @@ def chain_swap(base: str, other: str, stage: str, images: int = 200, batch_size:
                        for representations in captured]
             return image_quality(torch.cat(rebuilt), originals)["psnr"]
 
-        variants = {"base": stacks["base"], "other": stacks["other"]}
-        variants |= {f"base, the other's inverse {module}": swapped(stacks["base"], stacks["other"], module)
-                     for module in chain(stage)}
+        variants = {**stacks, **{f"base, the other's inverse {module}": swapped(stacks["base"], stacks["other"], module)
+                                 for module in chain(stage)}}
         return {name: psnr(stack) for name, stack in variants.items()}

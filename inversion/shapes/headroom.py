@@ -310,7 +310,8 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
     checkpoint stands for its point. A refined point starts from its base's checkpoint: the base must be finished."""
     study_data = {"train": TRAIN, "val": VAL, "heldout": HELDOUT, "refine": REFINE_TRAIN}
     data = {**study_data, **(data or {})}
-    if data == study_data:
+    own_data = data == study_data  # the study's sets are exported (and linked) when missing; others are the caller's
+    if own_data:
         ensure_data()
     shipped = shipped_point()
     for point in points:
@@ -323,7 +324,7 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
             if base is None:
                 raise UserFacingError(f"{point.name} refines {point.base.name}, which is not finished: run it first "
                                       f"(`python -m inversion.shapes headroom run --points {point.base.name}`).")
-            if data == study_data:
+            if own_data:
                 ensure_refine_data()
             start = base["checkpoint"]
         config = point_config(point, work, data, start)
