@@ -27,7 +27,9 @@ from inversion.core.families import FAMILIES, family_for
 from inversion.core.images import normalise
 from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.reconstruct import reconstruct
+from inversion.core.registry import find_spec, load_detector
 from inversion.core.stages import STAGE_SOURCES
+from inversion.shapes.architectures import heldout_images
 from inversion.testing import detr_r50_config, r50_config, tiny_config
 from inversion.training import recipe
 from inversion.training.cost import training_step_flops
@@ -181,6 +183,42 @@ def feature_cache_speedup(batch_size: int = 4, repeats: int = 3, working_size: t
             "speedup": round(cached_rate / recompute_rate, 2), "batch_size": batch_size}
 
 
+def backbone_training_speedup(repeats: int = 3) -> dict:
+    """A training step of the inverse backbone alone (pixel MSE and the feature term, AdamW), with the detector's
+    whole capture against its backbone alone (`Detector.capture_backbone`, what the trainer runs for `--stages
+    backbone`): FLOPs, and wall times paired in one run; DETR and Deformable DETR at their ResNet-50 size (one
+    480 x 640 image) and the bundled Shapes DETR and Deformable DETR (a batch of 16, as the CPU trains them)."""
+    cases = {}
+    for model_type in ("detr", "deformable_detr"):
+        config = r50_config(model_type)
+        detector = Detector(family_for(config).model_class(config).eval(), working_size=DEFAULT_WORKING_SIZE)
+        cases[f"{model_type} r50"] = detector, [_test_image(DEFAULT_WORKING_SIZE)]
+    for name in ("shapes", "shapes-deformable"):
+        cases[name] = load_detector(find_spec(name)), heldout_images(16)
+    results = {}
+    for name, (detector, images) in cases.items():
+        torch.manual_seed(0)
+        stack = InverterStack(InverterConfig.for_detector(detector))
+        objective = ModularObjective(stack, ("backbone",), recipe.FEATURE_WEIGHT, detector.backbone_levels)
+        optimizer = torch.optim.AdamW(stack.backbone.parameters(), lr=1e-4)
+        canvas = detector.preprocess(images)
+
+        def step(capture, objective=objective, optimizer=optimizer, canvas=canvas):
+            sum(objective(capture(canvas)).values()).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        whole, alone = (lambda d=detector: step(d.capture)), (lambda d=detector: step(d.capture_backbone))
+        whole_times, alone_times = paired_seconds(whole, alone, repeats)
+        results[name] = {
+            "flops_ratio": round(count_flops(whole) / count_flops(alone), 3),
+            "whole_capture_step_s": round(statistics.median(whole_times), 3),
+            "backbone_capture_step_s": round(statistics.median(alone_times), 3),
+            "speedup": round(statistics.median(w / a for w, a in zip(whole_times, alone_times)), 2),
+        }
+    return results
+
+
 def images_as_dataset(images: list) -> list:
     """(image, id) pairs: the item form the datasets in inversion.data yield."""
     return [(image, index) for index, image in enumerate(images)]
@@ -203,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure capture over a plain forward for every family (tiny and ResNet-50 sizes)")
     parser.add_argument("--feature-cache", action="store_true",
                         help="also measure training the transformer inverses from cached targets vs recomputing")
+    parser.add_argument("--backbone-training", action="store_true",
+                        help="also measure a training step of the inverse backbone alone: whole capture vs backbone")
     parser.add_argument("--backbone-widths", type=int, nargs="+", metavar="N",
                         help="measure this inverse backbone instead of the default (channels per level, grid first)")
     args = parser.parse_args(argv)
@@ -212,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         result["capture_overhead"] = capture_overhead(args.repeats)
     if args.feature_cache:
         result["feature_cache"] = feature_cache_speedup(repeats=min(args.repeats, 3))
+    if args.backbone_training:
+        result["backbone_training"] = backbone_training_speedup(min(args.repeats, 3))
     if args.json:
         print(json.dumps(result))
     else:

@@ -153,6 +153,17 @@ class Detector(nn.Module):
         representations.detections = self.detections(representations.logits, representations.boxes, canvas.original_sizes)
         return representations
 
+    @torch.no_grad()
+    def capture_backbone(self, images: list[Image.Image] | Canvas) -> Representations:
+        """The backbone stage alone, without the transformer (what an inverse backbone trains on): its maps, masks and
+        canvas as `capture` returns them; the transformer's stages are empty and there are no detections."""
+        canvas = images if isinstance(images, Canvas) else self.preprocess(images)
+        pixels, pixel_mask = canvas.pixels.to(self.device), canvas.pixel_mask.to(self.device)
+        grid, *extra_levels = self.backbone_levels(pixels, pixel_mask)
+        return Representations(backbone=grid, encoder=[], decoder=[], logits=grid.new_empty(0), boxes=grid.new_empty(0),
+                               grid_mask=_grid_mask(pixel_mask, grid), pixels=pixels, content_sizes=canvas.content_sizes,
+                               original_sizes=canvas.original_sizes, extra_levels=extra_levels)
+
     def forward_stages(self, pixels: torch.Tensor, pixel_mask: torch.Tensor, changes: Changes = Changes(),
                        attention: bool = False) -> Representations:
         """The differentiable forward behind `capture`: [0, 1] canvas pixels in, every stage out.
@@ -162,7 +173,6 @@ class Detector(nn.Module):
         `attention` records the attention weights (`Representations.encoder_attention`, `cross_attention`).
         """
         forward = self.family.forward(self.model, pixels, pixel_mask, changes, attention)
-        grid_mask = nn.functional.interpolate(pixel_mask[None].float(), size=forward.backbone.shape[-2:])[0].bool()
         canvas_size = tuple(pixels.shape[-2:])
         return Representations(
             backbone=forward.backbone,
@@ -170,7 +180,7 @@ class Detector(nn.Module):
             decoder=forward.decoder,
             logits=forward.logits,
             boxes=forward.boxes,
-            grid_mask=grid_mask,
+            grid_mask=_grid_mask(pixel_mask, forward.backbone),
             pixels=pixels,
             content_sizes=[canvas_size] * len(pixels),
             original_sizes=[canvas_size] * len(pixels),
@@ -222,6 +232,11 @@ class Detector(nn.Module):
         scores = self.class_probabilities(representations.logits[image]).max(-1).values.cpu()
         threshold = self.threshold if threshold is None else threshold
         return sorted((scores > threshold).nonzero().flatten().tolist(), key=lambda query: -float(scores[query]))
+
+
+def _grid_mask(pixel_mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """B x h x w: True where the feature grid (B x d x h x w) covers the image (the pixel mask, nearest)."""
+    return nn.functional.interpolate(pixel_mask[None].float(), size=grid.shape[-2:])[0].bool()
 
 
 def _weights_folder(folder: Path, name_or_path: str, revision: str | None, label: str) -> Path:

@@ -17,13 +17,13 @@ from ..core.checkpoints import load_inverters, save_inverters
 from ..core.classifier import Classifier
 from ..core.classifier_checkpoints import load_classifier_inverters, save_classifier_inverters
 from ..core.classifier_inverters import ClassifierInverterConfig, ClassifierInverterStack
-from ..core.classifier_stages import CLASSIFIER_STAGES, ClassifierSource
+from ..core.classifier_stages import CLASSIFIER_STAGES, ClassifierRepresentations, ClassifierSource
 from ..core.detector import DEFAULT_WORKING_SIZE, Detector
 from ..core.errors import DatasetError, UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.reconstruct import input_image, reconstruct
 from ..core.registry import CLASSIFIER, DETECTOR, NETWORK_KINDS, ModelSpec, classifier_spec, detector_spec, find_spec, load_detector
-from ..core.stages import STAGE_SOURCES, STAGES, Source
+from ..core.stages import STAGE_SOURCES, STAGES, Representations, Source
 from .classifier_cache import CLASSIFIER_CACHED_STAGES, cached_classifier_representations
 from .classifier_objectives import DEFAULT_CLASSIFIER_LEARNING_RATES, ClassifierModularObjective
 from .feature_cache import CACHED_STAGES, cached_representations
@@ -75,6 +75,11 @@ class DetectorNetwork:
                 raise DatasetError("The end-to-end objective needs pixels: it cannot train from a feature cache.")
             return EndToEndObjective(architecture, stack if config.init else None)
         raise ValueError(f"Unknown objective {config.objective!r}: choose 'modular' or 'end_to_end'.")
+
+    def capture(self, images: list, stages: tuple[str, ...]) -> Representations:
+        """The detector's capture of a batch for `stages` (those trained, or scored): the backbone stage alone when
+        they need nothing more (an inverse backbone trained by itself), which spares the transformer's forward."""
+        return self.model.capture_backbone(images) if set(stages) == {"backbone"} else self.model.capture(images)
 
     def reconstructions(self, objective, reps, trained: tuple[str, ...]) -> Iterator[Reconstruction]:
         """Every image reconstructed from every `trained` stage by the objective's stack(s), with its target."""
@@ -132,6 +137,10 @@ class ClassifierNetwork:
         else:
             stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(self.model, **config.architecture))
         return ClassifierModularObjective(stack, tuple(config.stages) or self.stages)
+
+    def capture(self, images: list, stages: tuple[str, ...]) -> ClassifierRepresentations:
+        """The classifier's capture of a batch (every stage, whichever `stages` are trained)."""
+        return self.model.capture(images)
 
     def reconstructions(self, objective, reps, trained: tuple[str, ...]) -> Iterator[Reconstruction]:
         """Every image reconstructed from every `trained` stage's output, with the classifier's input as its target."""

@@ -188,6 +188,7 @@ class EndToEndObjective(nn.Module):
     def __init__(self, config: InverterConfig, start: InverterStack | None = None):
         """Chains of `config`'s sizes, each a copy of `start`'s weights when given (a fine-tune of modular inverters)."""
         super().__init__()
+        self.stages = STAGES  # every chain has a loss
         self.chains = nn.ModuleDict({stage: copy.deepcopy(start) if start is not None else InverterStack(config)
                                      for stage in STAGES})
 

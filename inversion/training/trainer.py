@@ -184,7 +184,7 @@ def validate(objective, network: Network, loader: DataLoader, max_images: int, t
         images = batch.images
         if not images:
             continue
-        representations = network.model.capture(images)
+        representations = network.capture(images, (*objective.stages, *trained))
         for stage, loss in objective(representations).items():
             local.setdefault(stage, []).append(float(loss))
         for stage, image, target in network.reconstructions(objective, representations, trained):
@@ -244,7 +244,7 @@ def training_step(accelerator: Accelerator, network: Network, objective, optimiz
         if config.feature_cache:
             representations = network.cached(batch, accelerator.device)
         else:
-            representations = network.model.capture(batch[0])
+            representations = network.capture(batch[0], config.stages)
         losses = objective(representations)
     accelerator.backward(sum(losses.values()))
     for stage, optimizer in optimizers.items():

@@ -113,6 +113,18 @@ def test_the_backbone_stage_is_the_map_the_encoder_reads(saved):
     assert reps.grid_size == (WORKING_SIZE[0] // saved.stride, WORKING_SIZE[1] // saved.stride)
 
 
+def test_the_backbone_capture_alone_holds_what_the_whole_capture_does_for_an_inverse_backbone(saved):
+    canvas = saved.preprocess(images())
+    whole, alone = saved.capture(canvas), saved.capture_backbone(canvas)
+    assert len(alone.levels) == len(whole.levels) and not alone.encoder and not alone.decoder and not alone.detections
+    for level, captured in zip(alone.levels, whole.levels):
+        torch.testing.assert_close(level, captured, rtol=0, atol=1e-6)
+    for mask, captured in zip(alone.level_masks, whole.level_masks):
+        assert torch.equal(mask, captured)
+    assert torch.equal(alone.pixels, whole.pixels) and alone.content_sizes == whole.content_sizes == canvas.content_sizes
+    assert alone.original_sizes == whole.original_sizes
+
+
 def test_a_rerun_with_nothing_changed_reproduces_the_capture(saved):
     reps = saved.capture(images())
     again = run_from(saved, reps)

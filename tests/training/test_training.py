@@ -15,7 +15,7 @@ from inversion.core.inverters import InverterConfig, InverterStack
 from inversion.core.registry import load_model
 from inversion.testing import random_image, tiny_config
 from inversion.training import trainer
-from inversion.training.networks import network_for, network_type, with_defaults
+from inversion.training.networks import DetectorNetwork, network_for, network_type, with_defaults
 from inversion.training.objectives import EndToEndObjective, ModularObjective
 from inversion.training.trainer import TrainingConfig, build_objective, build_optimizers, resume_run, train
 
@@ -244,6 +244,22 @@ def test_stages_a_run_does_not_train_are_marked_and_not_scored(dataset, tmp_path
     assert "step 2 validation PSNR: backbone " in printed and "encoder not trained, decoder not trained" in printed
     _, config = load_inverters(tmp_path / "run")
     assert config["notes"]["trained_stages"] == ["backbone"]
+
+
+def test_an_inverse_backbone_trained_alone_runs_the_detectors_backbone_only_and_learns_the_same(dataset, tmp_path,
+                                                                                                  monkeypatch):
+    wholes = []
+    whole_forward = Detector.forward_stages
+    monkeypatch.setattr(Detector, "forward_stages", lambda self, *args, **kwargs: wholes.append(1) or
+                        whole_forward(self, *args, **kwargs))
+    train(run_config(dataset, tmp_path / "alone", stages=("backbone",)))
+    assert not wholes  # neither a training step nor validation ran the transformer
+    monkeypatch.setattr(DetectorNetwork, "capture", lambda self, images, stages: self.model.capture(images))
+    train(run_config(dataset, tmp_path / "whole", stages=("backbone",)))
+    assert wholes
+    alone, whole = (load_file(tmp_path / run / "inverters.safetensors") for run in ("alone", "whole"))
+    for name, weights in whole.items():
+        torch.testing.assert_close(alone[name], weights, rtol=0, atol=1e-6)
 
 
 def test_the_inverse_modules_capacity_is_set_from_the_command_line(dataset, tmp_path):
