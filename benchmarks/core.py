@@ -10,6 +10,7 @@ CPU. Ratios are measured within the run, so a noisy machine affects both sides a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import statistics
@@ -208,7 +209,7 @@ def backbone_training_speedup(repeats: int = 3) -> dict:
             optimizer.step()
             optimizer.zero_grad()
 
-        whole, alone = (lambda d=detector: step(d.capture)), (lambda d=detector: step(d.capture_backbone))
+        whole, alone = functools.partial(step, detector.capture), functools.partial(step, detector.capture_backbone)
         whole_times, alone_times = paired_seconds(whole, alone, repeats)
         results[name] = {
             "flops_ratio": round(count_flops(whole) / count_flops(alone), 3),
