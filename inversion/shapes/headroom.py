@@ -307,7 +307,8 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
                max_images: int | None = None, threads: int = 1) -> Iterator[Path]:
     """Train (or continue) each point in turn on `threads` CPU threads (one: a queue per core), evaluate it when
     finished and write OUT/points/<point>.json, yielding its path; a point whose JSON exists is skipped. The shipped
-    checkpoint stands for its point. A refined point starts from its base's checkpoint: the base must be finished."""
+    checkpoint stands for its point. A refined point starts from its base's checkpoint (the bundled stack, where the base
+    is the shipped point: its run folder may be gone with an earlier machine): the base must be finished."""
     study_data = {"train": TRAIN, "val": VAL, "heldout": HELDOUT, "refine": REFINE_TRAIN}
     data = {**study_data, **(data or {})}
     own_data = data == study_data  # the study's sets are exported (and linked) when missing; others are the caller's
@@ -326,7 +327,7 @@ def run_points(points: list[Point], out: str | Path, work: str | Path, data: dic
                                       f"(`python -m inversion.shapes headroom run --points {point.base.name}`).")
             if own_data:
                 ensure_refine_data()
-            start = base["checkpoint"]
+            start = str(shipped_folder()) if point.base == shipped else base["checkpoint"]
         config = point_config(point, work, data, start)
         if point == shipped:  # trained before the study (M-10000-mse): evaluated where it is
             checkpoint = str(shipped_folder())

@@ -280,6 +280,11 @@ def test_shipping_a_finished_point_makes_it_the_bundled_stack_and_the_certificat
     assert before["checkpoint"] == str(work / first.name)  # the replaced stack is kept, not lost
     assert headroom.write_report(out)["shipped"]["backbone"]["point"] == "S-2-mse"
     assert "Shipped inverters (S-2-mse)" in (out / "table.md").read_text()
+    shutil.rmtree(run)  # the shipped point's run folder gone with another machine: a refinement starts from the bundled stack
+    refined = Point("S", 2, "mse", 2)
+    list(headroom.run_points([refined], out, work, {**tiny_data, "refine": tiny_data["val"]}, max_images=4))
+    grown, shipped = weights(work / refined.name), weights(bundled)
+    assert {name.split(".")[0] for name in grown if not torch.equal(grown[name], shipped[name])} == {"backbone"}
     headroom.ship(first, out, work)  # and it ships back
     assert headroom.shipped_point() == first
     assert same(weights(bundled), original)
