@@ -169,6 +169,10 @@ def optimise_command(args: argparse.Namespace) -> None:
     from .experiments import optimised_vs_learned as study
     from .optimisation import OptimisationConfig
 
+    earlier = Path(args.out or ".") / "results.json"
+    if args.keep_earlier_rows and not (args.out and earlier.is_file()):
+        raise UserFacingError("--keep-earlier-rows keeps the rows of an earlier run's results.json in --out: "
+                              f"there is none at {earlier}; run once without it first.")
     model = model_from_args(args)
     if args.shapes:
         from .shapes.detector import HELDOUT_SEED
@@ -189,6 +193,8 @@ def optimise_command(args: argparse.Namespace) -> None:
     results = study.compare(model, images, methods, shown=3)
     shown = results.pop("shown")
     results["config"] = dataclasses.asdict(config)
+    if args.keep_earlier_rows:
+        results = study.keep_earlier_rows(results, json.loads(earlier.read_text()))
     print(study.markdown_table(results))
     if args.out:
         from .core.stages import STAGES
@@ -329,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the chosen config's)")
     command.add_argument("--legacy", action="store_true", help="also run the previous optimiser (slow: 200 steps per stage)")
     command.add_argument("--out", help="a folder for results.json")
+    command.add_argument("--keep-earlier-rows", action="store_true",
+                         help="keep the rows of the methods not run this time from --out's earlier results.json "
+                              "(e.g. the previous optimiser's, when the learned row is measured again)")
     command.set_defaults(handler=optimise_command)
 
     command = commands.add_parser("cache-features", help="precompute a detector's (or classifier's) targets for the "

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..core.errors import UserFacingError
 from ..core.images import to_pil
 from ..core.metrics import image_quality
 from ..core.reconstruct import input_image, reconstruct
@@ -117,12 +118,26 @@ def _found(pairs: list) -> dict:
     return {"found": preserved["found"], "objects": preserved["objects"]}
 
 
+def keep_earlier_rows(results: dict, earlier: dict) -> dict:
+    """`results` with the rows of `earlier` (the results.json of an earlier run on the same images) for the methods
+    this run did not run, in the earlier order and named under "kept_from_earlier_run": after a new stack ships, the
+    learned row is measured again without the previous optimiser's half hour."""
+    if earlier["images"] != results["images"]:
+        raise UserFacingError(f"The earlier results compare {earlier['images']} images and this run {results['images']}: "
+                              "run on the same images to keep their rows, or leave out --keep-earlier-rows.")
+    kept = [name for name in earlier["methods"] if name not in results["methods"]]
+    methods = {name: results["methods"].get(name, row) for name, row in earlier["methods"].items()}
+    return {**results, "methods": {**methods, **results["methods"]}, "kept_from_earlier_run": kept}
+
+
 def markdown_table(results: dict) -> str:
-    """The comparison as a markdown table: one row per method and stage."""
+    """The comparison as a markdown table: one row per method and stage (a row kept from an earlier run says so)."""
     lines = ["| method | stage | PSNR (dB) | SSIM | objects found again | s / request (CPU) |", "|---|---|---|---|---|---|"]
+    kept = results.get("kept_from_earlier_run", [])
     for name, row in results["methods"].items():
+        label = f"{name}, an earlier run's row" if name in kept else name
         for stage, values in row["stages"].items():
             found = "n/a" if values["found"] is None else f"{values['found']:.0%} of {values['objects']}"
-            lines.append(f"| {name} | {stage} | {values['psnr']:.2f} | {values['ssim']:.3f} | {found} "
+            lines.append(f"| {label} | {stage} | {values['psnr']:.2f} | {values['ssim']:.3f} | {found} "
                          f"| {row['seconds_per_request']:.1f} |")
     return "\n".join(lines)
