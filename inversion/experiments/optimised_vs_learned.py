@@ -1,6 +1,7 @@
 """Optimisation-based inversion against learned inverters (and the previous optimiser, and a baseline).
 
-    python -m inversion optimise --model shapes --shapes 24 --legacy --out checkpoints/shapes/optimisation
+    python -m inversion optimise --model shapes --shapes 32 --legacy --out checkpoints/shapes/optimisation
+    python -m inversion optimise --model shapes --shapes 32 --out checkpoints/shapes/optimisation --keep-earlier-rows
 
 Every image is a request of its own, as in the app: one capture, then all four stages. Per method
 and stage: mean PSNR and SSIM against the detector's view of the input, and shape preservation
