@@ -127,8 +127,7 @@ def keep_earlier_rows(results: dict, earlier: dict) -> dict:
         raise UserFacingError(f"The earlier results compare {earlier['images']} images and this run {results['images']}: "
                               "run on the same images to keep their rows, or leave out --keep-earlier-rows.")
     kept = [name for name in earlier["methods"] if name not in results["methods"]]
-    methods = {name: results["methods"].get(name, row) for name, row in earlier["methods"].items()}
-    return {**results, "methods": {**methods, **results["methods"]}, "kept_from_earlier_run": kept}
+    return {**results, "methods": {**earlier["methods"], **results["methods"]}, "kept_from_earlier_run": kept}
 
 
 def markdown_table(results: dict) -> str:
