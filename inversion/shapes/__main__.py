@@ -9,6 +9,7 @@
     python -m inversion.shapes compare --train DIR --heldout DIR --out checkpoints/shapes/comparisons [...]
     python -m inversion.shapes colour-dial --models shapes shapes40 --heldout 80%=DIR 40%=DIR --out DIR
     python -m inversion.shapes headroom [run|report|status] [--points M-2500-mse ...]
+    python -m inversion.shapes bundle --model shapes-conditional --run runs/shapes_conditional/inverters-b40000
     python -m inversion.shapes architectures --out checkpoints/shapes/architectures [--n 200]
     python -m inversion.shapes chain-swap BASE_FOLDER OTHER_FOLDER --stage prediction [--images 200]
 """
@@ -111,6 +112,13 @@ def headroom_command(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/results.json, table.md and a plot per stage")
 
 
+def bundle_command(args: argparse.Namespace) -> None:
+    from .bundle import bundle
+
+    folder = bundle(args.model, args.run)
+    print(f"wrote {folder}: {args.model}'s inverters are now those of {args.run}")
+
+
 def chain_swap_command(args: argparse.Namespace) -> None:
     from .chain_swap import chain_swap
 
@@ -202,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--threads", type=positive_int, default=1,
                          help="CPU threads for training (default 1: one queue per core)")
     command.set_defaults(handler=headroom_command)
+
+    command = commands.add_parser("bundle", help="make a training run's inverters a bundled model's (its folder in "
+                                  "space_config.yaml)")
+    command.add_argument("--model", required=True, help="the bundled model, e.g. shapes-conditional")
+    command.add_argument("--run", required=True, help="the --out folder of its `python -m inversion train` run")
+    command.set_defaults(handler=bundle_command)
 
     command = commands.add_parser("architectures", help="what the Shapes DETR, ViT and Swin keep, depth by depth")
     command.add_argument("--out", default="checkpoints/shapes/architectures", help="results.json, table.md, depth.png, cka.png")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.checkpoints import WEIGHTS_FILE, load_inverters, read_config, save_inverters
+from ..core.checkpoints import WEIGHTS_FILE, read_config
 from ..core.errors import UserFacingError
 from ..core.inverters import InverterConfig, InverterStack
 from ..core.registry import find_spec, load_detector
@@ -52,8 +52,8 @@ from ..figures import headroom_plot
 from ..training.cost import training_step_flops
 from ..training.objectives import DEFAULT_FEATURE_WEIGHT
 from ..training.recipe import warmup_steps
-from ..training.state import METRICS_FILE, RUN_CONFIG_FILE
 from ..training.trainer import TrainingConfig, train
+from .bundle import bundle, bundled_folder
 from .world import export_coco, generate_sample, sample_rng
 
 SIZES: dict[str, dict] = {  # InverterConfig overrides; every module has at least 4x the parameters of the size before
@@ -129,8 +129,7 @@ SHIPPED_MODEL = "shapes"  # the bundled model whose inverters the study certifie
 
 def shipped_folder() -> Path:
     """Where the bundled Shapes DETR's inverters lie (space_config.yaml's folder)."""
-    spec = find_spec(SHIPPED_MODEL)
-    return Path(spec.locate(spec.inverters))
+    return bundled_folder(SHIPPED_MODEL)
 
 
 def shipped_point() -> Point:
@@ -562,12 +561,7 @@ def ship(point: Point, out: str | Path, work: str | Path) -> Path:
     kept = Path(work) / before.name
     if not (kept / WEIGHTS_FILE).is_file():
         shutil.copytree(folder, kept, dirs_exist_ok=True)
-    spec = find_spec(SHIPPED_MODEL)
-    detector = load_detector(spec)
-    stack, config = load_inverters(source, detector)
-    save_inverters(stack, folder, detector, {**config["notes"], "headroom_point": point.name}, spec.detector_location())
-    for name in (METRICS_FILE, RUN_CONFIG_FILE):
-        shutil.copyfile(source / name, folder / name)
+    bundle(SHIPPED_MODEL, source, folder, {"headroom_point": point.name})
     if before.name in records:
         record = {**records[before.name], "checkpoint": str(kept)}
         write_atomically(Path(out) / "points" / f"{before.name}.json", json.dumps(record, indent=1, allow_nan=False) + "\n")

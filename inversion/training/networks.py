@@ -42,6 +42,7 @@ class DetectorNetwork:
 
     def __init__(self, detector: Detector, folder: Path | None = None):
         self.model, self.folder = detector, folder
+        self.init_notes: dict | None = None  # the notes of the checkpoint a run starts from, read with its weights
 
     @staticmethod
     def feature_weight(objective: str) -> float:
@@ -58,7 +59,8 @@ class DetectorNetwork:
     def objective(self, config) -> ModularObjective | EndToEndObjective:
         """The objective module holding the inverter stack(s) being trained."""
         if config.init:
-            stack, _ = load_inverters(config.init, detector=self.model, warm_start=True)
+            stack, start = load_inverters(config.init, detector=self.model, warm_start=True)
+            self.init_notes = start["notes"]
             architecture = stack.config
         else:
             architecture = InverterConfig.for_detector(self.model, **config.architecture)
@@ -108,6 +110,7 @@ class ClassifierNetwork:
 
     def __init__(self, classifier: Classifier, folder: Path | None = None):
         self.model, self.folder = classifier, folder
+        self.init_notes: dict | None = None  # the notes of the checkpoint a run starts from, read with its weights
 
     @staticmethod
     def feature_weight(objective: str) -> float:
@@ -133,7 +136,8 @@ class ClassifierNetwork:
     def objective(self, config) -> ClassifierModularObjective:
         """The modular objective over a new stack sized from the classifier (or the `init` checkpoint's)."""
         if config.init:
-            stack, _ = load_classifier_inverters(config.init, self.model, warm_start=True)
+            stack, start = load_classifier_inverters(config.init, self.model, warm_start=True)
+            self.init_notes = start["notes"]
         else:
             stack = ClassifierInverterStack(ClassifierInverterConfig.for_classifier(self.model, **config.architecture))
         return ClassifierModularObjective(stack, tuple(config.stages) or self.stages)

@@ -209,11 +209,13 @@ def validation_line(result: dict) -> str:
 
 def save_run(config: TrainingConfig, objective, network: Network, optimizers, schedulers, step: int,
              batches_drawn: int) -> None:
-    """Write the inverters (one folder per stack, recording the network and its local folder) and the training
-    state into config.out."""
+    """Write the inverters (one folder per stack, recording the network and its local folder, and the notes of the
+    checkpoint the run started from) and the training state into config.out."""
     out = Path(config.out)
     notes = {"objective": config.objective, "step": step, "train_config": asdict(config),
              "trained_stages": list(trained_stages(config, network.stages))}
+    if network.init_notes is not None:
+        notes["init_notes"] = network.init_notes
     if isinstance(network, DetectorNetwork):
         notes["backbone_loss"] = {"pixel_mse": 1.0, "backbone_feature_relative_mse": config.feature_weight,
                                   "patch_adversarial": config.adversarial_weight}

@@ -148,6 +148,7 @@ def test_a_run_warm_starts_from_the_inverters_of_another_detector_of_its_sizes(d
     _, config = load_inverters(tmp_path / "run")
     assert config["detector"]["id"] == str(tmp_path / "fine-tuned")
     assert config["notes"]["train_config"]["init"] == str(start)
+    assert config["notes"]["init_notes"] == load_inverters(start)[1]["notes"]  # where it started, should START change
 
 
 def test_end_to_end_chains_fine_tune_the_init_stack_each_starting_from_its_weights(dataset, tmp_path):
