@@ -34,6 +34,12 @@ def capture(classifier: Classifier):
     return classifier.capture([random_image(32, 32, seed=seed) for seed in range(3)])
 
 
+def float_precision(inverse: AnalyticPatchInverse, embedding: torch.Tensor) -> torch.Tensor:
+    """The float32 rounding of the embedding, as the pseudo-inverse amplifies it (1 / the patch projection's least
+    singular value): how close to the input an exact inverse of float32 embeddings can come."""
+    return torch.finfo(torch.float32).eps * embedding.abs().max() / torch.linalg.svdvals(inverse.weight)[-1]
+
+
 @pytest.mark.parametrize("model_type", ["vit", "deit", "swin"])
 def test_the_analytic_patch_inverse_gives_the_input_back_to_float_precision(model_type):
     classifier = tiny_classifier(model_type)
@@ -41,7 +47,9 @@ def test_the_analytic_patch_inverse_gives_the_input_back_to_float_precision(mode
     inverse = AnalyticPatchInverse(classifier)
     assert inverse.invertible
     error = (inverse(reps.embedding) - reps.pixels).abs().max()
-    assert error <= 1.5e-6, error  # measured: ViT 3.6e-7, DeiT 3.1e-7, Swin 7.3e-7 (float32 embeddings)
+    # measured: ViT 1.7e-6, DeiT 7.8e-7, Swin 1.5e-6 on an AMD EPYC (0.56, 0.19, 0.06 of the bound), 3.6e-7, 3.1e-7,
+    # 7.3e-7 on another CPU: the embedding's rounding differs by CPU, the bound follows it
+    assert error <= float_precision(inverse, reps.embedding), error
 
 
 def test_where_the_patch_embedding_is_not_injective_the_inverse_is_the_least_squares_patch():
@@ -78,8 +86,9 @@ def test_the_stack_inverts_every_stage_and_entry_to_an_image(model_type):
         for source in sources:
             images = stack.invert(reps, source)
             assert images.shape == reps.pixels.shape and 0 <= images.min() and images.max() <= 1, source
-        exact = stack.invert(reps, ClassifierSource("embedding"), AnalyticPatchInverse(classifier))
-    assert (exact - reps.pixels).abs().max() <= 1.5e-6
+        analytic = AnalyticPatchInverse(classifier)
+        exact = stack.invert(reps, ClassifierSource("embedding"), analytic)
+    assert (exact - reps.pixels).abs().max() <= float_precision(analytic, reps.embedding)
     assert len(stack.encoder) == (len(classifier.config.depths) if model_type == "swin" else 1)
 
 
