@@ -33,16 +33,16 @@ from ..experiments.matching import shape_preservation
 from ..experiments.similarity import linear_cka
 from ..figures import architecture_cka_plot, architecture_depth_plot
 from .detector import HELDOUT_SEED
-from .world import IMAGE_SIZE, generate_sample, sample_rng
+from .world import IMAGE_SIZE, PROTOTYPE_PROB, generate_sample, sample_rng
 
 CLASSIFIERS = {"ViT": ("checkpoints/shapes/classifier-vit", "checkpoints/shapes/classifier-vit-inverters"),
                "Swin": ("checkpoints/shapes/classifier-swin", "checkpoints/shapes/classifier-swin-inverters")}
 ROUND_TRIP = "input round trip"
 
 
-def heldout_images(count: int, seed: int = HELDOUT_SEED) -> list[Image.Image]:
-    """The first `count` images of a Shapes stream (the held-out one by default)."""
-    return [generate_sample(sample_rng(seed, index), IMAGE_SIZE)[0] for index in range(count)]
+def heldout_images(count: int, seed: int = HELDOUT_SEED, prototype_share: float = PROTOTYPE_PROB) -> list[Image.Image]:
+    """The first `count` images of a Shapes stream (the held-out one of the bundled world by default)."""
+    return [generate_sample(sample_rng(seed, index), IMAGE_SIZE, prototype_share)[0] for index in range(count)]
 
 
 def cka_matrix(layers: dict[str, torch.Tensor]) -> dict:

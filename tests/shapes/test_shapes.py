@@ -189,11 +189,10 @@ def test_the_bundled_inverters_reconstruct_held_out_images_of_their_world(name, 
     from inversion.core.metrics import image_quality
     from inversion.core.reconstruct import reconstruct
     from inversion.core.registry import load_model
-    from inversion.shapes.detector import HELDOUT_SEED
+    from inversion.shapes.architectures import heldout_images
 
     model = load_model(name)
     assert model.detector.family.name == family
-    reps = model.detector.capture([generate_sample(sample_rng(HELDOUT_SEED, index), prototype_share=prototype_share)[0]
-                                   for index in range(32)])
+    reps = model.detector.capture(heldout_images(32, prototype_share=prototype_share))
     for source, images in reconstruct(model.require_inverters(), reps).items():
         assert image_quality(torch.stack(images), reps.pixels)["psnr"] >= BUNDLED_MIN_PSNR[name][source.stage], source
